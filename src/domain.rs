@@ -1,0 +1,106 @@
+//! Values that are valid by construction: everything past the HTTP edge takes these, never
+//! raw strings.
+
+use std::fmt;
+
+/// A syntactically valid Kafka topic name: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.`
+/// or `..` (the rules of Kafka's `Topic.validate`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TopicName(String);
+
+/// Why a string is not a topic name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidTopicName {
+    #[error("a topic name cannot be empty")]
+    Empty,
+    #[error("a topic name cannot be longer than 249 characters")]
+    TooLong,
+    #[error("a topic name cannot be \".\" or \"..\"")]
+    Dots,
+    #[error("a topic name may contain only ASCII letters, digits, '.', '_' and '-'")]
+    IllegalCharacter,
+}
+
+impl TopicName {
+    /// The longest name Kafka accepts.
+    pub const MAX_LEN: usize = 249;
+
+    /// Validates a topic name.
+    ///
+    /// # Errors
+    /// The Kafka rule that the name breaks.
+    pub fn parse(name: &str) -> Result<TopicName, InvalidTopicName> {
+        if name.is_empty() {
+            return Err(InvalidTopicName::Empty);
+        }
+        if name.len() > Self::MAX_LEN {
+            return Err(InvalidTopicName::TooLong);
+        }
+        if name == "." || name == ".." {
+            return Err(InvalidTopicName::Dots);
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(InvalidTopicName::IllegalCharacter);
+        }
+        Ok(TopicName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A partition number: a non-negative `i32`, as in the Kafka protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition(i32);
+
+impl Partition {
+    /// `None` for negative numbers, which name no partition.
+    pub fn new(id: i64) -> Option<Partition> {
+        i32::try_from(id).ok().filter(|p| *p >= 0).map(Partition)
+    }
+
+    pub fn id(self) -> i32 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_topic_rules() {
+        assert!(TopicName::parse("orders.v1_EU-2").is_ok());
+        assert!(TopicName::parse(&"a".repeat(249)).is_ok());
+        assert_eq!(
+            TopicName::parse(&"a".repeat(250)),
+            Err(InvalidTopicName::TooLong)
+        );
+        assert_eq!(TopicName::parse(""), Err(InvalidTopicName::Empty));
+        assert_eq!(TopicName::parse(".."), Err(InvalidTopicName::Dots));
+        for bad in ["a b", "a/b", "a$b", "é", "a:b"] {
+            assert_eq!(
+                TopicName::parse(bad),
+                Err(InvalidTopicName::IllegalCharacter),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn partitions_are_non_negative_i32() {
+        assert_eq!(Partition::new(0).map(Partition::id), Some(0));
+        assert_eq!(Partition::new(-1), None);
+        assert_eq!(Partition::new(i64::from(i32::MAX) + 1), None);
+    }
+}

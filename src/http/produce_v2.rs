@@ -1,0 +1,167 @@
+//! API v2 produce: `POST /topics/{topic}` and `POST /topics/{topic}/partitions/{partition}`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::{check_accept, parse_partition, parse_topic, read_body, AppState};
+use crate::error::{self, ApiError, ErrorCode, ErrorCodeOrOk};
+use crate::formats::{self, ProduceBatch};
+use crate::kafka::{Delivered, OutgoingRecord, ProduceError};
+
+/// `POST /topics/{topic}`.
+pub async fn produce_to_topic(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    produce(&req, payload, &state, &path, None).await
+}
+
+/// `POST /topics/{topic}/partitions/{partition}`.
+pub async fn produce_to_partition(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (topic, partition) = path.into_inner();
+    produce(&req, payload, &state, &topic, Some(&partition)).await
+}
+
+async fn produce(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    raw_topic: &str,
+    raw_partition: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let format = formats::request_format(content_type)?;
+    check_accept(req)?;
+    let topic = parse_topic(raw_topic)?;
+    let path_partition = raw_partition.map(parse_partition).transpose()?;
+    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let batch = ProduceBatch::parse(&body, format)?;
+
+    // Partitions are numbered from 0, so checking the highest one named checks them all.
+    let highest = batch
+        .records
+        .iter()
+        .filter_map(|r| r.partition)
+        .chain(path_partition)
+        .max();
+    state.kafka.topic(&topic, highest).await?;
+
+    let records: Vec<OutgoingRecord> = batch
+        .records
+        .into_iter()
+        .map(|r| OutgoingRecord {
+            key: r.key,
+            value: r.value,
+            partition: r.partition.or(path_partition),
+        })
+        .collect();
+    let results = state.kafka.produce(&topic, &records, now_ms()).await;
+    Ok(respond(&results))
+}
+
+/// One entry of `offsets`.
+#[derive(Serialize)]
+struct OffsetEntry {
+    partition: Option<i32>,
+    offset: Option<i64>,
+    error_code: Option<ErrorCode>,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ProduceResponse {
+    offsets: Vec<OffsetEntry>,
+    key_schema_id: Option<i32>,
+    value_schema_id: Option<i32>,
+}
+
+fn respond(results: &[Result<Delivered, ProduceError>]) -> HttpResponse {
+    let offsets: Vec<OffsetEntry> = results
+        .iter()
+        .map(|r| match r {
+            Ok(d) => OffsetEntry {
+                partition: Some(d.partition),
+                offset: Some(d.offset),
+                error_code: None,
+                error: None,
+            },
+            Err(e) => OffsetEntry {
+                partition: None,
+                offset: None,
+                error_code: Some(error::record_error_code(e)),
+                error: Some(e.to_string()),
+            },
+        })
+        .collect();
+    let codes: Vec<Option<ErrorCode>> = offsets.iter().map(|o| o.error_code).collect();
+    let body = ProduceResponse {
+        offsets,
+        key_schema_id: None,
+        value_schema_id: None,
+    };
+    let mut response = super::v2_json(&body);
+    if let ErrorCodeOrOk::Failed(code) = error::produce_status(&codes) {
+        *response.status_mut() = code.status();
+        if let Some(secs) = code.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+    }
+    response
+}
+
+/// The record timestamp: v2 has none, so it is the time of the request.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn body_of(response: HttpResponse) -> String {
+        let bytes = response.into_body().try_into_bytes().unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn partial_failure_is_200_with_per_record_errors() {
+        let response = respond(&[
+            Ok(Delivered {
+                partition: 1,
+                offset: 42,
+            }),
+            Err(ProduceError::Retriable("Local: Message timed out".into())),
+        ]);
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        assert_eq!(
+            body_of(response),
+            r#"{"offsets":[{"partition":1,"offset":42,"error_code":null,"error":null},{"partition":null,"offset":null,"error_code":50003,"error":"Local: Message timed out"}],"key_schema_id":null,"value_schema_id":null}"#
+        );
+    }
+
+    #[test]
+    fn nothing_written_is_never_200() {
+        let response = respond(&[Err(ProduceError::QueueFull), Err(ProduceError::QueueFull)]);
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+    }
+}

@@ -1,0 +1,75 @@
+//! Settings to librdkafka properties: the one place that knows librdkafka's property names.
+
+use rdkafka::ClientConfig;
+use secrecy::ExposeSecret;
+
+use crate::config::KafkaSettings;
+
+/// The producer configuration for `bootstrap_servers`.
+///
+/// Order matters: the service's own guarantees first, then the typed settings, then the raw
+/// pass-through map (whose guarded keys `config` has already rejected).
+pub fn producer_config(settings: &KafkaSettings, bootstrap_servers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("client.id", &settings.client_id)
+        // Durability and ordering: every in-sync replica acknowledges, retries never
+        // duplicate or reorder.
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        // Java's default partitioner for keyed records (murmur2, positive, modulo the
+        // partition count), so keys keep landing where partners' Java producers put them.
+        .set("partitioner", "murmur2_random")
+        // Existence checks must not create topics on clusters that allow auto-creation.
+        .set("allow.auto.create.topics", "false")
+        .set("compression.codec", settings.compression.as_str())
+        .set("linger.ms", settings.linger_ms.to_string())
+        .set("message.timeout.ms", settings.message_timeout_ms.to_string())
+        .set("security.protocol", settings.security_protocol.as_str());
+    if let Some(mechanism) = settings.sasl_mechanism {
+        config.set("sasl.mechanisms", mechanism.as_str());
+    }
+    if let Some(username) = &settings.sasl_username {
+        config.set("sasl.username", username);
+    }
+    if let Some(password) = &settings.sasl_password {
+        config.set("sasl.password", password.expose_secret());
+    }
+    if let Some(ca) = &settings.ssl_ca_location {
+        config.set("ssl.ca.location", ca.display().to_string());
+    }
+    for (key, value) in &settings.librdkafka.0 {
+        config.set(key, value);
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SaslMechanism, SecurityProtocol};
+
+    #[test]
+    fn guarantees_and_pass_through() {
+        let mut settings = KafkaSettings {
+            security_protocol: SecurityProtocol::SaslSsl,
+            sasl_mechanism: Some(SaslMechanism::ScramSha512),
+            sasl_username: Some("u".into()),
+            sasl_password: Some("p".into()),
+            ..KafkaSettings::default()
+        };
+        settings
+            .librdkafka
+            .0
+            .insert("linger.ms".into(), "50".into());
+        let config = producer_config(&settings, "b:9096");
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(config.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
+        assert_eq!(config.get("sasl.password"), Some("p"));
+        assert_eq!(config.get("linger.ms"), Some("50"), "pass-through applies last");
+    }
+}

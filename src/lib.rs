@@ -1,0 +1,22 @@
+//! A Confluent REST Proxy compatible HTTP produce service for Kafka.
+//!
+//! Layout:
+//! - `config`: the typed settings tree (file + environment layering);
+//! - `startup`: builds the app (producer, middleware, routes) and owns shutdown;
+//! - `error`: the one mapping to Confluent error codes and HTTP statuses;
+//! - `http`: handlers per API surface (`produce_v2`, `metadata`, `health`);
+//! - `formats`: embedded formats (json, binary), request envelope, media negotiation;
+//! - `kafka`: the only code that imports rdkafka (producer, health, metadata cache, dev
+//!   cluster);
+//! - `domain`: values valid by construction (`TopicName`, `Partition`);
+//! - `shutdown`: draining and signals; `telemetry`: logs.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod formats;
+pub mod http;
+pub mod kafka;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;

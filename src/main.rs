@@ -1,0 +1,100 @@
+//! Command line: serve (the default) or check the health of a running instance.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use kafka_rest_proxy::config::Settings;
+use kafka_rest_proxy::startup::Application;
+use kafka_rest_proxy::telemetry;
+
+/// A Confluent REST Proxy compatible HTTP produce service for Kafka.
+///
+/// Without a subcommand it serves. Settings come from the --config file and the environment
+/// (see config/default.toml for every key and the precedence).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML settings file.
+    #[arg(long, env = "KRP_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on; overrides server.listen (default 0.0.0.0:8082).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Exit 0 when the service's /healthz answers 200, else 1 (for container health checks).
+    Healthcheck {
+        /// URL of the health endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:8082/healthz")]
+        url: String,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Healthcheck { url, timeout_ms }) => healthcheck(&url, timeout_ms),
+        None => serve(cli.config, cli.listen),
+    }
+}
+
+fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
+    let mut settings = match Settings::load(config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(listen) = listen {
+        settings.server.listen = listen;
+    }
+    if let Err(e) = telemetry::init(&settings.log, settings.dev_mode()) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting kafka-rest-proxy");
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(&settings).map_err(|e| e.to_string())?;
+        app.run().await.map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "kafka-rest-proxy failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn healthcheck(url: &str, timeout_ms: u64) -> ExitCode {
+    let status = actix_web::rt::System::new().block_on(async {
+        awc::Client::new()
+            .get(url)
+            .timeout(Duration::from_millis(timeout_ms))
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    match status {
+        Ok(s) if s.is_success() => ExitCode::SUCCESS,
+        Ok(s) => {
+            eprintln!("{url} answered {s}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

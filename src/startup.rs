@@ -1,0 +1,154 @@
+//! Builds the application: the Kafka producer, the shared state, the middleware and the
+//! route table, bound to a listener (port 0 in tests). Owns the shutdown sequence.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::kafka::{Kafka, KafkaSetupError};
+use crate::shutdown::{self, Lifecycle};
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Kafka(#[from] KafkaSetupError),
+}
+
+/// A bound, not yet running, application.
+pub struct Application {
+    server: Server,
+    port: u16,
+    kafka: Arc<Kafka>,
+    lifecycle: Arc<Lifecycle>,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Creates the producer and binds `settings.server.listen`.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the producer cannot be created.
+    pub fn build(settings: &Settings) -> Result<Application, StartupError> {
+        let address = settings.server.listen;
+        let listener =
+            TcpListener::bind(address).map_err(|source| StartupError::Bind { address, source })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?
+            .port();
+        let kafka = Arc::new(Kafka::connect(settings)?);
+        if kafka.is_dev_cluster() {
+            tracing::warn!(
+                brokers = settings.dev.brokers,
+                "DEV MODE: no kafka.bootstrap_servers configured, producing to an embedded \
+                 in-memory mock cluster. NOTHING IS DURABLE: every record is lost when the \
+                 process exits."
+            );
+        }
+        let lifecycle = Arc::new(Lifecycle::default());
+        let state = web::Data::new(AppState {
+            kafka: Arc::clone(&kafka),
+            lifecycle: Arc::clone(&lifecycle),
+            max_body_bytes: settings.server.max_body_bytes,
+        });
+        let lifecycle_data = web::Data::new(Arc::clone(&lifecycle));
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(lifecycle_data.clone())
+                .wrap(from_fn(shutdown::track_requests))
+                .configure(http::routes)
+        })
+        // Shutdown is ours (see `run_until_stopped`): actix must not exit on signals itself.
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { address, source })?;
+        if let Some(workers) = settings.server.workers {
+            server = server.workers(workers);
+        }
+        tracing::info!(%address, port, "listening");
+        Ok(Application {
+            server: server.run(),
+            port,
+            kafka,
+            lifecycle,
+            shutdown_timeout: Duration::from_millis(settings.server.shutdown_timeout_ms),
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` resolves, then drains and flushes within the configured
+    /// timeout: new requests get 503, in-flight requests finish, the listener closes, and
+    /// the producer delivers what it holds.
+    ///
+    /// # Errors
+    /// When the HTTP server fails.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let probe = tokio::spawn(Arc::clone(&self.kafka).run_probe());
+        tokio::select! {
+            result = &mut server => {
+                probe.abort();
+                return result.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            }
+            () = shutdown => {}
+        }
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        self.lifecycle.begin_drain();
+        tracing::info!(
+            in_flight = self.lifecycle.in_flight(),
+            "shutting down: refusing new requests, finishing in-flight ones"
+        );
+        if tokio::time::timeout_at(deadline, self.lifecycle.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.lifecycle.in_flight(),
+                "shutdown timeout reached with requests still in flight"
+            );
+        }
+        handle.stop(true).await;
+        let _ = server.await;
+        probe.abort();
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match self.kafka.flush(remaining).await {
+            Ok(()) => tracing::info!("producer flushed; bye"),
+            Err(in_flight) => tracing::error!(
+                in_flight,
+                "shutdown timeout reached before the producer delivered every record"
+            ),
+        }
+        Ok(())
+    }
+
+    /// [`Application::run_until_stopped`] on SIGTERM or SIGINT.
+    ///
+    /// # Errors
+    /// When the HTTP server fails.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.run_until_stopped(shutdown::signal()).await
+    }
+}
