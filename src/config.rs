@@ -232,9 +232,18 @@ impl fmt::Debug for RawProperties {
 /// would silently break a guarantee, so startup rejects it.
 pub const GUARDED_LIBRDKAFKA_KEYS: &[(&str, &str)] = &[
     ("acks", "records are acknowledged by all in-sync replicas"),
-    ("request.required.acks", "records are acknowledged by all in-sync replicas"),
-    ("enable.idempotence", "retries never duplicate or reorder records"),
-    ("partitioner", "keys land where Java's murmur2 partitioner puts them"),
+    (
+        "request.required.acks",
+        "records are acknowledged by all in-sync replicas",
+    ),
+    (
+        "enable.idempotence",
+        "retries never duplicate or reorder records",
+    ),
+    (
+        "partitioner",
+        "keys land where Java's murmur2 partitioner puts them",
+    ),
     ("message.timeout.ms", "use kafka.message_timeout_ms"),
     ("delivery.timeout.ms", "use kafka.message_timeout_ms"),
 ];
@@ -335,7 +344,8 @@ impl Settings {
         }
         figment = merge_confluent_env(figment, &env)?;
         figment = merge_kafka_creds(figment, &env)?;
-        figment = figment.merge(Env::prefixed("KRP_").split("__"));
+        // KRP_CONFIG names the file (a CLI flag's variable), not a setting.
+        figment = figment.merge(Env::prefixed("KRP_").split("__").ignore(&["config"]));
         let settings: Settings = figment.extract().map_err(Box::new)?;
         settings.validate()?;
         Ok(settings)
@@ -536,9 +546,8 @@ fn merge_kafka_creds(
         return Ok(figment);
     };
     // The error deliberately omits serde's detail: it could quote part of the secret.
-    let creds: BTreeMap<String, serde_json::Value> = serde_json::from_str(&raw).map_err(|_| {
-        ConfigError::invalid("KAFKA_CREDS", "not a JSON object of strings")
-    })?;
+    let creds: BTreeMap<String, serde_json::Value> = serde_json::from_str(&raw)
+        .map_err(|_| ConfigError::invalid("KAFKA_CREDS", "not a JSON object of strings"))?;
     for (secret_key, setting) in [
         ("BOOTSTRAP_SERVERS", "kafka.bootstrap_servers"),
         ("SASL_USERNAME", "kafka.sasl_username"),
@@ -621,9 +630,12 @@ mod tests {
 
     #[test]
     fn guarded_librdkafka_keys_are_rejected() {
-        let err = load("[kafka.librdkafka]\npartitioner = \"consistent_random\"\n", &[])
-            .unwrap_err()
-            .to_string();
+        let err = load(
+            "[kafka.librdkafka]\npartitioner = \"consistent_random\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("partitioner"), "{err}");
     }
 
@@ -643,7 +655,10 @@ mod tests {
             &[("KAFKA_CREDS", creds)],
         )
         .unwrap();
-        assert_eq!(s.kafka.bootstrap_servers.as_deref(), Some("b-1:9096,b-2:9096"));
+        assert_eq!(
+            s.kafka.bootstrap_servers.as_deref(),
+            Some("b-1:9096,b-2:9096")
+        );
         assert_eq!(s.kafka.sasl_username.as_deref(), Some("svc"));
         assert_eq!(s.kafka.sasl_password.unwrap().expose_secret(), "s3cr3t");
     }

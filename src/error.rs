@@ -337,7 +337,10 @@ mod tests {
             (vec![ok, timeout], ErrorCodeOrOk::Ok),
             (vec![ok, denied], failed(ErrorCode::KAFKA_AUTHORIZATION)),
             (vec![denied, auth], failed(ErrorCode::KAFKA_AUTHENTICATION)),
-            (vec![timeout, timeout], failed(ErrorCode::KAFKA_RETRIABLE_ERROR)),
+            (
+                vec![timeout, timeout],
+                failed(ErrorCode::KAFKA_RETRIABLE_ERROR),
+            ),
             (vec![full, fatal], failed(ErrorCode::NO_BROKER_AVAILABLE)),
             (vec![fatal], failed(ErrorCode::KAFKA_ERROR)),
         ];

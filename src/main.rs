@@ -63,7 +63,10 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
         eprintln!("{e}");
         return ExitCode::from(2);
     }
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting kafka-rest-proxy");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "starting kafka-rest-proxy"
+    );
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(&settings).map_err(|e| e.to_string())?;
         app.run().await.map_err(|e| e.to_string())

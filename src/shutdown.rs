@@ -78,7 +78,9 @@ pub async fn track_requests(
         return Ok(req.into_response(response).map_into_right_body());
     }
     let _in_flight = lifecycle.enter();
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// Resolves on SIGTERM (ECS stopping the task) or SIGINT (Ctrl-C).

@@ -33,7 +33,9 @@ pub fn decode(raw: &RawValue) -> Result<Option<Vec<u8>>, BinaryError> {
         return Ok(None);
     }
     if !text.starts_with('"') {
-        return Err(BinaryError::NotAString(super::envelope::json_type_name(raw)));
+        return Err(BinaryError::NotAString(super::envelope::json_type_name(
+            raw,
+        )));
     }
     let encoded: String =
         serde_json::from_str(text).map_err(|e| BinaryError::InvalidBase64(e.to_string()))?;
@@ -67,8 +69,17 @@ mod tests {
         assert_eq!(dec("12"), Err(BinaryError::NotAString("a number")));
         assert_eq!(dec("{}"), Err(BinaryError::NotAString("an object")));
         assert!(matches!(dec(r#""Z""#), Err(BinaryError::InvalidBase64(_))));
-        assert!(matches!(dec(r#""Zm 8=""#), Err(BinaryError::InvalidBase64(_))));
-        assert!(matches!(dec(r#""Zm9v!""#), Err(BinaryError::InvalidBase64(_))));
-        assert!(matches!(dec(r#""_-8=""#), Err(BinaryError::InvalidBase64(_))));
+        assert!(matches!(
+            dec(r#""Zm 8=""#),
+            Err(BinaryError::InvalidBase64(_))
+        ));
+        assert!(matches!(
+            dec(r#""Zm9v!""#),
+            Err(BinaryError::InvalidBase64(_))
+        ));
+        assert!(matches!(
+            dec(r#""_-8=""#),
+            Err(BinaryError::InvalidBase64(_))
+        ));
     }
 }

@@ -232,7 +232,11 @@ fn expect_kind(name: &str, value: &RawValue, kinds: &[Kind]) -> Result<(), Forma
     if kind == Kind::Null || kinds.contains(&kind) {
         return Ok(());
     }
-    let wanted = kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(" or ");
+    let wanted = kinds
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(" or ");
     Err(FormatError::Envelope(format!(
         "Field '{name}' must be {wanted}, found {}.",
         kind.name()
@@ -289,10 +293,19 @@ mod tests {
 
     #[test]
     fn envelope_errors() {
-        assert_eq!(envelope_error(""), "Request body is empty. Data is required.");
+        assert_eq!(
+            envelope_error(""),
+            "Request body is empty. Data is required."
+        );
         assert_eq!(envelope_error("{}"), "Field 'records' is required.");
-        assert_eq!(envelope_error(r#"{"records":null}"#), "Field 'records' is required.");
-        assert_eq!(envelope_error(r#"{"records":[]}"#), "Field 'records' must not be empty.");
+        assert_eq!(
+            envelope_error(r#"{"records":null}"#),
+            "Field 'records' is required."
+        );
+        assert_eq!(
+            envelope_error(r#"{"records":[]}"#),
+            "Field 'records' must not be empty."
+        );
         assert_eq!(
             envelope_error(r#"{"records":[{"value":1}],"foo":1}"#),
             "Unrecognized field: foo"
@@ -321,13 +334,19 @@ mod tests {
             envelope_error(r#"{"key_schema_id":"a","records":[{"value":1}]}"#),
             "Field 'key_schema_id' must be an integer, found a string."
         );
-        assert_eq!(envelope_error("[1]"), "Expected the request body to be a JSON object.");
+        assert_eq!(
+            envelope_error("[1]"),
+            "Expected the request body to be a JSON object."
+        );
     }
 
     #[test]
     fn malformed_json_is_400() {
         for body in [r#"{"records":["#, "{records:[]}", "{\"records\":[]} x"] {
-            assert!(matches!(parse(body), Err(FormatError::Malformed(_))), "{body}");
+            assert!(
+                matches!(parse(body), Err(FormatError::Malformed(_))),
+                "{body}"
+            );
         }
     }
 
@@ -347,7 +366,10 @@ mod tests {
         )
         .unwrap_err();
         match err {
-            FormatError::Data(m) => assert!(m.starts_with("Field 'records[1].value': not valid base64"), "{m}"),
+            FormatError::Data(m) => assert!(
+                m.starts_with("Field 'records[1].value': not valid base64"),
+                "{m}"
+            ),
             other => panic!("{other:?}"),
         }
     }

@@ -59,9 +59,7 @@ pub fn request_format(content_type: Option<&str>) -> Result<EmbeddedFormat, Nego
         "application/vnd.kafka.jsonschema.v2+json" => {
             Err(NegotiationError::SchemaFormat("jsonschema"))
         }
-        "application/vnd.kafka.protobuf.v2+json" => {
-            Err(NegotiationError::SchemaFormat("protobuf"))
-        }
+        "application/vnd.kafka.protobuf.v2+json" => Err(NegotiationError::SchemaFormat("protobuf")),
         _ => Err(NegotiationError::UnsupportedMediaType),
     }
 }
@@ -111,7 +109,10 @@ mod tests {
                 EmbeddedFormat::Json,
             ),
             ("Application/JSON", EmbeddedFormat::Json),
-            ("application/vnd.kafka.binary.v2+json", EmbeddedFormat::Binary),
+            (
+                "application/vnd.kafka.binary.v2+json",
+                EmbeddedFormat::Binary,
+            ),
         ];
         for (ct, format) in ok {
             assert_eq!(request_format(Some(ct)), Ok(format), "{ct}");

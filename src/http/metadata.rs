@@ -93,10 +93,7 @@ struct TopicBody {
 
 /// The topic's current metadata, asked of the cluster (not the cache), so that these
 /// endpoints show what Kafka shows.
-async fn fresh_topic(
-    state: &AppState,
-    raw_topic: &str,
-) -> Result<TopicMetadata, ApiError> {
+async fn fresh_topic(state: &AppState, raw_topic: &str) -> Result<TopicMetadata, ApiError> {
     let topic = parse_topic(raw_topic)?;
     let cluster = state.kafka.cluster().await?;
     cluster

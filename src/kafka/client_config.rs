@@ -25,7 +25,10 @@ pub fn producer_config(settings: &KafkaSettings, bootstrap_servers: &str) -> Cli
         .set("allow.auto.create.topics", "false")
         .set("compression.codec", settings.compression.as_str())
         .set("linger.ms", settings.linger_ms.to_string())
-        .set("message.timeout.ms", settings.message_timeout_ms.to_string())
+        .set(
+            "message.timeout.ms",
+            settings.message_timeout_ms.to_string(),
+        )
         .set("security.protocol", settings.security_protocol.as_str());
     if let Some(mechanism) = settings.sasl_mechanism {
         config.set("sasl.mechanisms", mechanism.as_str());
@@ -70,6 +73,10 @@ mod tests {
         assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
         assert_eq!(config.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
         assert_eq!(config.get("sasl.password"), Some("p"));
-        assert_eq!(config.get("linger.ms"), Some("50"), "pass-through applies last");
+        assert_eq!(
+            config.get("linger.ms"),
+            Some("50"),
+            "pass-through applies last"
+        );
     }
 }

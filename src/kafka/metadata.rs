@@ -227,7 +227,9 @@ mod tests {
         cache.put_known(topic("gone", 1));
         cache.put_unknown("typo");
         cache.replace_all(vec![topic("a", 3), topic("b", 1)]);
-        assert!(matches!(cache.get("a"), Cached::Known { topic, .. } if topic.partitions.len() == 3));
+        assert!(
+            matches!(cache.get("a"), Cached::Known { topic, .. } if topic.partitions.len() == 3)
+        );
         assert!(matches!(cache.get("b"), Cached::Known { .. }));
         assert!(matches!(cache.get("gone"), Cached::Miss));
         assert!(matches!(cache.get("typo"), Cached::Unknown { .. }));

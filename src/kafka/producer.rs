@@ -138,8 +138,8 @@ impl Kafka {
             (None, None) => unreachable!("either a dev cluster or bootstrap servers"),
         };
         let health = Arc::new(Health::default());
-        let producer: Producer = producer_config(&settings.kafka, &bootstrap)
-            .create_with_context(ProxyContext {
+        let producer: Producer =
+            producer_config(&settings.kafka, &bootstrap).create_with_context(ProxyContext {
                 health: Arc::clone(&health),
             })?;
         Ok(Kafka {
@@ -232,11 +232,15 @@ impl Kafka {
         let found = fetched.topics.into_iter().find(|(n, _)| n == name.as_str());
         match found.map(|(_, result)| result) {
             Some(Ok(topic)) => Ok(Some(topic)),
-            Some(Err(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic))
+            Some(Err(
+                RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+            ))
             | None => Ok(None),
-            Some(Err(RDKafkaErrorCode::TopicAuthorizationFailed)) => Err(
-                MetadataError::Authorization(RDKafkaErrorCode::TopicAuthorizationFailed.to_string()),
-            ),
+            Some(Err(RDKafkaErrorCode::TopicAuthorizationFailed)) => {
+                Err(MetadataError::Authorization(
+                    RDKafkaErrorCode::TopicAuthorizationFailed.to_string(),
+                ))
+            }
             Some(Err(code)) => Err(MetadataError::Unavailable(code.to_string())),
         }
     }
@@ -323,7 +327,8 @@ impl Kafka {
         timestamp_ms: i64,
         deadline: Instant,
     ) -> Enqueued {
-        let mut future_record = FutureRecord::<[u8], [u8]>::to(topic.as_str()).timestamp(timestamp_ms);
+        let mut future_record =
+            FutureRecord::<[u8], [u8]>::to(topic.as_str()).timestamp(timestamp_ms);
         if let Some(key) = &record.key {
             future_record = future_record.key(key.as_slice());
         }
@@ -428,9 +433,11 @@ mod tests {
 
     #[test]
     fn kafka_errors_are_classified() {
-        let classify =
-            |code| ProduceError::from_kafka(&KafkaError::MessageProduction(code));
-        assert_eq!(classify(RDKafkaErrorCode::QueueFull), ProduceError::QueueFull);
+        let classify = |code| ProduceError::from_kafka(&KafkaError::MessageProduction(code));
+        assert_eq!(
+            classify(RDKafkaErrorCode::QueueFull),
+            ProduceError::QueueFull
+        );
         assert!(matches!(
             classify(RDKafkaErrorCode::MessageTimedOut),
             ProduceError::Retriable(_)

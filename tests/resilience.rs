@@ -1,0 +1,279 @@
+//! Failure modes: per-record Kafka errors, a broker that goes away, draining and SIGTERM.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Cluster, OwnBroker, TestApp, JSON_V2, V2};
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn mock_settings(
+    mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+) -> kafka_rest_proxy::config::Settings {
+    let mut settings = Cluster {
+        bootstrap: mock.bootstrap_servers(),
+        scram: None,
+    }
+    .settings();
+    settings.kafka.message_timeout_ms = 2_000;
+    settings
+}
+
+#[actix_web::test]
+async fn one_failed_record_leaves_the_others_written_and_the_status_200() {
+    let mock = MockCluster::new(2).unwrap();
+    mock.create_topic("faulty", 2, 1).unwrap();
+    let app = TestApp::spawn(mock_settings(&mock)).await;
+    app.wait_ready().await;
+    // Partitions 0 and 1 have different leaders, so the two records travel in two produce
+    // requests; the first request the cluster sees fails for good.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD],
+    );
+    let r = app
+        .post(
+            "/topics/faulty",
+            JSON_V2,
+            r#"{"records":[{"value":1,"partition":0},{"value":2,"partition":1}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let offsets = r.json()["offsets"].as_array().unwrap().clone();
+    let failed: Vec<_> = offsets
+        .iter()
+        .filter(|o| !o["error_code"].is_null())
+        .collect();
+    let written: Vec<_> = offsets
+        .iter()
+        .filter(|o| o["error_code"].is_null())
+        .collect();
+    assert_eq!((failed.len(), written.len()), (1, 1), "{offsets:?}");
+    assert_eq!(failed[0]["error_code"], 50002);
+    assert!(failed[0]["partition"].is_null() && failed[0]["offset"].is_null());
+    assert!(failed[0]["error"].is_string());
+    assert_eq!(written[0]["offset"], 0);
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn nothing_written_is_never_200() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("unwritable", 1, 1).unwrap();
+    let app = TestApp::spawn(mock_settings(&mock)).await;
+    app.wait_ready().await;
+    // Retriable errors for longer than the delivery timeout.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 500],
+    );
+    let r = app
+        .post(
+            "/topics/unwritable",
+            JSON_V2,
+            r#"{"records":[{"value":1},{"value":2}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 500, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("content-type"), Some(V2));
+    for entry in r.json()["offsets"].as_array().unwrap() {
+        assert_eq!(entry["error_code"], 50003, "{r:?}");
+        assert!(entry["offset"].is_null());
+    }
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn a_stopped_broker_gets_no_200_and_readiness_drops() {
+    let mut broker = OwnBroker::start();
+    let cluster = broker.cluster();
+    let topic = cluster.create_topic(1).await;
+    let mut settings = cluster.settings();
+    settings.kafka.message_timeout_ms = 3_000;
+    let app = TestApp::spawn(settings).await;
+    app.wait_ready().await;
+    let path = format!("/topics/{topic}");
+    let r = app
+        .post(&path, JSON_V2, r#"{"records":[{"value":"before"}]}"#)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    broker.kill();
+    let r = app
+        .post(&path, JSON_V2, r#"{"records":[{"value":"after"}]}"#)
+        .await;
+    assert_eq!(r.status, 500, "{r:?}");
+    assert_eq!(r.json()["offsets"][0]["error_code"], 50003, "{r:?}");
+    assert!(r.json()["offsets"][0]["offset"].is_null());
+    assert_eq!(r.header("retry-after"), Some("1"));
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = app.get("/readyz").await;
+        if r.status == 503 {
+            assert!(r.body.contains("unreachable"), "{r:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still ready without a broker");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn draining_refuses_new_requests_and_finishes_in_flight_ones() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let mut app = TestApp::spawn(cluster.settings()).await;
+    app.wait_ready().await;
+
+    // A request in flight: headers sent, body only half.
+    let body = r#"{"records":[{"value":"in flight"}]}"#;
+    let (first, rest) = body.split_at(10);
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /topics/{topic} HTTP/1.1\r\nHost: x\r\nContent-Type: {JSON_V2}\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let stopping = app.begin_stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = app.post(&format!("/topics/{topic}"), JSON_V2, body).await;
+    r.assert_exact(
+        503,
+        r#"{"error_code":50302,"message":"The service is shutting down; retry the request."}"#,
+    );
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let r = app.get("/readyz").await;
+    assert_eq!(
+        (r.status.as_u16(), r.body.as_str()),
+        (503, r#"{"status":"draining"}"#)
+    );
+
+    slow.write_all(rest.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("value_schema_id") {
+        let n = slow.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&response)
+        );
+        response.extend_from_slice(&buf[..n]);
+    }
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    stopping.await.unwrap().unwrap();
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![1]);
+}
+
+#[actix_web::test]
+async fn sigterm_during_a_stream_of_requests_loses_no_acknowledged_record() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    let cluster = Cluster::plaintext();
+    let partitions = 2;
+    let topic = cluster.create_topic(partitions).await;
+    let port = common::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-rest-proxy"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KRP_KAFKA__BOOTSTRAP_SERVERS", &cluster.bootstrap)
+        .env("KRP_SERVER__SHUTDOWN_TIMEOUT_MS", "20000")
+        .env("KRP_LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the binary never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Four clients produce as fast as they can until the service goes away.
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let client = client.clone();
+        let url = format!("{base}/topics/{topic}");
+        writers.push(actix_web::rt::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut refused = 0;
+            for i in 0.. {
+                let value = format!("w{w}-{i}");
+                let body = format!(r#"{{"records":[{{"value":"{value}"}}]}}"#);
+                let Ok(mut response) = client
+                    .post(&url)
+                    .insert_header(("content-type", JSON_V2))
+                    .send_body(body)
+                    .await
+                else {
+                    break; // the listener has closed
+                };
+                let status = response.status().as_u16();
+                let body: serde_json::Value =
+                    serde_json::from_slice(&response.body().await.unwrap()).unwrap();
+                match status {
+                    200 => acknowledged.push((
+                        body["offsets"][0]["partition"].as_i64().unwrap() as i32,
+                        body["offsets"][0]["offset"].as_i64().unwrap(),
+                        format!("\"{value}\""),
+                    )),
+                    503 => {
+                        assert_eq!(body["error_code"], 50302, "{body}");
+                        refused += 1;
+                        if refused > 50 {
+                            break;
+                        }
+                    }
+                    other => panic!("unexpected {other}: {body}"),
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 10,
+        "only {} records acknowledged",
+        acknowledged.len()
+    );
+    let consumed = cluster
+        .consume(&topic, partitions, acknowledged.len())
+        .await;
+    for (partition, offset, value) in &acknowledged {
+        let found = consumed
+            .iter()
+            .find(|c| c.partition == *partition && c.offset == *offset)
+            .unwrap_or_else(|| panic!("acknowledged {value} at {partition}/{offset} is missing"));
+        assert_eq!(found.value.as_deref(), Some(value.as_bytes()));
+    }
+}

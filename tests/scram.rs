@@ -1,0 +1,81 @@
+//! SASL/SCRAM-SHA-512 against a real broker that requires it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Cluster, TestApp, JSON_V2};
+
+#[actix_web::test]
+async fn scram_sha_512_with_good_credentials() {
+    let cluster = Cluster::scram();
+    let app = TestApp::spawn(cluster.settings()).await;
+    app.wait_ready().await;
+    let topic = cluster.create_topic(1).await;
+    let r = app
+        .post(
+            &format!("/topics/{topic}"),
+            JSON_V2,
+            r#"{"records":[{"value":"over SASL"}]}"#,
+        )
+        .await;
+    r.assert_exact(
+        200,
+        r#"{"offsets":[{"partition":0,"offset":0,"error_code":null,"error":null}],"key_schema_id":null,"value_schema_id":null}"#,
+    );
+    let consumed = cluster.consume(&topic, 1, 1).await;
+    assert_eq!(consumed[0].value.as_deref(), Some(&b"\"over SASL\""[..]));
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn wrong_password_is_unready_and_never_200() {
+    let cluster = Cluster::scram();
+    let topic = cluster.create_topic(1).await;
+    let mut settings = cluster.settings();
+    settings.kafka.sasl_password = Some("not-the-password".to_owned().into());
+    let app = TestApp::spawn(settings).await;
+
+    // Readiness turns 503 and says why.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = app.get("/readyz").await;
+        assert_ne!(r.status, 200, "ready with a wrong password: {r:?}");
+        if r.body.contains("rejects the producer's credentials") {
+            assert_eq!(r.status, 503);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readiness never blamed credentials: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Produce fails at once, in the envelope, as Kafka authentication failures do.
+    let started = Instant::now();
+    let r = app
+        .post(
+            &format!("/topics/{topic}"),
+            JSON_V2,
+            r#"{"records":[{"value":1}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.json()["error_code"], 40101, "{r:?}");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Kafka authentication failed"),
+        "{r:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!r.body.contains("not-the-password"));
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
