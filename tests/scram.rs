@@ -79,3 +79,26 @@ async fn wrong_password_is_unready_and_never_200() {
     assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![0]);
     app.stop().await.unwrap();
 }
+
+/// tansu reports a failed re-authentication about 54 s into a SASL session although the
+/// session keeps working; the service must stay ready and keep producing through it.
+#[actix_web::test]
+async fn a_long_sasl_session_stays_ready_through_reauthentication() {
+    let cluster = Cluster::scram();
+    let topic = cluster.create_topic(1).await;
+    let app = TestApp::spawn(cluster.settings()).await;
+    app.wait_ready().await;
+    let path = format!("/topics/{topic}");
+    let started = Instant::now();
+    let mut produced = 0;
+    while started.elapsed() < Duration::from_secs(75) {
+        let r = app.get("/readyz").await;
+        assert_eq!(r.status, 200, "at {:?}: {r:?}", started.elapsed());
+        let r = app.post(&path, JSON_V2, r#"{"records":[{"value":1}]}"#).await;
+        assert_eq!(r.status, 200, "at {:?}: {r:?}", started.elapsed());
+        produced += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![produced]);
+    app.stop().await.unwrap();
+}
