@@ -22,5 +22,5 @@ scripts/brokers.sh start "$WORK"
 source "$WORK/env"
 
 started=$(date +%s)
-cargo test --all-targets "$@"
+cargo test --all-targets --no-fail-fast "$@"
 echo "test suite finished in $(( $(date +%s) - started )) s" >&2

@@ -604,13 +604,17 @@ mod tests {
     fn the_documented_defaults_file_is_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
         let from_file = Settings::load_from(Some(&path), |_| None).unwrap();
-        assert_eq!(format!("{from_file:?}"), format!("{:?}", Settings::default()));
+        assert_eq!(
+            format!("{from_file:?}"),
+            format!("{:?}", Settings::default())
+        );
     }
 
     #[test]
     fn the_production_example_loads_with_the_ecs_secret() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/production.toml");
-        let creds = r#"{"SASL_USERNAME":"svc","SASL_PASSWORD":"pw","BOOTSTRAP_SERVERS":"b-1:9096"}"#;
+        let creds =
+            r#"{"SASL_USERNAME":"svc","SASL_PASSWORD":"pw","BOOTSTRAP_SERVERS":"b-1:9096"}"#;
         let s = Settings::load_from(Some(&path), |k| (k == "KAFKA_CREDS").then(|| creds.into()))
             .unwrap();
         assert_eq!(s.kafka.security_protocol, SecurityProtocol::SaslSsl);

@@ -385,7 +385,7 @@ async fn malformed_json_and_bad_binary_get_400_and_produce_nothing() {
         .await;
     r.assert_exact(
         400,
-        r#"{"error_code":400,"message":"Malformed JSON: expected ident at line 1 column 24"}"#,
+        r#"{"error_code":400,"message":"Malformed JSON: expected ident at line 1 column 25"}"#,
     );
     let r = app
         .post(

@@ -94,7 +94,9 @@ async fn a_long_sasl_session_stays_ready_through_reauthentication() {
     while started.elapsed() < Duration::from_secs(75) {
         let r = app.get("/readyz").await;
         assert_eq!(r.status, 200, "at {:?}: {r:?}", started.elapsed());
-        let r = app.post(&path, JSON_V2, r#"{"records":[{"value":1}]}"#).await;
+        let r = app
+            .post(&path, JSON_V2, r#"{"records":[{"value":1}]}"#)
+            .await;
         assert_eq!(r.status, 200, "at {:?}: {r:?}", started.elapsed());
         produced += 1;
         tokio::time::sleep(Duration::from_millis(500)).await;
