@@ -57,6 +57,33 @@ pub struct Settings {
     pub log: LogSettings,
     /// The embedded development cluster used when no bootstrap servers are configured.
     pub dev: DevSettings,
+    /// Prometheus metrics.
+    pub metrics: MetricsSettings,
+}
+
+/// Prometheus metrics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` on this address instead of the API port (keeps it off the
+    /// partner-facing listener).
+    pub listen: Option<SocketAddr>,
+    /// Topics that get their own `topic` label; all others are counted as `_other`, so the
+    /// label stays bounded.
+    pub topics: Vec<String>,
+    /// How often librdkafka reports statistics (queue depth, broker round trips); 0 turns
+    /// the broker metrics off.
+    pub statistics_interval_ms: u64,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            listen: None,
+            topics: Vec::new(),
+            statistics_interval_ms: 5_000,
+        }
+    }
 }
 
 /// The HTTP server.
@@ -288,6 +315,8 @@ pub struct LogSettings {
     pub level: String,
     /// `auto`, `json` or `text`.
     pub format: LogFormat,
+    /// One line per request on stdout.
+    pub access_log: bool,
 }
 
 impl Default for LogSettings {
@@ -295,6 +324,7 @@ impl Default for LogSettings {
         LogSettings {
             level: "info".to_owned(),
             format: LogFormat::Auto,
+            access_log: true,
         }
     }
 }
@@ -440,6 +470,15 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// Whether logs are JSON lines (else human-readable text).
+    pub fn json_logs(&self) -> bool {
+        match self.log.format {
+            LogFormat::Json => true,
+            LogFormat::Text => false,
+            LogFormat::Auto => !self.dev_mode(),
+        }
     }
 
     /// True when no cluster is configured and the embedded mock cluster is used.

@@ -218,7 +218,10 @@ pub fn error_response(code: ErrorCode, message: &str) -> HttpResponse {
         message,
     })
     .expect("the error envelope always serializes");
-    response.body(body)
+    let mut response = response.body(body);
+    // For the access log and metrics, which see responses, not errors.
+    response.extensions_mut().insert(code);
+    response
 }
 
 impl ResponseError for ApiError {

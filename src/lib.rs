@@ -9,6 +9,7 @@
 //! - `kafka`: the only code that imports rdkafka (producer, health, metadata cache, dev
 //!   cluster);
 //! - `domain`: values valid by construction (`TopicName`, `Partition`);
+//! - `metrics`: the metric catalogue; `http::observe`: request metrics and access log;
 //! - `shutdown`: draining and signals; `telemetry`: logs.
 
 pub mod config;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod formats;
 pub mod http;
 pub mod kafka;
+pub mod metrics;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -59,7 +59,7 @@ fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
     if let Some(listen) = listen {
         settings.server.listen = listen;
     }
-    if let Err(e) = telemetry::init(&settings.log, settings.dev_mode()) {
+    if let Err(e) = telemetry::init(&settings.log, settings.json_logs()) {
         eprintln!("{e}");
         return ExitCode::from(2);
     }

@@ -11,8 +11,10 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
 use crate::config::Settings;
+use crate::http::observe::{self, AccessLog, Observability};
 use crate::http::{self, AppState};
-use crate::kafka::{Kafka, KafkaSetupError};
+use crate::kafka::{self, Kafka, KafkaSetupError};
+use crate::metrics::Metrics;
 use crate::shutdown::{self, Lifecycle};
 
 /// Why the application could not start.
@@ -31,6 +33,8 @@ pub enum StartupError {
 pub struct Application {
     server: Server,
     port: u16,
+    /// The separate `/metrics` listener, when configured.
+    metrics_server: Option<(Server, u16)>,
     kafka: Arc<Kafka>,
     lifecycle: Arc<Lifecycle>,
     shutdown_timeout: Duration,
@@ -49,7 +53,12 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
-        let kafka = Arc::new(Kafka::connect(settings)?);
+        let metrics = Arc::new(Metrics::new(
+            &settings.metrics.topics,
+            &[],
+            &kafka::librdkafka_version(),
+        ));
+        let kafka = Arc::new(Kafka::connect(settings, Arc::clone(&metrics))?);
         if kafka.is_dev_cluster() {
             tracing::warn!(
                 brokers = settings.dev.brokers,
@@ -62,15 +71,27 @@ impl Application {
         let state = web::Data::new(AppState {
             kafka: Arc::clone(&kafka),
             lifecycle: Arc::clone(&lifecycle),
+            metrics: Arc::clone(&metrics),
             max_body_bytes: settings.server.max_body_bytes,
         });
         let lifecycle_data = web::Data::new(Arc::clone(&lifecycle));
+        let observability = web::Data::new(Observability {
+            metrics: Arc::clone(&metrics),
+            access_log: match (settings.log.access_log, settings.json_logs()) {
+                (false, _) => AccessLog::Off,
+                (true, true) => AccessLog::Json,
+                (true, false) => AccessLog::Text,
+            },
+        });
+        let serve_metrics = settings.metrics.listen.is_none();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(lifecycle_data.clone())
+                .app_data(observability.clone())
                 .wrap(from_fn(shutdown::track_requests))
-                .configure(http::routes)
+                .wrap(from_fn(observe::observe))
+                .configure(|cfg| http::routes(cfg, serve_metrics))
         })
         // Shutdown is ours (see `run_until_stopped`): actix must not exit on signals itself.
         .disable_signals()
@@ -81,9 +102,14 @@ impl Application {
             server = server.workers(workers);
         }
         tracing::info!(%address, port, "listening");
+        let metrics_server = match settings.metrics.listen {
+            Some(address) => Some(metrics_server(address, Arc::clone(&metrics))?),
+            None => None,
+        };
         Ok(Application {
             server: server.run(),
             port,
+            metrics_server,
             kafka,
             lifecycle,
             shutdown_timeout: Duration::from_millis(settings.server.shutdown_timeout_ms),
@@ -93,6 +119,11 @@ impl Application {
     /// The bound port (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the separate `/metrics` listener, when configured.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
     /// Serves until `shutdown` resolves, then drains and flushes within the configured
@@ -107,6 +138,11 @@ impl Application {
     ) -> std::io::Result<()> {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
+        let metrics_server = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let probe = tokio::spawn(Arc::clone(&self.kafka).run_probe());
         tokio::select! {
             result = &mut server => {
@@ -132,6 +168,9 @@ impl Application {
         }
         handle.stop(true).await;
         let _ = server.await;
+        if let Some(metrics_server) = metrics_server {
+            metrics_server.stop(true).await;
+        }
         probe.abort();
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         match self.kafka.flush(remaining).await {
@@ -151,4 +190,31 @@ impl Application {
     pub async fn run(self) -> std::io::Result<()> {
         self.run_until_stopped(shutdown::signal()).await
     }
+}
+
+/// A listener that serves only `/metrics`.
+fn metrics_server(
+    address: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+) -> Result<(Server, u16), StartupError> {
+    let bind_error = |source| StartupError::Bind { address, source };
+    let listener = TcpListener::bind(address).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let observability = web::Data::new(Observability {
+        metrics,
+        access_log: AccessLog::Off,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(observability.clone())
+            .route("/metrics", web::get().to(observe::metrics))
+    })
+    .disable_signals()
+    .shutdown_timeout(1)
+    .workers(1)
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    tracing::info!(%address, port, "serving /metrics");
+    Ok((server, port))
 }

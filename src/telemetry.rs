@@ -2,20 +2,15 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, LogSettings};
+use crate::config::LogSettings;
 
-/// Installs the global subscriber. `dev_mode` picks text when the format is `auto`.
+/// Installs the global subscriber: JSON lines when `json`, else text.
 ///
 /// # Errors
 /// When the level is not a valid filter.
-pub fn init(settings: &LogSettings, dev_mode: bool) -> Result<(), String> {
+pub fn init(settings: &LogSettings, json: bool) -> Result<(), String> {
     let filter = EnvFilter::try_new(&settings.level)
         .map_err(|e| format!("invalid configuration: log.level: {e}"))?;
-    let json = match settings.format {
-        LogFormat::Json => true,
-        LogFormat::Text => false,
-        LogFormat::Auto => !dev_mode,
-    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod metadata;
+pub mod observe;
 pub mod produce_v2;
 
 use actix_web::http::header;
@@ -12,8 +13,11 @@ use crate::domain::{Partition, TopicName};
 use crate::error::ApiError;
 use crate::formats;
 
-/// The route table of the whole service.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// The route table of the whole service; `/metrics` is here unless it has its own listener.
+pub fn routes(cfg: &mut web::ServiceConfig, serve_metrics: bool) {
+    if serve_metrics {
+        cfg.service(resource("/metrics").route(web::get().to(observe::metrics)));
+    }
     cfg.service(resource("/").route(web::get().to(metadata::root)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
@@ -52,6 +56,7 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 pub struct AppState {
     pub kafka: std::sync::Arc<crate::kafka::Kafka>,
     pub lifecycle: std::sync::Arc<crate::shutdown::Lifecycle>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
 }
@@ -100,6 +105,7 @@ async fn read_body(
         }
         body.extend_from_slice(&chunk);
     }
+    observe::with_facts(req, |f| f.bytes_in = Some(body.len() as u64));
     Ok(body.freeze())
 }
 

@@ -6,9 +6,11 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use super::observe::with_facts;
 use super::{check_accept, parse_partition, parse_topic, read_body, AppState};
+use crate::domain::TopicName;
 use crate::error::{self, ApiError, ErrorCode, ErrorCodeOrOk};
-use crate::formats::{self, ProduceBatch};
+use crate::formats::{self, EmbeddedFormat, ProduceBatch};
 use crate::kafka::{Delivered, OutgoingRecord, ProduceError};
 
 /// `POST /topics/{topic}`.
@@ -46,9 +48,11 @@ async fn produce(
     let format = formats::request_format(content_type)?;
     check_accept(req)?;
     let topic = parse_topic(raw_topic)?;
+    with_facts(req, |f| f.topic = Some(topic.to_string()));
     let path_partition = raw_partition.map(parse_partition).transpose()?;
     let body = read_body(req, payload, state.max_body_bytes).await?;
     let batch = ProduceBatch::parse(&body, format)?;
+    with_facts(req, |f| f.records = Some(batch.records.len()));
 
     // Partitions are numbered from 0, so checking the highest one named checks them all.
     let highest = batch
@@ -69,7 +73,41 @@ async fn produce(
         })
         .collect();
     let results = state.kafka.produce(&topic, &records, now_ms()).await;
+    count_records(state, &topic, format, &records, &results);
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    with_facts(req, |f| f.records_failed = Some(failed));
     Ok(respond(&results))
+}
+
+/// Records by outcome, and the bytes of those written.
+fn count_records(
+    state: &AppState,
+    topic: &TopicName,
+    format: EmbeddedFormat,
+    records: &[OutgoingRecord],
+    results: &[Result<Delivered, ProduceError>],
+) {
+    let metrics = &state.metrics;
+    let topic = metrics.topic_label(topic.as_str());
+    let principal = metrics.principal_label(None);
+    let mut written_bytes = 0;
+    for (record, result) in records.iter().zip(results) {
+        let outcome = match result {
+            Ok(_) => {
+                written_bytes += record.size_bytes() as u64;
+                "ok".to_owned()
+            }
+            Err(e) => error::record_error_code(e).0.to_string(),
+        };
+        metrics
+            .records_produced
+            .with_label_values(&[&outcome, format.as_str(), topic, principal])
+            .inc();
+    }
+    metrics
+        .record_bytes
+        .with_label_values(&[format.as_str(), topic, principal])
+        .inc_by(written_bytes);
 }
 
 /// One entry of `offsets`.
@@ -115,6 +153,7 @@ fn respond(results: &[Result<Delivered, ProduceError>]) -> HttpResponse {
     let mut response = super::v2_json(&body);
     if let ErrorCodeOrOk::Failed(code) = error::produce_status(&codes) {
         *response.status_mut() = code.status();
+        response.extensions_mut().insert(code);
         if let Some(secs) = code.retry_after_secs() {
             response
                 .headers_mut()

@@ -9,7 +9,11 @@ use crate::config::KafkaSettings;
 ///
 /// Order matters: the service's own guarantees first, then the typed settings, then the raw
 /// pass-through map (whose guarded keys `config` has already rejected).
-pub fn producer_config(settings: &KafkaSettings, bootstrap_servers: &str) -> ClientConfig {
+pub fn producer_config(
+    settings: &KafkaSettings,
+    bootstrap_servers: &str,
+    statistics_interval_ms: u64,
+) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap_servers)
@@ -29,6 +33,7 @@ pub fn producer_config(settings: &KafkaSettings, bootstrap_servers: &str) -> Cli
             "message.timeout.ms",
             settings.message_timeout_ms.to_string(),
         )
+        .set("statistics.interval.ms", statistics_interval_ms.to_string())
         .set("security.protocol", settings.security_protocol.as_str());
     if let Some(mechanism) = settings.sasl_mechanism {
         config.set("sasl.mechanisms", mechanism.as_str());
@@ -66,7 +71,7 @@ mod tests {
             .librdkafka
             .0
             .insert("linger.ms".into(), "50".into());
-        let config = producer_config(&settings, "b:9096");
+        let config = producer_config(&settings, "b:9096", 5000);
         assert_eq!(config.get("acks"), Some("all"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("partitioner"), Some("murmur2_random"));

@@ -3,17 +3,50 @@
 use std::sync::Arc;
 
 use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
 use super::health::Health;
+use crate::metrics::{BrokerStats, Metrics, ProducerStats};
 
-/// Routes librdkafka's global errors into [`Health`]; everything else is logged.
+/// Routes librdkafka's global errors into [`Health`] and its statistics into [`Metrics`].
 pub struct ProxyContext {
     pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The exported part of a statistics snapshot. Bootstrap pseudo-brokers (node id -1) are
+/// left out: their names are addresses, not a bounded label set.
+fn producer_stats(statistics: &Statistics) -> ProducerStats {
+    let mut brokers: Vec<BrokerStats> = statistics
+        .brokers
+        .values()
+        .filter(|b| b.nodeid >= 0)
+        .map(|b| BrokerStats {
+            id: b.nodeid,
+            up: b.state == "UP",
+            rtt_avg_us: b.rtt.as_ref().map(|w| w.avg),
+            rtt_p99_us: b.rtt.as_ref().map(|w| w.p99),
+            request_errors: b.txerrs,
+            retries: b.txretries,
+            request_timeouts: b.req_timeouts,
+        })
+        .collect();
+    brokers.sort_by_key(|b| b.id);
+    ProducerStats {
+        queue_messages: statistics.msg_cnt,
+        queue_bytes: statistics.msg_size,
+        queue_max_messages: statistics.msg_max,
+        brokers,
+    }
 }
 
 impl ClientContext for ProxyContext {
+    fn stats(&self, statistics: Statistics) {
+        self.metrics.observe_producer(&producer_stats(&statistics));
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         match error.rdkafka_error_code() {
             Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => {

@@ -19,6 +19,7 @@ use super::metadata::{
 };
 use crate::config::Settings;
 use crate::domain::{Partition, TopicName};
+use crate::metrics::Metrics;
 
 /// A record ready for Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,13 @@ pub struct OutgoingRecord {
     pub value: Option<Vec<u8>>,
     /// `None` lets the partitioner choose (murmur2 of the key, or any partition without one).
     pub partition: Option<Partition>,
+}
+
+impl OutgoingRecord {
+    /// Key plus value bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len)
+    }
 }
 
 /// Where Kafka stored a record.
@@ -110,6 +118,7 @@ pub enum KafkaSetupError {
 pub struct Kafka {
     producer: Producer,
     health: Arc<Health>,
+    metrics: Arc<Metrics>,
     cache: MetadataCache,
     dev: Option<DevCluster>,
     queue_full_wait: Duration,
@@ -124,7 +133,7 @@ impl Kafka {
     ///
     /// # Errors
     /// When librdkafka rejects the configuration or the dev cluster cannot start.
-    pub fn connect(settings: &Settings) -> Result<Kafka, KafkaSetupError> {
+    pub fn connect(settings: &Settings, metrics: Arc<Metrics>) -> Result<Kafka, KafkaSetupError> {
         let dev = match &settings.kafka.bootstrap_servers {
             Some(_) => None,
             None => Some(
@@ -138,13 +147,19 @@ impl Kafka {
             (None, None) => unreachable!("either a dev cluster or bootstrap servers"),
         };
         let health = Arc::new(Health::default());
-        let producer: Producer =
-            producer_config(&settings.kafka, &bootstrap).create_with_context(ProxyContext {
-                health: Arc::clone(&health),
-            })?;
+        let producer: Producer = producer_config(
+            &settings.kafka,
+            &bootstrap,
+            settings.metrics.statistics_interval_ms,
+        )
+        .create_with_context(ProxyContext {
+            health: Arc::clone(&health),
+            metrics: Arc::clone(&metrics),
+        })?;
         Ok(Kafka {
             producer,
             health,
+            metrics,
             cache: MetadataCache::default(),
             dev,
             queue_full_wait: Duration::from_millis(settings.kafka.queue_full_wait_ms),
@@ -386,6 +401,9 @@ impl Kafka {
                 self.health.probe_failed(&error);
             }
         }
+        self.metrics
+            .kafka_ready
+            .set(i64::from(self.health.readiness().is_ok()));
     }
 
     /// Waits up to `timeout` for every enqueued record to be delivered or to fail.
@@ -405,6 +423,11 @@ impl Kafka {
             Err(_) => Err(0),
         }
     }
+}
+
+/// The version of the librdkafka linked in, e.g. `2.12.1`.
+pub fn librdkafka_version() -> String {
+    rdkafka::util::get_rdkafka_version().1
 }
 
 /// How often a request waiting for queue space retries.

@@ -1,0 +1,241 @@
+//! Per-request telemetry: the request id, the HTTP metrics and one access-log line per
+//! request.
+//!
+//! Handlers add what only they know (topic, record counts, principal) as [`RequestFacts`]
+//! in the request's extensions; error responses carry their Confluent code in the
+//! response's extensions.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpMessage};
+use serde::Serialize;
+
+use crate::error::ErrorCode;
+use crate::metrics::Metrics;
+
+/// The response header carrying the request id.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Headers that may carry an upstream request id, in order of preference: ours, then API
+/// Gateway's.
+const INCOMING_REQUEST_ID_HEADERS: &[&str] = &[
+    REQUEST_ID,
+    "x-amzn-requestid",
+    "x-amzn-request-id",
+    "x-amz-apigw-id",
+];
+
+/// What a handler learned about a request, for the access log and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts {
+    pub topic: Option<String>,
+    pub records: Option<usize>,
+    pub records_failed: Option<usize>,
+    pub bytes_in: Option<u64>,
+    pub principal: Option<String>,
+    /// The client address after trusted-proxy resolution.
+    pub client_ip: Option<String>,
+}
+
+/// Adds to the request's [`RequestFacts`].
+pub fn with_facts(req: &actix_web::HttpRequest, update: impl FnOnce(&mut RequestFacts)) {
+    let mut extensions = req.extensions_mut();
+    if let Some(facts) = extensions.get_mut::<RequestFacts>() {
+        update(facts);
+    } else {
+        let mut facts = RequestFacts::default();
+        update(&mut facts);
+        extensions.insert(facts);
+    }
+}
+
+/// Where access-log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    Off,
+    /// JSON lines on stdout.
+    Json,
+    /// A human-readable `tracing` line (dev mode).
+    Text,
+}
+
+/// The metrics and the access log, shared by the middleware.
+pub struct Observability {
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLog,
+}
+
+/// One access-log line. Field names are stable: dashboards and Logs Insights queries use
+/// them. Counterparts of API Gateway's access log: `request_id` (requestId), `source_ip`
+/// (sourceIp), `time` (requestTime), `route` (resourcePath).
+#[derive(Serialize)]
+struct AccessRecord<'a> {
+    time: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    request_id: &'a str,
+    method: &'a str,
+    route: &'a str,
+    path: &'a str,
+    status: u16,
+    error_code: Option<ErrorCode>,
+    principal: Option<&'a str>,
+    source_ip: &'a str,
+    user_agent: Option<&'a str>,
+    topic: Option<&'a str>,
+    records: Option<usize>,
+    records_failed: Option<usize>,
+    bytes_in: u64,
+    bytes_out: u64,
+    latency_ms: f64,
+}
+
+/// Middleware: outermost, so it sees every response, including refusals.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let time = SystemTime::now();
+    let observability = Arc::clone(
+        req.app_data::<web::Data<Observability>>()
+            .expect("observability is registered as app data"),
+    );
+    let metrics = &observability.metrics;
+    let request_id = incoming_request_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let declared_bytes_in = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let peer = req.peer_addr().map(|a| a.ip().to_string());
+
+    metrics.http_requests_in_flight.inc();
+    let result = next.call(req).await;
+    metrics.http_requests_in_flight.dec();
+    let mut response = result?;
+
+    let latency = started.elapsed();
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = response.status();
+    let facts = response
+        .request()
+        .extensions()
+        .get::<RequestFacts>()
+        .cloned()
+        .unwrap_or_default();
+    let error_code = response.response().extensions().get::<ErrorCode>().copied();
+    let bytes_out = match response.response().body().size() {
+        BodySize::Sized(n) => n,
+        _ => 0,
+    };
+    let bytes_in = facts.bytes_in.or(declared_bytes_in).unwrap_or(0);
+
+    metrics
+        .http_requests
+        .with_label_values(&[&route, &method, status.as_str()])
+        .inc();
+    metrics
+        .http_request_duration
+        .with_label_values(&[&route, &method])
+        .observe(latency.as_secs_f64());
+    metrics
+        .http_request_bytes
+        .with_label_values(&[&route])
+        .inc_by(bytes_in);
+    metrics
+        .http_response_bytes
+        .with_label_values(&[&route])
+        .inc_by(bytes_out);
+
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), value);
+    }
+
+    let record = AccessRecord {
+        time: humantime::format_rfc3339_millis(time).to_string(),
+        kind: "access",
+        request_id: &request_id,
+        method: &method,
+        route: &route,
+        path: &path,
+        status: status.as_u16(),
+        error_code,
+        principal: facts.principal.as_deref(),
+        source_ip: facts
+            .client_ip
+            .as_deref()
+            .or(peer.as_deref())
+            .unwrap_or("unknown"),
+        user_agent: user_agent.as_deref(),
+        topic: facts.topic.as_deref(),
+        records: facts.records,
+        records_failed: facts.records_failed,
+        bytes_in,
+        bytes_out,
+        latency_ms: (latency.as_secs_f64() * 1e6).round() / 1e3,
+    };
+    write_access_log(&record, observability.access_log);
+    Ok(response)
+}
+
+fn write_access_log(record: &AccessRecord<'_>, access_log: AccessLog) {
+    if access_log == AccessLog::Json {
+        use std::io::Write;
+        let mut line = serde_json::to_vec(record).expect("access records serialize");
+        line.push(b'\n');
+        // One write of a whole line: lines from concurrent workers do not interleave.
+        let _ = std::io::stdout().lock().write_all(&line);
+    } else if access_log == AccessLog::Text {
+        tracing::info!(
+            target: "access",
+            request_id = record.request_id,
+            status = record.status,
+            error_code = record.error_code.map(|c| c.0),
+            principal = record.principal,
+            topic = record.topic,
+            records = record.records,
+            latency_ms = record.latency_ms,
+            "{} {}",
+            record.method,
+            record.path
+        );
+    }
+}
+
+/// A request id from upstream, if it is a sane token (no log injection through it).
+fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
+    INCOMING_REQUEST_ID_HEADERS.iter().find_map(|name| {
+        let value = req.headers().get(*name)?.to_str().ok()?;
+        let sane = !value.is_empty()
+            && value.len() <= 128
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
+        sane.then(|| value.to_owned())
+    })
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub async fn metrics(observability: web::Data<Observability>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(observability.metrics.render())
+}

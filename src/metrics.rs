@@ -1,0 +1,355 @@
+//! Every metric of the service, declared once, named `kafka_rest_<what>_<unit>`.
+//!
+//! Labels come from bounded sets: route templates (never raw paths), methods, statuses,
+//! Confluent error codes, embedded formats, broker ids. Topic and principal labels are only
+//! the names an operator listed (`metrics.topics`) or the principals the policy file knows;
+//! anything else is counted under `_other`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// The label for topics and principals outside the configured bounded set.
+pub const OTHER: &str = "_other";
+
+/// Request-latency buckets: from half a millisecond (a cached 404) to the request timeout.
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// What librdkafka's statistics say about the producer, reduced to what is exported.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProducerStats {
+    /// Messages in the producer's local queue, waiting or in flight.
+    pub queue_messages: u64,
+    /// Bytes of those messages.
+    pub queue_bytes: u64,
+    /// Configured maximum of `queue_messages`.
+    pub queue_max_messages: u64,
+    pub brokers: Vec<BrokerStats>,
+}
+
+/// One broker's connection statistics (cumulative counters since the client started).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BrokerStats {
+    pub id: i32,
+    pub up: bool,
+    pub rtt_avg_us: Option<i64>,
+    pub rtt_p99_us: Option<i64>,
+    pub request_errors: u64,
+    pub retries: u64,
+    pub request_timeouts: u64,
+}
+
+/// The service's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_request_duration: HistogramVec,
+    pub http_request_bytes: IntCounterVec,
+    pub http_response_bytes: IntCounterVec,
+    pub http_requests_in_flight: IntGauge,
+    pub records_produced: IntCounterVec,
+    pub record_bytes: IntCounterVec,
+    pub producer_queue_messages: IntGauge,
+    pub producer_queue_bytes: IntGauge,
+    pub producer_queue_max_messages: IntGauge,
+    pub broker_rtt: GaugeVec,
+    pub broker_request_errors: IntCounterVec,
+    pub broker_retries: IntCounterVec,
+    pub broker_request_timeouts: IntCounterVec,
+    pub broker_up: IntGaugeVec,
+    pub kafka_ready: IntGauge,
+    pub auth_failures: IntCounterVec,
+    pub policy_denials: IntCounterVec,
+    pub build_info: IntGaugeVec,
+    topics: HashSet<String>,
+    principals: HashSet<String>,
+    /// Last cumulative broker counters seen, to turn librdkafka's totals into increments.
+    broker_totals: Mutex<HashMap<i32, (u64, u64, u64)>>,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+impl Metrics {
+    /// Creates the catalogue. `topics` and `principals` are the names that get a label of
+    /// their own.
+    pub fn new(topics: &[String], principals: &[String], librdkafka_version: &str) -> Metrics {
+        let r = Registry::new();
+        let http_request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "kafka_rest_http_request_duration_seconds",
+                "Time from request start to response, by route template and method.",
+            )
+            .buckets(LATENCY_BUCKETS_SECONDS.to_vec()),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(http_request_duration.clone()))
+            .expect("unique metric");
+        let broker_rtt = GaugeVec::new(
+            Opts::new(
+                "kafka_rest_broker_rtt_seconds",
+                "Broker round-trip time over librdkafka's last statistics window.",
+            ),
+            &["broker", "stat"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(broker_rtt.clone()))
+            .expect("unique metric");
+        let broker_up = IntGaugeVec::new(
+            Opts::new(
+                "kafka_rest_broker_up",
+                "1 when the producer's connection to the broker is up.",
+            ),
+            &["broker"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(broker_up.clone()))
+            .expect("unique metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "kafka_rest_build_info",
+                "Always 1; labels carry the versions.",
+            ),
+            &["version", "librdkafka_version"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(build_info.clone()))
+            .expect("unique metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), librdkafka_version])
+            .set(1);
+
+        Metrics {
+            http_requests: counter(
+                &r,
+                "kafka_rest_http_requests_total",
+                "HTTP requests by route template, method and status.",
+                &["route", "method", "status"],
+            ),
+            http_request_duration,
+            http_request_bytes: counter(
+                &r,
+                "kafka_rest_http_request_bytes_total",
+                "Request body bytes received, by route template.",
+                &["route"],
+            ),
+            http_response_bytes: counter(
+                &r,
+                "kafka_rest_http_response_bytes_total",
+                "Response body bytes sent, by route template.",
+                &["route"],
+            ),
+            http_requests_in_flight: gauge(
+                &r,
+                "kafka_rest_http_requests_in_flight",
+                "Requests being served now.",
+            ),
+            records_produced: counter(
+                &r,
+                "kafka_rest_records_produced_total",
+                "Records by outcome (ok, or the Confluent error code), embedded format, topic \
+                 and principal.",
+                &["outcome", "format", "topic", "principal"],
+            ),
+            record_bytes: counter(
+                &r,
+                "kafka_rest_record_bytes_total",
+                "Key plus value bytes of records written to Kafka.",
+                &["format", "topic", "principal"],
+            ),
+            producer_queue_messages: gauge(
+                &r,
+                "kafka_rest_producer_queue_messages",
+                "Messages in the producer's local queue (waiting or in flight).",
+            ),
+            producer_queue_bytes: gauge(
+                &r,
+                "kafka_rest_producer_queue_bytes",
+                "Bytes of the messages in the producer's local queue.",
+            ),
+            producer_queue_max_messages: gauge(
+                &r,
+                "kafka_rest_producer_queue_max_messages",
+                "Capacity of the producer's local queue, in messages.",
+            ),
+            broker_rtt,
+            broker_request_errors: counter(
+                &r,
+                "kafka_rest_broker_request_errors_total",
+                "Requests to the broker that failed to be sent.",
+                &["broker"],
+            ),
+            broker_retries: counter(
+                &r,
+                "kafka_rest_broker_retries_total",
+                "Requests to the broker that were retried.",
+                &["broker"],
+            ),
+            broker_request_timeouts: counter(
+                &r,
+                "kafka_rest_broker_request_timeouts_total",
+                "Requests to the broker that timed out.",
+                &["broker"],
+            ),
+            broker_up,
+            kafka_ready: gauge(
+                &r,
+                "kafka_rest_kafka_ready",
+                "1 when the latest metadata request to the cluster succeeded.",
+            ),
+            auth_failures: counter(
+                &r,
+                "kafka_rest_auth_failures_total",
+                "Requests refused by authentication, by reason.",
+                &["reason"],
+            ),
+            policy_denials: counter(
+                &r,
+                "kafka_rest_policy_denials_total",
+                "Requests refused by the authorization policy or the network allowlist, by \
+                 reason.",
+                &["reason"],
+            ),
+            build_info,
+            topics: topics.iter().cloned().collect(),
+            principals: principals.iter().cloned().collect(),
+            broker_totals: Mutex::default(),
+            registry: r,
+        }
+    }
+
+    /// The label for a topic: its name when configured, else [`OTHER`].
+    pub fn topic_label<'a>(&self, topic: &'a str) -> &'a str {
+        if self.topics.contains(topic) {
+            topic
+        } else {
+            OTHER
+        }
+    }
+
+    /// The label for a principal: its id when the policy names it, else [`OTHER`].
+    pub fn principal_label<'a>(&self, principal: Option<&'a str>) -> &'a str {
+        match principal {
+            Some(p) if self.principals.contains(p) => p,
+            Some(_) => OTHER,
+            None => "anonymous",
+        }
+    }
+
+    /// Applies a librdkafka statistics snapshot.
+    pub fn observe_producer(&self, stats: &ProducerStats) {
+        self.producer_queue_messages
+            .set(i64::try_from(stats.queue_messages).unwrap_or(i64::MAX));
+        self.producer_queue_bytes
+            .set(i64::try_from(stats.queue_bytes).unwrap_or(i64::MAX));
+        self.producer_queue_max_messages
+            .set(i64::try_from(stats.queue_max_messages).unwrap_or(i64::MAX));
+        let mut totals = self.broker_totals.lock().unwrap_or_else(|p| p.into_inner());
+        for broker in &stats.brokers {
+            let id = broker.id.to_string();
+            self.broker_up
+                .with_label_values(&[&id])
+                .set(i64::from(broker.up));
+            for (stat, value) in [("avg", broker.rtt_avg_us), ("p99", broker.rtt_p99_us)] {
+                if let Some(us) = value {
+                    self.broker_rtt
+                        .with_label_values(&[id.as_str(), stat])
+                        .set(us as f64 / 1e6);
+                }
+            }
+            let now = (
+                broker.request_errors,
+                broker.retries,
+                broker.request_timeouts,
+            );
+            let before = totals.insert(broker.id, now).unwrap_or((0, 0, 0));
+            // A reset (a new client) restarts the totals: count from zero again.
+            let delta = |now: u64, before: u64| now.checked_sub(before).unwrap_or(now);
+            self.broker_request_errors
+                .with_label_values(&[&id])
+                .inc_by(delta(now.0, before.0));
+            self.broker_retries
+                .with_label_values(&[&id])
+                .inc_by(delta(now.1, before.1));
+            self.broker_request_timeouts
+                .with_label_values(&[&id])
+                .inc_by(delta(now.2, before.2));
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("the text encoder writes to memory");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_bounded() {
+        let m = Metrics::new(&["orders".into()], &["partner-a".into()], "2.12.1");
+        assert_eq!(m.topic_label("orders"), "orders");
+        assert_eq!(m.topic_label("random-topic-123"), OTHER);
+        assert_eq!(m.principal_label(Some("partner-a")), "partner-a");
+        assert_eq!(m.principal_label(Some("someone")), OTHER);
+        assert_eq!(m.principal_label(None), "anonymous");
+    }
+
+    #[test]
+    fn broker_totals_become_increments() {
+        let m = Metrics::new(&[], &[], "2.12.1");
+        let snapshot = |errors| ProducerStats {
+            queue_messages: 3,
+            queue_bytes: 300,
+            queue_max_messages: 100_000,
+            brokers: vec![BrokerStats {
+                id: 1,
+                up: true,
+                rtt_avg_us: Some(1500),
+                rtt_p99_us: Some(4000),
+                request_errors: errors,
+                retries: 0,
+                request_timeouts: 0,
+            }],
+        };
+        m.observe_producer(&snapshot(2));
+        m.observe_producer(&snapshot(5));
+        assert_eq!(m.broker_request_errors.with_label_values(&["1"]).get(), 5);
+        assert_eq!(m.producer_queue_messages.get(), 3);
+        let text = m.render();
+        assert!(
+            text.contains(r#"kafka_rest_broker_rtt_seconds{broker="1",stat="avg"} 0.0015"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"kafka_rest_build_info{librdkafka_version="2.12.1",version="#),
+            "{text}"
+        );
+    }
+}
