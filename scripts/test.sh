@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: installs what the tests need (the tansu broker,
-# into a cache), starts the brokers, runs every test, stops the brokers.
+# The whole test suite, on a fresh machine: installs what the tests need (the tansu broker
+# into a cache, prometheus/promtool from Debian), starts the brokers, runs every test, stops
+# the brokers.
 #
 #   scripts/test.sh [extra cargo test args...]
 set -euo pipefail
@@ -17,6 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+scripts/install-test-tools.sh
 scripts/brokers.sh start "$WORK"
 # shellcheck disable=SC1091
 source "$WORK/env"

@@ -227,6 +227,8 @@ impl Response {
 /// The app, running in this process on a free port.
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:PORT` of the separate metrics listener, when configured.
+    pub metrics_address: Option<String>,
     client: awc::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -236,12 +238,16 @@ impl TestApp {
     pub async fn spawn(settings: Settings) -> TestApp {
         let app = Application::build(&settings).expect("the app starts");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let metrics_address = app
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let done = actix_web::rt::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
         }));
         TestApp {
             address,
+            metrics_address,
             client: awc::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .finish(),
@@ -428,4 +434,80 @@ pub fn murmur2(data: &[u8]) -> i32 {
 /// The partition Java's default partitioner picks for a keyed record.
 pub fn java_partition(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions
+}
+
+/// The service's binary, started with a clean environment plus `envs`, listening on a free
+/// loopback port; stdout is piped for the access log.
+pub struct Binary {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Binary {
+    pub fn start(envs: &[(&str, &str)]) -> Binary {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_kafka-rest-proxy"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        Binary {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self, client: &awc::Client) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "the binary never became ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends SIGTERM, waits for the exit, and returns the exit status, stdout and stderr.
+    pub async fn terminate(self) -> (std::process::ExitStatus, String, String) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let output = tokio::task::spawn_blocking(move || self.child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+/// The path of a command on PATH, or a panic saying how to get it.
+pub fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} is not installed: run scripts/install-test-tools.sh"))
+}
+
+/// The value of the sample `name{labels}` (labels in the exposition's sorted order) in a
+/// Prometheus text exposition; 0 when absent.
+pub fn sample(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().unwrap())
+        })
+        .unwrap_or(0.0)
 }

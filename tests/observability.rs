@@ -1,0 +1,430 @@
+//! Metrics, a real Prometheus scraping them, alert rules, and the JSON access log.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{sample, tool, Binary, Cluster, TestApp, JSON_V2};
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+const PRODUCE_OK: &str = r#"kafka_rest_records_produced_total{format="json",outcome="ok",principal="anonymous",topic="_other"}"#;
+
+fn promtool_accepts_metrics(exposition: &str) {
+    let mut child = Command::new(tool("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[actix_web::test]
+async fn metrics_follow_traffic_and_pass_promtool() {
+    let cluster = Cluster::plaintext();
+    let app = TestApp::spawn(cluster.settings()).await;
+    app.wait_ready().await;
+    let topic = cluster.create_topic(1).await;
+    let path = format!("/topics/{topic}");
+    let before = app.get("/metrics").await.body;
+
+    let r = app
+        .post(
+            &path,
+            JSON_V2,
+            r#"{"records":[{"value":1},{"value":2},{"value":3}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = app.post(&path, "text/plain", "x").await;
+    assert_eq!(r.status, 415);
+    let r = app
+        .post(
+            "/topics/no-such-topic-metrics",
+            JSON_V2,
+            r#"{"records":[{"value":1}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let after = r.body;
+    let delta = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(delta(PRODUCE_OK), 3.0, "{after}");
+    let route = r#"route="/topics/{topic}""#;
+    assert_eq!(
+        delta(&format!(
+            r#"kafka_rest_http_requests_total{{method="POST",{route},status="200"}}"#
+        )),
+        1.0
+    );
+    assert_eq!(
+        delta(&format!(
+            r#"kafka_rest_http_requests_total{{method="POST",{route},status="415"}}"#
+        )),
+        1.0
+    );
+    assert_eq!(
+        delta(&format!(
+            r#"kafka_rest_http_requests_total{{method="POST",{route},status="404"}}"#
+        )),
+        1.0
+    );
+    assert_eq!(
+        delta(&format!(
+            r#"kafka_rest_http_request_duration_seconds_count{{method="POST",{route}}}"#
+        )),
+        3.0
+    );
+    assert!(
+        delta(
+            r#"kafka_rest_record_bytes_total{format="json",principal="anonymous",topic="_other"}"#
+        ) == 3.0
+    );
+    assert_eq!(sample(&after, "kafka_rest_kafka_ready"), 1.0);
+    assert!(after.contains("kafka_rest_build_info{librdkafka_version=\"2.12.1\""));
+    promtool_accepts_metrics(&after);
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn failed_records_are_counted_by_error_code() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("metered", 1, 1).unwrap();
+    let mut settings = Cluster {
+        bootstrap: mock.bootstrap_servers(),
+        scram: None,
+    }
+    .settings();
+    settings.kafka.message_timeout_ms = 1_500;
+    settings.metrics.topics = vec!["metered".into()];
+    settings.metrics.statistics_interval_ms = 200;
+    let app = TestApp::spawn(settings).await;
+    app.wait_ready().await;
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 300],
+    );
+    let r = app
+        .post(
+            "/topics/metered",
+            JSON_V2,
+            r#"{"records":[{"value":1},{"value":2}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 500, "{r:?}");
+    let m = app.get("/metrics").await.body;
+    assert_eq!(
+        sample(
+            &m,
+            r#"kafka_rest_records_produced_total{format="json",outcome="50003",principal="anonymous",topic="metered"}"#
+        ),
+        2.0,
+        "{m}"
+    );
+    // librdkafka's statistics reached the broker metrics. (Error responses to produce
+    // requests are retried per message and do not count as broker transmit retries.)
+    assert!(m.contains(r#"kafka_rest_broker_up{broker="1"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"kafka_rest_broker_rtt_seconds{broker="1",stat="avg"}"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"kafka_rest_broker_retries_total{broker="1"}"#),
+        "{m}"
+    );
+    promtool_accepts_metrics(&m);
+    app.stop().await.unwrap();
+}
+
+/// Kills the child when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[actix_web::test]
+async fn a_real_prometheus_scrapes_the_produced_record_count() {
+    let cluster = Cluster::plaintext();
+    let mut settings = cluster.settings();
+    settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let app = TestApp::spawn(settings).await;
+    app.wait_ready().await;
+    let metrics_address = app.metrics_address.clone().unwrap();
+    // /metrics lives on its own listener, not on the API port.
+    assert_eq!(app.get("/metrics").await.status, 404);
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = metrics_address.trim_start_matches("http://");
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: kafka-rest-proxy\n    \
+             static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let port = common::free_port();
+    let _prometheus = Killed(
+        Command::new(tool("prometheus"))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let topic = cluster.create_topic(2).await;
+    let path = format!("/topics/{topic}");
+    let mut produced = 0;
+    for batch in [1, 2, 4] {
+        let records = vec![r#"{"value":"x"}"#; batch].join(",");
+        let r = app
+            .post(&path, JSON_V2, &format!(r#"{{"records":[{records}]}}"#))
+            .await;
+        assert_eq!(r.status, 200);
+        produced += batch;
+    }
+
+    let client = awc::Client::default();
+    let query = "sum(kafka_rest_records_produced_total{outcome=\"ok\"})";
+    let url = format!(
+        "http://127.0.0.1:{port}/api/v1/query?query={}",
+        query
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+            .replace('"', "%22")
+            .replace('=', "%3D")
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    loop {
+        if let Ok(mut response) = client.get(&url).send().await {
+            let body: serde_json::Value =
+                serde_json::from_slice(&response.body().await.unwrap()).unwrap();
+            if let Some(value) = body["data"]["result"][0]["value"][1].as_str() {
+                if value == produced.to_string() {
+                    break;
+                }
+            }
+            last = body.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never saw {produced} records: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    app.stop().await.unwrap();
+}
+
+#[test]
+fn alert_rules_pass_promtool() {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yml");
+    let out = Command::new(tool("promtool"))
+        .args(["check", "rules", rules])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_dashboard_is_grafana_json_over_our_metrics() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana/kafka-rest-proxy.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 6);
+    for panel in panels {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            assert!(expr.contains("kafka_rest_"), "{expr}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn access_log_lines_are_json_with_every_field_and_no_secret() {
+    let cluster = Cluster::scram();
+    let (user, password) = cluster.scram.clone().unwrap();
+    let topic = cluster.create_topic(1).await;
+    let binary = Binary::start(&[
+        ("KRP_KAFKA__BOOTSTRAP_SERVERS", &cluster.bootstrap),
+        ("KRP_KAFKA__SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+        ("KRP_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512"),
+        ("KRP_KAFKA__SASL_USERNAME", &user),
+        ("KRP_KAFKA__SASL_PASSWORD", &password),
+        ("KRP_LOG__FORMAT", "json"),
+        ("KRP_LOG__LEVEL", "debug"),
+    ]);
+    let client = awc::Client::default();
+    binary.wait_ready(&client).await;
+    let token = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl";
+    let send = |method: &str, path: &str, content_type: &str, body: &str, id: &str| {
+        client
+            .request(method.parse().unwrap(), format!("{}{path}", binary.base))
+            .insert_header(("content-type", content_type.to_owned()))
+            .insert_header(("x-request-id", id.to_owned()))
+            .insert_header(("user-agent", "partner-client/1.0"))
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .send_body(body.to_owned())
+    };
+    let path = format!("/topics/{topic}");
+    let cases = [
+        (
+            "POST",
+            path.as_str(),
+            JSON_V2,
+            r#"{"records":[{"value":1},{"value":2}]}"#,
+            "req-ok",
+            200,
+            None,
+        ),
+        (
+            "POST",
+            "/topics/missing-topic-log",
+            JSON_V2,
+            r#"{"records":[{"value":1}]}"#,
+            "req-404",
+            404,
+            Some(40401),
+        ),
+        (
+            "POST",
+            path.as_str(),
+            "text/plain",
+            "x",
+            "req-415",
+            415,
+            Some(415),
+        ),
+        (
+            "POST",
+            path.as_str(),
+            JSON_V2,
+            r#"{"records":[]}"#,
+            "req-422",
+            422,
+            Some(422),
+        ),
+        (
+            "POST",
+            path.as_str(),
+            JSON_V2,
+            r#"{"records":"#,
+            "req-400",
+            400,
+            Some(400),
+        ),
+        ("PUT", path.as_str(), JSON_V2, "", "req-405", 405, Some(405)),
+    ];
+    for (method, path, content_type, body, id, status, _) in &cases {
+        let response = send(method, path, content_type, body, id).await.unwrap();
+        assert_eq!(response.status().as_u16(), *status, "{id}");
+        assert_eq!(response.headers().get("x-request-id").unwrap(), *id);
+    }
+    let generated = client
+        .get(format!("{}/readyz", binary.base))
+        .send()
+        .await
+        .unwrap();
+    let generated_id = generated
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(generated_id.len(), 36, "a generated UUID");
+
+    let (status, stdout, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+    for secret in [password.as_str(), token, "c2VjcmV0LXRva2Vu"] {
+        assert!(!stdout.contains(secret), "a secret reached stdout");
+        assert!(!stderr.contains(secret), "a secret reached stderr");
+    }
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let access: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "access").collect();
+    for (method, path, _, body, id, status, error_code) in &cases {
+        let line = access
+            .iter()
+            .find(|l| l["request_id"] == *id)
+            .unwrap_or_else(|| panic!("no access line for {id}"));
+        assert_eq!(line["method"], *method);
+        assert_eq!(line["path"], *path);
+        assert_eq!(
+            line["route"],
+            if path.starts_with("/topics/") {
+                "/topics/{topic}"
+            } else {
+                ""
+            }
+        );
+        assert_eq!(line["status"], *status);
+        assert_eq!(line["error_code"], serde_json::json!(error_code));
+        assert_eq!(line["source_ip"], "127.0.0.1");
+        assert_eq!(line["user_agent"], "partner-client/1.0");
+        assert_eq!(line["bytes_in"], body.len());
+        assert!(line["bytes_out"].as_u64().unwrap() > 0, "{line}");
+        assert!(line["latency_ms"].as_f64().unwrap() >= 0.0);
+        assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
+        for field in ["principal", "topic", "records"] {
+            assert!(line.get(field).is_some(), "{field} missing: {line}");
+        }
+    }
+    let ok = access.iter().find(|l| l["request_id"] == "req-ok").unwrap();
+    assert_eq!(ok["topic"], topic.as_str());
+    assert_eq!(ok["records"], 2);
+    assert_eq!(ok["records_failed"], 0);
+    assert!(access
+        .iter()
+        .any(|l| l["request_id"] == generated_id.as_str()));
+    // Application log lines are JSON too (every stdout line parsed above).
+    assert!(lines
+        .iter()
+        .any(|l| l["fields"]["message"].is_string() || l["message"].is_string()));
+}
