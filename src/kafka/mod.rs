@@ -1,7 +1,7 @@
 //! The only code that imports rdkafka: the shared producer, its health, the topic metadata
 //! cache and the embedded dev cluster.
 
-mod client_config;
+pub mod client_config;
 mod context;
 mod dev;
 mod health;
