@@ -19,8 +19,9 @@ RUN apt-get update \
         libssl-dev make gcc g++ perl pkg-config zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
+# The whole crate (.dockerignore keeps target/, .git/ and the deployment files out), so
+# any [[test]]/[[bench]] target Cargo.toml declares still finds its file.
+COPY . .
 # The cache mounts keep the crates.io downloads and the compiled dependencies (librdkafka is
 # the slow part) between builds; the binary is copied out of the cached target directory.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
