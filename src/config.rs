@@ -59,6 +59,92 @@ pub struct Settings {
     pub dev: DevSettings,
     /// Prometheus metrics.
     pub metrics: MetricsSettings,
+    /// Partner authentication and the authorization policy.
+    pub auth: AuthSettings,
+}
+
+/// Partner authentication (network allowlist, API keys, JWT) and authorization.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Authenticate and authorize every request except the health probes and
+    /// `anonymous_paths`. Off, everything is open (dev mode default).
+    pub enabled: bool,
+    /// The policy file: API keys (as hashes), grants of topics to principals and scopes,
+    /// per-principal address allowlists. Required when enabled.
+    pub policy_file: Option<PathBuf>,
+    /// Header carrying an API key.
+    pub api_key_header: String,
+    /// CIDRs allowed to call at all (IPv4 and IPv6); empty allows any address.
+    pub allow_cidrs: Vec<ipnet::IpNet>,
+    /// CIDRs of proxies whose `X-Forwarded-For` is believed (API Gateway's VPC link, the
+    /// NLB); from anyone else the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Paths open without credentials besides `/healthz` and `/readyz` (e.g. `/metrics`).
+    pub anonymous_paths: Vec<String>,
+    /// JWT bearer tokens; off unless `issuer` is set.
+    pub jwt: JwtSettings,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            enabled: false,
+            policy_file: None,
+            api_key_header: "X-API-Key".to_owned(),
+            allow_cidrs: Vec::new(),
+            trusted_proxies: Vec::new(),
+            anonymous_paths: Vec::new(),
+            jwt: JwtSettings::default(),
+        }
+    }
+}
+
+/// JWT bearer-token validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtSettings {
+    /// Expected `iss`; setting it turns JWT authentication on.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values; a token must name at least one. Empty skips the check.
+    pub audiences: Vec<String>,
+    /// Where the signing keys are; unset means OIDC discovery from the issuer
+    /// (`<issuer>/.well-known/openid-configuration`).
+    pub jwks_url: Option<String>,
+    /// Accepted signature algorithms; the token's `alg` must be one of them. `none` never is.
+    pub algorithms: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// Claim holding the principal id.
+    pub principal_claim: String,
+    /// Claims holding scopes (a space-separated string or an array), merged.
+    pub scope_claims: Vec<String>,
+    /// Claims a token must carry.
+    pub required_claims: Vec<String>,
+    /// Background refresh period of the signing keys.
+    pub refresh_interval_ms: u64,
+    /// Shortest interval between refreshes triggered by an unknown `kid`.
+    pub unknown_kid_refresh_interval_ms: u64,
+    /// Timeout of one JWKS or discovery request.
+    pub fetch_timeout_ms: u64,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        JwtSettings {
+            issuer: None,
+            audiences: Vec::new(),
+            jwks_url: None,
+            algorithms: vec!["RS256".to_owned(), "ES256".to_owned()],
+            leeway_secs: 30,
+            principal_claim: "sub".to_owned(),
+            scope_claims: vec!["scope".to_owned(), "scp".to_owned()],
+            required_claims: vec!["exp".to_owned()],
+            refresh_interval_ms: 300_000,
+            unknown_kid_refresh_interval_ms: 10_000,
+            fetch_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// Prometheus metrics.
@@ -463,6 +549,26 @@ impl Settings {
                 "brokers and topic_partitions must be at least 1",
             ));
         }
+        if self.auth.enabled && self.auth.policy_file.is_none() {
+            return Err(ConfigError::invalid(
+                "auth.policy_file",
+                "required when auth.enabled is true (without grants, everything is denied)",
+            ));
+        }
+        for alg in &self.auth.jwt.algorithms {
+            if alg.eq_ignore_ascii_case("none") {
+                return Err(ConfigError::invalid(
+                    "auth.jwt.algorithms",
+                    "\"none\" would accept unsigned tokens",
+                ));
+            }
+            if alg.parse::<jsonwebtoken::Algorithm>().is_err() {
+                return Err(ConfigError::invalid(
+                    "auth.jwt.algorithms",
+                    format!("unknown algorithm {alg:?}"),
+                ));
+            }
+        }
         if self.metadata.refresh_interval_ms == 0 || self.metadata.request_timeout_ms == 0 {
             return Err(ConfigError::invalid(
                 "metadata",
@@ -658,6 +764,13 @@ mod tests {
             .unwrap();
         assert_eq!(s.kafka.security_protocol, SecurityProtocol::SaslSsl);
         assert!(!s.dev_mode());
+    }
+
+    #[test]
+    fn the_example_policy_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policy.example.toml");
+        let policy = crate::auth::Policy::load(&path).unwrap();
+        assert_eq!(policy.principal_ids(), ["partner-acme"]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::auth::{AuthError, Operation};
 use crate::domain::InvalidTopicName;
 use crate::formats::{FormatError, NegotiationError};
 use crate::kafka::{MetadataError, ProduceError};
@@ -93,6 +94,15 @@ pub enum ApiError {
     SchemaRegistryNotConfigured(String),
     #[error("{0}")]
     Metadata(#[from] MetadataError),
+    /// Missing or invalid credentials (401), or an address outside the allowlists (403).
+    #[error("{0}")]
+    Unauthenticated(AuthError),
+    /// The policy grants the caller nothing for this topic.
+    #[error("Not authorized to {} topic '{topic}'.", match .operation {
+        Operation::Produce => "produce to",
+        Operation::Describe => "describe",
+    })]
+    Forbidden { operation: Operation, topic: String },
     #[error("The service is shutting down; retry the request.")]
     ShuttingDown,
     #[error("Internal server error.")]
@@ -116,6 +126,9 @@ impl ApiError {
             ApiError::PartitionNotFound => ErrorCode::PARTITION_NOT_FOUND,
             ApiError::SchemaRegistryNotConfigured(_) => ErrorCode::SCHEMA_REGISTRY_NOT_CONFIGURED,
             ApiError::Metadata(e) => metadata_error_code(e),
+            ApiError::Unauthenticated(AuthError::AddressNotAllowed)
+            | ApiError::Forbidden { .. } => ErrorCode::KAFKA_AUTHORIZATION,
+            ApiError::Unauthenticated(_) => ErrorCode::KAFKA_AUTHENTICATION,
             ApiError::ShuttingDown => ErrorCode::NO_BROKER_AVAILABLE,
             ApiError::Internal => ErrorCode::INTERNAL,
         }
@@ -224,6 +237,18 @@ pub fn error_response(code: ErrorCode, message: &str) -> HttpResponse {
     response
 }
 
+/// RFC 6750 §3: no error code when no credentials were sent, `invalid_token` otherwise.
+fn www_authenticate(error: &AuthError) -> HeaderValue {
+    let value = match error {
+        AuthError::MissingCredentials => r#"Bearer realm="kafka-rest-proxy""#.to_owned(),
+        other => format!(
+            r#"Bearer realm="kafka-rest-proxy", error="invalid_token", error_description="{}""#,
+            other.to_string().replace('"', "'")
+        ),
+    };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.code().status()
@@ -231,10 +256,18 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = error_response(self.code(), &self.to_string());
-        if matches!(self, ApiError::ShuttingDown) {
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        match self {
+            ApiError::ShuttingDown => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            ApiError::Unauthenticated(e) if self.code() == ErrorCode::KAFKA_AUTHENTICATION => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, www_authenticate(e));
+            }
+            _ => {}
         }
         response
     }
@@ -300,6 +333,27 @@ mod tests {
                 500,
                 None,
             ),
+            (
+                ApiError::Unauthenticated(AuthError::TokenExpired),
+                40101,
+                401,
+                None,
+            ),
+            (
+                ApiError::Unauthenticated(AuthError::AddressNotAllowed),
+                40301,
+                403,
+                None,
+            ),
+            (
+                ApiError::Forbidden {
+                    operation: Operation::Produce,
+                    topic: "t".into(),
+                },
+                40301,
+                403,
+                None,
+            ),
             (ApiError::ShuttingDown, 50302, 503, Some(1)),
             (ApiError::Internal, 500, 500, None),
         ];
@@ -350,6 +404,22 @@ mod tests {
         for (codes, expected) in table {
             assert_eq!(produce_status(&codes), expected, "{codes:?}");
         }
+    }
+
+    #[test]
+    fn unauthenticated_responses_carry_www_authenticate() {
+        let response = ApiError::Unauthenticated(AuthError::MissingCredentials).error_response();
+        assert_eq!(
+            response.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+            r#"Bearer realm="kafka-rest-proxy""#
+        );
+        let response = ApiError::Unauthenticated(AuthError::WrongAudience).error_response();
+        assert_eq!(
+            response.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+            r#"Bearer realm="kafka-rest-proxy", error="invalid_token", error_description="The token's audience is not accepted.""#
+        );
+        let response = ApiError::Unauthenticated(AuthError::AddressNotAllowed).error_response();
+        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
     }
 
     #[test]

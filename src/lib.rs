@@ -1,6 +1,7 @@
 //! A Confluent REST Proxy compatible HTTP produce service for Kafka.
 //!
 //! Layout:
+//! - `auth`: network allowlist, API keys, JWT, the authorization policy;
 //! - `config`: the typed settings tree (file + environment layering);
 //! - `startup`: builds the app (producer, middleware, routes) and owns shutdown;
 //! - `error`: the one mapping to Confluent error codes and HTTP statuses;
@@ -12,6 +13,7 @@
 //! - `metrics`: the metric catalogue; `http::observe`: request metrics and access log;
 //! - `shutdown`: draining and signals; `telemetry`: logs.
 
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -10,7 +10,9 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::http::authenticate::{self, AuthState};
 use crate::http::observe::{self, AccessLog, Observability};
 use crate::http::{self, AppState};
 use crate::kafka::{self, Kafka, KafkaSetupError};
@@ -27,6 +29,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Kafka(#[from] KafkaSetupError),
+    #[error("{0}")]
+    Auth(String),
 }
 
 /// A bound, not yet running, application.
@@ -38,6 +42,7 @@ pub struct Application {
     kafka: Arc<Kafka>,
     lifecycle: Arc<Lifecycle>,
     shutdown_timeout: Duration,
+    jwt: Option<Arc<crate::auth::jwt::JwtValidator>>,
 }
 
 impl Application {
@@ -53,11 +58,18 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
+        let authenticator = Authenticator::new(&settings.auth).map_err(StartupError::Auth)?;
+        warn_when_open(settings, &authenticator);
+        let jwt = authenticator.jwt();
         let metrics = Arc::new(Metrics::new(
             &settings.metrics.topics,
-            &[],
+            authenticator.policy().principal_ids(),
             &kafka::librdkafka_version(),
         ));
+        let auth_state = web::Data::new(AuthState {
+            authenticator,
+            metrics: Arc::clone(&metrics),
+        });
         let kafka = Arc::new(Kafka::connect(settings, Arc::clone(&metrics))?);
         if kafka.is_dev_cluster() {
             tracing::warn!(
@@ -89,6 +101,8 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(lifecycle_data.clone())
                 .app_data(observability.clone())
+                .app_data(auth_state.clone())
+                .wrap(from_fn(authenticate::authenticate))
                 .wrap(from_fn(shutdown::track_requests))
                 .wrap(from_fn(observe::observe))
                 .configure(|cfg| http::routes(cfg, serve_metrics))
@@ -113,6 +127,7 @@ impl Application {
             kafka,
             lifecycle,
             shutdown_timeout: Duration::from_millis(settings.server.shutdown_timeout_ms),
+            jwt,
         })
     }
 
@@ -144,9 +159,17 @@ impl Application {
             handle
         });
         let probe = tokio::spawn(Arc::clone(&self.kafka).run_probe());
+        // The JWKS fetches use awc, which lives on this thread's (actix) runtime.
+        let key_refresh = self
+            .jwt
+            .clone()
+            .map(|jwt| actix_web::rt::spawn(jwt.run_key_refresh()));
         tokio::select! {
             result = &mut server => {
                 probe.abort();
+                if let Some(task) = key_refresh {
+                    task.abort();
+                }
                 return result.unwrap_or_else(|e| Err(std::io::Error::other(e)));
             }
             () = shutdown => {}
@@ -172,6 +195,9 @@ impl Application {
             metrics_server.stop(true).await;
         }
         probe.abort();
+        if let Some(task) = key_refresh {
+            task.abort();
+        }
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         match self.kafka.flush(remaining).await {
             Ok(()) => tracing::info!("producer flushed; bye"),
@@ -217,4 +243,16 @@ fn metrics_server(
     .run();
     tracing::info!(%address, port, "serving /metrics");
     Ok((server, port))
+}
+
+/// Auth off is fine on loopback (dev mode); beyond it, anyone who reaches the port can
+/// produce to any topic, so say so loudly.
+fn warn_when_open(settings: &Settings, authenticator: &Authenticator) {
+    if !authenticator.enabled() && !settings.server.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %settings.server.listen,
+            "authentication is OFF and the service listens beyond loopback: anyone who can \
+             reach it can produce to any topic (set auth.enabled and auth.policy_file)"
+        );
+    }
 }

@@ -3,7 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use super::authenticate::{authorize, may_describe, AuthState};
 use super::{check_accept, parse_partition, parse_topic, v2_json, AppState};
+use crate::auth::Operation;
 use crate::error::ApiError;
 use crate::kafka::{MetadataError, PartitionMetadata, TopicMetadata};
 
@@ -35,10 +37,11 @@ fn is_internal(name: &str) -> bool {
     name.starts_with("__")
 }
 
-/// `GET /topics`: topic names, sorted, internal topics excluded.
+/// `GET /topics`: topic names the caller may describe, sorted, internal topics excluded.
 pub async fn list_topics(
     req: HttpRequest,
     state: web::Data<AppState>,
+    auth: web::Data<AuthState>,
 ) -> Result<HttpResponse, ApiError> {
     check_accept(&req)?;
     let cluster = state.kafka.cluster().await?;
@@ -46,7 +49,7 @@ pub async fn list_topics(
         .topics
         .into_iter()
         .map(|t| t.name)
-        .filter(|n| !is_internal(n))
+        .filter(|n| !is_internal(n) && may_describe(&req, &auth, n))
         .collect();
     names.sort();
     Ok(v2_json(&names))
@@ -92,9 +95,16 @@ struct TopicBody {
 }
 
 /// The topic's current metadata, asked of the cluster (not the cache), so that these
-/// endpoints show what Kafka shows.
-async fn fresh_topic(state: &AppState, raw_topic: &str) -> Result<TopicMetadata, ApiError> {
+/// endpoints show what Kafka shows. The policy is checked first: a caller may not learn
+/// whether a topic it cannot describe exists.
+async fn fresh_topic(
+    req: &HttpRequest,
+    state: &AppState,
+    auth: &AuthState,
+    raw_topic: &str,
+) -> Result<TopicMetadata, ApiError> {
     let topic = parse_topic(raw_topic)?;
+    authorize(req, auth, Operation::Describe, topic.as_str())?;
     let cluster = state.kafka.cluster().await?;
     cluster
         .topics
@@ -111,9 +121,10 @@ pub async fn get_topic(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
+    auth: web::Data<AuthState>,
 ) -> Result<HttpResponse, ApiError> {
     check_accept(&req)?;
-    let topic = fresh_topic(&state, &path).await?;
+    let topic = fresh_topic(&req, &state, &auth, &path).await?;
     Ok(v2_json(&TopicBody {
         name: topic.name.clone(),
         configs: serde_json::Map::new(),
@@ -126,9 +137,10 @@ pub async fn list_partitions(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
+    auth: web::Data<AuthState>,
 ) -> Result<HttpResponse, ApiError> {
     check_accept(&req)?;
-    let topic = fresh_topic(&state, &path).await?;
+    let topic = fresh_topic(&req, &state, &auth, &path).await?;
     let partitions: Vec<PartitionBody> = topic.partitions.iter().map(PartitionBody::from).collect();
     Ok(v2_json(&partitions))
 }
@@ -138,11 +150,12 @@ pub async fn get_partition(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
+    auth: web::Data<AuthState>,
 ) -> Result<HttpResponse, ApiError> {
     check_accept(&req)?;
     let (raw_topic, raw_partition) = path.into_inner();
     let partition = parse_partition(&raw_partition)?;
-    let topic = fresh_topic(&state, &raw_topic).await?;
+    let topic = fresh_topic(&req, &state, &auth, &raw_topic).await?;
     let found = topic
         .partition(partition.id())
         .ok_or(ApiError::PartitionNotFound)?;

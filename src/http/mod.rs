@@ -1,5 +1,6 @@
 //! The HTTP API: one module per surface, one route table.
 
+pub mod authenticate;
 pub mod health;
 pub mod metadata;
 pub mod observe;

@@ -6,8 +6,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use super::authenticate::{authorize, principal, AuthState};
 use super::observe::with_facts;
 use super::{check_accept, parse_partition, parse_topic, read_body, AppState};
+use crate::auth::Operation;
 use crate::domain::TopicName;
 use crate::error::{self, ApiError, ErrorCode, ErrorCodeOrOk};
 use crate::formats::{self, EmbeddedFormat, ProduceBatch};
@@ -19,8 +21,9 @@ pub async fn produce_to_topic(
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
+    auth: web::Data<AuthState>,
 ) -> Result<HttpResponse, ApiError> {
-    produce(&req, payload, &state, &path, None).await
+    produce(&req, payload, &state, &auth, &path, None).await
 }
 
 /// `POST /topics/{topic}/partitions/{partition}`.
@@ -29,15 +32,17 @@ pub async fn produce_to_partition(
     path: web::Path<(String, String)>,
     payload: web::Payload,
     state: web::Data<AppState>,
+    auth: web::Data<AuthState>,
 ) -> Result<HttpResponse, ApiError> {
     let (topic, partition) = path.into_inner();
-    produce(&req, payload, &state, &topic, Some(&partition)).await
+    produce(&req, payload, &state, &auth, &topic, Some(&partition)).await
 }
 
 async fn produce(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
+    auth: &AuthState,
     raw_topic: &str,
     raw_partition: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
@@ -49,6 +54,8 @@ async fn produce(
     check_accept(req)?;
     let topic = parse_topic(raw_topic)?;
     with_facts(req, |f| f.topic = Some(topic.to_string()));
+    authorize(req, auth, Operation::Produce, topic.as_str())?;
+    let principal = principal(req);
     let path_partition = raw_partition.map(parse_partition).transpose()?;
     let body = read_body(req, payload, state.max_body_bytes).await?;
     let batch = ProduceBatch::parse(&body, format)?;
@@ -73,7 +80,8 @@ async fn produce(
         })
         .collect();
     let results = state.kafka.produce(&topic, &records, now_ms()).await;
-    count_records(state, &topic, format, &records, &results);
+    let principal_id = principal.as_ref().map(|p| p.id.as_str());
+    count_records(state, &topic, principal_id, format, &records, &results);
     let failed = results.iter().filter(|r| r.is_err()).count();
     with_facts(req, |f| f.records_failed = Some(failed));
     Ok(respond(&results))
@@ -83,13 +91,14 @@ async fn produce(
 fn count_records(
     state: &AppState,
     topic: &TopicName,
+    principal: Option<&str>,
     format: EmbeddedFormat,
     records: &[OutgoingRecord],
     results: &[Result<Delivered, ProduceError>],
 ) {
     let metrics = &state.metrics;
     let topic = metrics.topic_label(topic.as_str());
-    let principal = metrics.principal_label(None);
+    let principal = metrics.principal_label(principal);
     let mut written_bytes = 0;
     for (record, result) in records.iter().zip(results) {
         let outcome = match result {

@@ -1,0 +1,319 @@
+//! JWT bearer tokens (jsonwebtoken): signature by a key from the issuer's JWKS, `iss`,
+//! `aud`, `exp`, `nbf` with leeway, required claims; the principal and scopes from
+//! configurable claims.
+//!
+//! The JWKS cache: keys are fetched at startup and every `refresh_interval_ms` in the
+//! background; a token with an unknown `kid` triggers one extra fetch, at most one such
+//! fetch per `unknown_kid_refresh_interval_ms`, so key rotation needs no restart and a
+//! flood of bogus `kid`s cannot hammer the IdP. A failed fetch keeps the keys already held: while
+//! the IdP is down, tokens signed by known keys keep working. Before any fetch has
+//! succeeded, every token gets 401 ("signing keys unavailable"), never a 500.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+use super::{AuthError, AuthMethod, Principal};
+use crate::config::JwtSettings;
+
+/// Where the signing keys come from.
+#[derive(Debug, Clone)]
+enum KeySource {
+    Jwks(String),
+    /// OIDC discovery: `<issuer>/.well-known/openid-configuration` names the JWKS.
+    Discovery(String),
+}
+
+#[derive(Default)]
+struct KeySet {
+    /// Keys by `kid`; keys without one are under `None`.
+    keys: HashMap<Option<String>, Vec<DecodingKey>>,
+}
+
+/// The issuer's signing keys.
+pub struct Jwks {
+    source: KeySource,
+    keys: RwLock<Option<Arc<KeySet>>>,
+    /// Serializes fetches; holds the time of the last one triggered by an unknown `kid`
+    /// (background refreshes do not count: they must not delay picking up a rotation).
+    fetch: tokio::sync::Mutex<Option<Instant>>,
+    unknown_kid_interval: Duration,
+    timeout: Duration,
+}
+
+impl Jwks {
+    fn new(settings: &JwtSettings, issuer: &str) -> Jwks {
+        let source = match &settings.jwks_url {
+            Some(url) => KeySource::Jwks(url.clone()),
+            None => KeySource::Discovery(issuer.to_owned()),
+        };
+        Jwks {
+            source,
+            keys: RwLock::new(None),
+            fetch: tokio::sync::Mutex::new(None),
+            unknown_kid_interval: Duration::from_millis(settings.unknown_kid_refresh_interval_ms),
+            timeout: Duration::from_millis(settings.fetch_timeout_ms),
+        }
+    }
+
+    fn current(&self) -> Option<Arc<KeySet>> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Fetches the key set and replaces the cached one; on failure the cache is kept.
+    ///
+    /// # Errors
+    /// Why the keys could not be fetched.
+    pub async fn refresh(&self) -> Result<usize, String> {
+        let _serialized = self.fetch.lock().await;
+        self.refresh_locked().await
+    }
+
+    async fn refresh_locked(&self) -> Result<usize, String> {
+        let result = self.fetch_keys().await;
+        match &result {
+            Ok(set) => {
+                let count = set.keys.values().map(Vec::len).sum();
+                *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(set));
+                Ok(count)
+            }
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    async fn fetch_keys(&self) -> Result<Arc<KeySet>, String> {
+        let url = match &self.source {
+            KeySource::Jwks(url) => url.clone(),
+            KeySource::Discovery(issuer) => {
+                let discovery = format!(
+                    "{}/.well-known/openid-configuration",
+                    issuer.trim_end_matches('/')
+                );
+                let document = self.get_json(&discovery).await?;
+                document["jwks_uri"]
+                    .as_str()
+                    .ok_or_else(|| format!("{discovery} has no jwks_uri"))?
+                    .to_owned()
+            }
+        };
+        let document = self.get_json(&url).await?;
+        let set: JwkSet =
+            serde_json::from_value(document).map_err(|e| format!("{url}: not a JWKS: {e}"))?;
+        let mut keys = KeySet::default();
+        for jwk in &set.keys {
+            match DecodingKey::from_jwk(jwk) {
+                Ok(key) => keys
+                    .keys
+                    .entry(jwk.common.key_id.clone())
+                    .or_default()
+                    .push(key),
+                Err(e) => {
+                    tracing::warn!(kid = ?jwk.common.key_id, error = %e, "skipping a JWKS key")
+                }
+            }
+        }
+        Ok(Arc::new(keys))
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value, String> {
+        let client = awc::Client::builder().timeout(self.timeout).finish();
+        let mut response = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{url}: HTTP {}", response.status()));
+        }
+        let body = response
+            .body()
+            .limit(1 << 20)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
+    }
+
+    /// Keys that may have signed a token with this `kid`, refetching once (rate-limited)
+    /// when the `kid` is unknown.
+    async fn keys_for(&self, kid: Option<&str>) -> Result<Vec<DecodingKey>, AuthError> {
+        if let Some(found) = self.lookup(kid) {
+            return Ok(found);
+        }
+        {
+            let mut last = self.fetch.lock().await;
+            // Another request may have refreshed while we waited for the lock.
+            if let Some(found) = self.lookup(kid) {
+                return Ok(found);
+            }
+            if last.is_none_or(|at| at.elapsed() >= self.unknown_kid_interval) {
+                *last = Some(Instant::now());
+                if let Err(e) = self.refresh_locked().await {
+                    tracing::warn!(error = %e, "JWKS refresh for an unknown kid failed");
+                }
+            }
+        }
+        match self.current() {
+            None => Err(AuthError::KeysUnavailable),
+            Some(_) => self.lookup(kid).ok_or(AuthError::UnknownKey),
+        }
+    }
+
+    fn lookup(&self, kid: Option<&str>) -> Option<Vec<DecodingKey>> {
+        let set = self.current()?;
+        match kid {
+            Some(kid) => set.keys.get(&Some(kid.to_owned())).cloned(),
+            // No kid in the token: any key may have signed it.
+            None => {
+                let all: Vec<DecodingKey> = set.keys.values().flatten().cloned().collect();
+                (!all.is_empty()).then_some(all)
+            }
+        }
+    }
+}
+
+/// Validates bearer tokens.
+pub struct JwtValidator {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway_secs: u64,
+    principal_claim: String,
+    scope_claims: Vec<String>,
+    required_claims: Vec<String>,
+    refresh_interval: Duration,
+    jwks: Jwks,
+}
+
+impl JwtValidator {
+    /// `None` when JWT authentication is not configured (no issuer).
+    pub fn new(settings: &JwtSettings) -> Option<JwtValidator> {
+        let issuer = settings.issuer.clone()?;
+        let algorithms = settings
+            .algorithms
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        Some(JwtValidator {
+            jwks: Jwks::new(settings, &issuer),
+            issuer,
+            audiences: settings.audiences.clone(),
+            algorithms,
+            leeway_secs: settings.leeway_secs,
+            principal_claim: settings.principal_claim.clone(),
+            scope_claims: settings.scope_claims.clone(),
+            required_claims: settings.required_claims.clone(),
+            refresh_interval: Duration::from_millis(settings.refresh_interval_ms),
+        })
+    }
+
+    /// Refreshes the keys now and then every `refresh_interval_ms`, until dropped.
+    pub async fn run_key_refresh(self: Arc<Self>) {
+        loop {
+            match self.jwks.refresh().await {
+                Ok(count) => tracing::debug!(keys = count, "JWKS refreshed"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "JWKS refresh failed; keeping the keys already held"
+                ),
+            }
+            tokio::time::sleep(self.refresh_interval).await;
+        }
+    }
+
+    /// The principal a valid token names.
+    ///
+    /// # Errors
+    /// What is wrong with the token; never the token itself.
+    pub async fn validate(&self, token: &str) -> Result<Principal, AuthError> {
+        let alg = self.allowed_algorithm(token)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::MalformedToken)?;
+        let keys = self.jwks.keys_for(header.kid.as_deref()).await?;
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[&self.issuer]);
+        if self.audiences.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&self.audiences);
+        }
+        validation.leeway = self.leeway_secs;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&self.required_claims);
+
+        let mut last_error = AuthError::BadSignature;
+        for key in keys.iter().filter(|k| k.family() == alg.family()) {
+            match jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, &validation) {
+                Ok(data) => return self.principal(&data.claims),
+                Err(e) => {
+                    last_error = map_error(&e);
+                    if last_error != AuthError::BadSignature {
+                        // Signed by this key but invalid: no other key will do better.
+                        return Err(last_error);
+                    }
+                }
+            }
+        }
+        if keys.iter().all(|k| k.family() != alg.family()) {
+            return Err(AuthError::AlgorithmNotAllowed);
+        }
+        Err(last_error)
+    }
+
+    /// The token's `alg`, read from its header before anything else, when configured.
+    fn allowed_algorithm(&self, token: &str) -> Result<Algorithm, AuthError> {
+        let header_b64 = token.split('.').next().ok_or(AuthError::MalformedToken)?;
+        let header = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .map_err(|_| AuthError::MalformedToken)?;
+        let header: Value =
+            serde_json::from_slice(&header).map_err(|_| AuthError::MalformedToken)?;
+        let alg = header["alg"].as_str().ok_or(AuthError::MalformedToken)?;
+        alg.parse::<Algorithm>()
+            .ok()
+            .filter(|a| self.algorithms.contains(a))
+            .ok_or(AuthError::AlgorithmNotAllowed)
+    }
+
+    fn principal(&self, claims: &serde_json::Map<String, Value>) -> Result<Principal, AuthError> {
+        let id = match claims.get(&self.principal_claim) {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            _ => return Err(AuthError::MissingClaim(self.principal_claim.clone())),
+        };
+        let mut scopes = Vec::new();
+        for claim in &self.scope_claims {
+            match claims.get(claim) {
+                Some(Value::String(s)) => scopes.extend(s.split_whitespace().map(str::to_owned)),
+                Some(Value::Array(items)) => {
+                    scopes.extend(items.iter().filter_map(Value::as_str).map(str::to_owned))
+                }
+                _ => {}
+            }
+        }
+        Ok(Principal {
+            id,
+            scopes,
+            method: AuthMethod::Jwt,
+        })
+    }
+}
+
+fn map_error(error: &jsonwebtoken::errors::Error) -> AuthError {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match error.kind() {
+        K::ExpiredSignature => AuthError::TokenExpired,
+        K::ImmatureSignature => AuthError::TokenNotYetValid,
+        K::InvalidIssuer => AuthError::WrongIssuer,
+        K::InvalidAudience => AuthError::WrongAudience,
+        K::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim.clone()),
+        K::InvalidSignature => AuthError::BadSignature,
+        K::InvalidAlgorithm | K::InvalidAlgorithmName | K::MissingAlgorithm => {
+            AuthError::AlgorithmNotAllowed
+        }
+        _ => AuthError::MalformedToken,
+    }
+}

@@ -1,0 +1,261 @@
+//! Who is calling and what they may do: the network allowlist, API keys, JWT bearer
+//! tokens, and the authorization policy. Everything downstream sees one [`Principal`].
+
+pub mod api_key;
+pub mod jwt;
+pub mod network;
+pub mod policy;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::config::AuthSettings;
+use jwt::JwtValidator;
+use network::Network;
+pub use policy::{Operation, Policy};
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ApiKey,
+    Jwt,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ApiKey => "api_key",
+            AuthMethod::Jwt => "jwt",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The API key's principal, or the token's principal claim (`sub` by default).
+    pub id: String,
+    pub scopes: Vec<String>,
+    pub method: AuthMethod,
+}
+
+/// Why a request was refused before reaching a handler. The messages say what is wrong and
+/// never echo the credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("Authentication required: send a bearer token or an API key.")]
+    MissingCredentials,
+    #[error("The Authorization header is not a bearer token.")]
+    MalformedAuthorization,
+    #[error("Invalid API key.")]
+    InvalidApiKey,
+    #[error("The API key is disabled.")]
+    DisabledApiKey,
+    #[error("The token is malformed.")]
+    MalformedToken,
+    #[error("The token's signing algorithm is not accepted.")]
+    AlgorithmNotAllowed,
+    #[error("The token's signature is invalid.")]
+    BadSignature,
+    #[error("The token has expired.")]
+    TokenExpired,
+    #[error("The token is not valid yet.")]
+    TokenNotYetValid,
+    #[error("The token's issuer is not accepted.")]
+    WrongIssuer,
+    #[error("The token's audience is not accepted.")]
+    WrongAudience,
+    #[error("The token lacks the required claim '{0}'.")]
+    MissingClaim(String),
+    #[error("The token is signed by an unknown key.")]
+    UnknownKey,
+    #[error("The signing keys of the token issuer are unavailable; retry later.")]
+    KeysUnavailable,
+    /// 403, not 401: the credentials are not the problem, the network is.
+    #[error("Requests from this address are not allowed.")]
+    AddressNotAllowed,
+}
+
+impl AuthError {
+    /// A bounded label for `kafka_rest_auth_failures_total` / `_policy_denials_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::MissingCredentials => "missing",
+            AuthError::MalformedAuthorization => "malformed_header",
+            AuthError::InvalidApiKey => "invalid_api_key",
+            AuthError::DisabledApiKey => "disabled_api_key",
+            AuthError::MalformedToken => "malformed_token",
+            AuthError::AlgorithmNotAllowed => "algorithm",
+            AuthError::BadSignature => "signature",
+            AuthError::TokenExpired => "expired",
+            AuthError::TokenNotYetValid => "not_yet_valid",
+            AuthError::WrongIssuer => "issuer",
+            AuthError::WrongAudience => "audience",
+            AuthError::MissingClaim(_) => "claims",
+            AuthError::UnknownKey => "unknown_key",
+            AuthError::KeysUnavailable => "keys_unavailable",
+            AuthError::AddressNotAllowed => "address",
+        }
+    }
+}
+
+/// The authentication chain, built once from the settings.
+pub struct Authenticator {
+    enabled: bool,
+    network: Network,
+    api_key_header: String,
+    anonymous_paths: Vec<String>,
+    policy: Policy,
+    jwt: Option<Arc<JwtValidator>>,
+}
+
+/// The credentials a request carries.
+pub struct Credentials<'a> {
+    pub authorization: Option<&'a str>,
+    pub api_key: Option<&'a str>,
+}
+
+impl Authenticator {
+    /// # Errors
+    /// When the policy file cannot be loaded.
+    pub fn new(settings: &AuthSettings) -> Result<Authenticator, String> {
+        let policy = match &settings.policy_file {
+            Some(path) if settings.enabled => Policy::load(path)?,
+            _ => Policy::default(),
+        };
+        Ok(Authenticator {
+            enabled: settings.enabled,
+            network: Network::new(
+                settings.trusted_proxies.clone(),
+                settings.allow_cidrs.clone(),
+            ),
+            api_key_header: settings.api_key_header.clone(),
+            anonymous_paths: settings.anonymous_paths.clone(),
+            policy,
+            jwt: settings
+                .enabled
+                .then(|| JwtValidator::new(&settings.jwt).map(Arc::new))
+                .flatten(),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn api_key_header(&self) -> &str {
+        &self.api_key_header
+    }
+
+    /// The JWT validator, whose key refresh must run in the background.
+    pub fn jwt(&self) -> Option<Arc<JwtValidator>> {
+        self.jwt.clone()
+    }
+
+    /// The client address, honouring `X-Forwarded-For` from trusted proxies only.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        self.network.client_ip(peer, forwarded_for)
+    }
+
+    /// Paths served without credentials: the probes, and the configured ones.
+    pub fn is_open(&self, path: &str) -> bool {
+        !self.enabled
+            || matches!(path, "/healthz" | "/readyz")
+            || self.anonymous_paths.iter().any(|p| p == path)
+    }
+
+    /// Authenticates a request from `client`.
+    ///
+    /// # Errors
+    /// [`AuthError`]: refused address, missing or invalid credentials.
+    pub async fn authenticate(
+        &self,
+        client: IpAddr,
+        credentials: Credentials<'_>,
+    ) -> Result<Principal, AuthError> {
+        if !self.network.allows(client) {
+            return Err(AuthError::AddressNotAllowed);
+        }
+        let principal = match (credentials.authorization, credentials.api_key) {
+            (Some(authorization), _) => {
+                let token = bearer_token(authorization)?;
+                match &self.jwt {
+                    Some(jwt) => jwt.validate(token).await?,
+                    None => return Err(AuthError::MalformedToken),
+                }
+            }
+            (None, Some(key)) => {
+                let key = self
+                    .policy
+                    .api_keys()
+                    .find(key)
+                    .ok_or(AuthError::InvalidApiKey)?;
+                if !key.enabled {
+                    return Err(AuthError::DisabledApiKey);
+                }
+                Principal {
+                    id: key.principal.clone(),
+                    scopes: key.scopes.clone(),
+                    method: AuthMethod::ApiKey,
+                }
+            }
+            (None, None) => return Err(AuthError::MissingCredentials),
+        };
+        if !self.policy.address_allowed(&principal, client) {
+            return Err(AuthError::AddressNotAllowed);
+        }
+        Ok(principal)
+    }
+
+    /// Whether `principal` may perform `operation` on `topic`; always true with auth off.
+    pub fn authorize(
+        &self,
+        principal: Option<&Principal>,
+        operation: Operation,
+        topic: &str,
+    ) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        principal.is_some_and(|p| self.policy.allows(p, operation, topic))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+fn bearer_token(header: &str) -> Result<&str, AuthError> {
+    let (scheme, token) = header
+        .split_once(' ')
+        .ok_or(AuthError::MalformedAuthorization)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(AuthError::MalformedAuthorization);
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_header_parsing() {
+        assert_eq!(bearer_token("Bearer abc.def.ghi"), Ok("abc.def.ghi"));
+        assert_eq!(bearer_token("bearer abc"), Ok("abc"));
+        assert_eq!(
+            bearer_token("Basic dXNlcjpwYXNz"),
+            Err(AuthError::MalformedAuthorization)
+        );
+        assert_eq!(
+            bearer_token("Bearer"),
+            Err(AuthError::MalformedAuthorization)
+        );
+        assert_eq!(
+            bearer_token("Bearer "),
+            Err(AuthError::MalformedAuthorization)
+        );
+    }
+}

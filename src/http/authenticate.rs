@@ -1,0 +1,112 @@
+//! Middleware: resolves the client address, authenticates the caller, and puts the
+//! [`Principal`] in the request's extensions for the handlers' policy checks.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpMessage, HttpRequest, ResponseError};
+
+use super::observe::with_facts;
+use crate::auth::{AuthError, Authenticator, Credentials, Operation, Principal};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// The authentication chain and the metrics it reports to.
+pub struct AuthState {
+    pub authenticator: Authenticator,
+    pub metrics: Arc<Metrics>,
+}
+
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let state = Arc::clone(
+        req.app_data::<web::Data<AuthState>>()
+            .expect("the auth state is registered as app data"),
+    );
+    let auth = &state.authenticator;
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let forwarded_for = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let client = auth.client_ip(peer, forwarded_for);
+    with_facts(req.request(), |f| f.client_ip = Some(client.to_string()));
+
+    if auth.is_open(req.path()) {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let credentials = Credentials {
+        authorization: header("authorization"),
+        api_key: header(auth.api_key_header()),
+    };
+    match auth.authenticate(client, credentials).await {
+        Ok(principal) => {
+            with_facts(req.request(), |f| f.principal = Some(principal.id.clone()));
+            req.extensions_mut().insert(principal);
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
+        }
+        Err(error) => {
+            let counter = if error == AuthError::AddressNotAllowed {
+                &state.metrics.policy_denials
+            } else {
+                &state.metrics.auth_failures
+            };
+            counter.with_label_values(&[error.reason()]).inc();
+            tracing::info!(reason = error.reason(), %client, "request refused by authentication");
+            let response = ApiError::Unauthenticated(error).error_response();
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
+}
+
+/// The caller's principal, when authentication is on.
+pub fn principal(req: &HttpRequest) -> Option<Principal> {
+    req.extensions().get::<Principal>().cloned()
+}
+
+/// Refuses the request unless the policy lets the caller perform `operation` on `topic`.
+///
+/// # Errors
+/// [`ApiError::Forbidden`] (403, 40301), counted as a policy denial.
+pub fn authorize(
+    req: &HttpRequest,
+    state: &AuthState,
+    operation: Operation,
+    topic: &str,
+) -> Result<(), ApiError> {
+    if state
+        .authenticator
+        .authorize(principal(req).as_ref(), operation, topic)
+    {
+        return Ok(());
+    }
+    state
+        .metrics
+        .policy_denials
+        .with_label_values(&["topic"])
+        .inc();
+    Err(ApiError::Forbidden {
+        operation,
+        topic: topic.to_owned(),
+    })
+}
+
+/// Whether the caller may describe `topic` (to filter listings).
+pub fn may_describe(req: &HttpRequest, state: &AuthState, topic: &str) -> bool {
+    state
+        .authenticator
+        .authorize(principal(req).as_ref(), Operation::Describe, topic)
+}
