@@ -59,6 +59,29 @@ impl fmt::Display for TopicName {
     }
 }
 
+/// Names topics in configuration: an exact name, or a prefix when it ends in `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl TopicPattern {
+    pub fn parse(pattern: &str) -> TopicPattern {
+        match pattern.strip_suffix('*') {
+            Some(prefix) => TopicPattern::Prefix(prefix.to_owned()),
+            None => TopicPattern::Exact(pattern.to_owned()),
+        }
+    }
+
+    pub fn matches(&self, topic: &str) -> bool {
+        match self {
+            TopicPattern::Exact(name) => name == topic,
+            TopicPattern::Prefix(prefix) => topic.starts_with(prefix.as_str()),
+        }
+    }
+}
+
 /// A partition number: a non-negative `i32`, as in the Kafka protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Partition(i32);
@@ -95,6 +118,15 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn topic_patterns() {
+        assert!(TopicPattern::parse("orders").matches("orders"));
+        assert!(!TopicPattern::parse("orders").matches("orders.eu"));
+        assert!(TopicPattern::parse("orders.*").matches("orders.eu"));
+        assert!(!TopicPattern::parse("orders.*").matches("orders"));
+        assert!(TopicPattern::parse("*").matches("anything"));
     }
 
     #[test]

@@ -10,8 +10,10 @@ use serde::Serialize;
 
 use crate::auth::{AuthError, Operation};
 use crate::domain::InvalidTopicName;
+use crate::formats::json_schema::{SchemaReport, Violation};
 use crate::formats::{FormatError, NegotiationError};
 use crate::kafka::{MetadataError, ProduceError};
+use crate::limits::RateLimited;
 
 /// The Content-Type of every API v2 response.
 pub const V2_CONTENT_TYPE: &str = "application/vnd.kafka.v2+json";
@@ -26,9 +28,12 @@ impl ErrorCode {
     pub const ROUTE_NOT_FOUND: ErrorCode = ErrorCode(404);
     pub const METHOD_NOT_ALLOWED: ErrorCode = ErrorCode(405);
     pub const NOT_ACCEPTABLE: ErrorCode = ErrorCode(406);
+    pub const REQUEST_TIMEOUT: ErrorCode = ErrorCode(408);
     pub const PAYLOAD_TOO_LARGE: ErrorCode = ErrorCode(413);
     pub const UNSUPPORTED_MEDIA_TYPE: ErrorCode = ErrorCode(415);
     pub const UNPROCESSABLE: ErrorCode = ErrorCode(422);
+    pub const TOO_MANY_REQUESTS: ErrorCode = ErrorCode(429);
+    pub const SCHEMA_VIOLATION: ErrorCode = ErrorCode(42203);
     pub const KAFKA_AUTHENTICATION: ErrorCode = ErrorCode(40101);
     pub const KAFKA_AUTHORIZATION: ErrorCode = ErrorCode(40301);
     pub const TOPIC_NOT_FOUND: ErrorCode = ErrorCode(40401);
@@ -71,6 +76,30 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("Request body is larger than the limit of {limit} bytes.")]
     PayloadTooLarge { limit: usize },
+    #[error("The request body did not arrive within {timeout_ms} ms.")]
+    RequestTimeout { timeout_ms: u64 },
+    #[error("Too many records: {count} in the request, the limit is {limit}.")]
+    TooManyRecords { count: usize, limit: usize },
+    #[error("Record {index} is {size} bytes (key + value), the limit is {limit} bytes.")]
+    RecordTooLarge {
+        index: usize,
+        size: usize,
+        limit: usize,
+    },
+    /// Some records do not match their topic's JSON Schema; the body lists the violations.
+    #[error(
+        "{} of {} records do not match the JSON Schema of topic '{}' ({} violations).",
+        .0.invalid_records, .0.records, .0.topic, .0.violations.len() + .0.omitted
+    )]
+    SchemaViolations(Box<SchemaReport>),
+    #[error(
+        "Rate limit exceeded: {} {}/s ({} {}).",
+        .0.per_second, .0.unit.as_str(), if .0.scope == "global" { "for this service" } else { "for" }, .0.scope
+    )]
+    RateLimited(RateLimited),
+    /// Too much work in flight: shed before reading more.
+    #[error("The service is overloaded; retry the request.")]
+    Overloaded,
     /// The body is not JSON; the message says where.
     #[error("{0}")]
     MalformedJson(String),
@@ -118,6 +147,13 @@ impl ApiError {
             ApiError::NotAcceptable => ErrorCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType => ErrorCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => ErrorCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout { .. } => ErrorCode::REQUEST_TIMEOUT,
+            ApiError::TooManyRecords { .. } | ApiError::RecordTooLarge { .. } => {
+                ErrorCode::UNPROCESSABLE
+            }
+            ApiError::SchemaViolations(_) => ErrorCode::SCHEMA_VIOLATION,
+            ApiError::RateLimited(_) => ErrorCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded => ErrorCode::NO_BROKER_AVAILABLE,
             ApiError::MalformedJson(_) | ApiError::InvalidData(_) | ApiError::UnreadableBody(_) => {
                 ErrorCode::BAD_REQUEST
             }
@@ -237,6 +273,32 @@ pub fn error_response(code: ErrorCode, message: &str) -> HttpResponse {
     response
 }
 
+/// The 42203 envelope: `error_code` and `message` as always, plus every violation (up to
+/// the configured cap) and how many were left out. Confluent clients ignore the extra
+/// fields.
+fn schema_violations_response(error: &ApiError, report: &SchemaReport) -> HttpResponse {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        error_code: ErrorCode,
+        message: String,
+        violations: &'a [Violation],
+        violations_omitted: usize,
+    }
+    let code = error.code();
+    let body = serde_json::to_vec(&Body {
+        error_code: code,
+        message: error.to_string(),
+        violations: &report.violations,
+        violations_omitted: report.omitted,
+    })
+    .expect("the violations envelope serializes");
+    let mut response = HttpResponse::build(code.status())
+        .insert_header((header::CONTENT_TYPE, V2_CONTENT_TYPE))
+        .body(body);
+    response.extensions_mut().insert(code);
+    response
+}
+
 /// RFC 6750 §3: no error code when no credentials were sent, `invalid_token` otherwise.
 fn www_authenticate(error: &AuthError) -> HeaderValue {
     let value = match error {
@@ -255,9 +317,27 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::SchemaViolations(report) = self {
+            return schema_violations_response(self, report);
+        }
         let mut response = error_response(self.code(), &self.to_string());
         match self {
-            ApiError::ShuttingDown => {
+            ApiError::RateLimited(limited) => {
+                let headers = response.headers_mut();
+                let wait = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(wait));
+                for (name, value) in [
+                    ("ratelimit-limit", u64::from(limited.burst)),
+                    ("ratelimit-remaining", 0),
+                    ("ratelimit-reset", wait),
+                ] {
+                    headers.insert(
+                        header::HeaderName::from_static(name),
+                        HeaderValue::from(value),
+                    );
+                }
+            }
+            ApiError::ShuttingDown | ApiError::RequestTimeout { .. } => {
                 response
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -355,6 +435,24 @@ mod tests {
                 None,
             ),
             (ApiError::ShuttingDown, 50302, 503, Some(1)),
+            (ApiError::Overloaded, 50302, 503, Some(1)),
+            (ApiError::RequestTimeout { timeout_ms: 1 }, 408, 408, None),
+            (
+                ApiError::TooManyRecords { count: 2, limit: 1 },
+                422,
+                422,
+                None,
+            ),
+            (
+                ApiError::RecordTooLarge {
+                    index: 0,
+                    size: 2,
+                    limit: 1,
+                },
+                422,
+                422,
+                None,
+            ),
             (ApiError::Internal, 500, 500, None),
         ];
         for (error, code, status, retry) in table {

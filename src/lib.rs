@@ -10,6 +10,7 @@
 //! - `kafka`: the only code that imports rdkafka (producer, health, metadata cache, dev
 //!   cluster);
 //! - `domain`: values valid by construction (`TopicName`, `Partition`);
+//! - `limits`: rate limits and overload shedding;
 //! - `metrics`: the metric catalogue; `http::observe`: request metrics and access log;
 //! - `shutdown`: draining and signals; `telemetry`: logs.
 
@@ -20,6 +21,7 @@ pub mod error;
 pub mod formats;
 pub mod http;
 pub mod kafka;
+pub mod limits;
 pub mod metrics;
 pub mod shutdown;
 pub mod startup;

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub kafka_ready: IntGauge,
     pub auth_failures: IntCounterVec,
     pub policy_denials: IntCounterVec,
+    pub rate_limited: IntCounterVec,
+    pub shed: IntCounterVec,
     pub build_info: IntGaugeVec,
     topics: HashSet<String>,
     principals: HashSet<String>,
@@ -228,6 +230,19 @@ impl Metrics {
                 "kafka_rest_policy_denials_total",
                 "Requests refused by the authorization policy or the network allowlist, by \
                  reason.",
+                &["reason"],
+            ),
+            rate_limited: counter(
+                &r,
+                "kafka_rest_rate_limited_total",
+                "Produce requests refused by a rate limit, by scope (principal or global) and \
+                 unit (records or bytes).",
+                &["scope", "unit"],
+            ),
+            shed: counter(
+                &r,
+                "kafka_rest_shed_total",
+                "Requests refused with 503 to shed load, by reason.",
                 &["reason"],
             ),
             build_info,

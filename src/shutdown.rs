@@ -11,16 +11,28 @@ use actix_web::{web, Error, ResponseError};
 use tokio::sync::Notify;
 
 use crate::error::ApiError;
+use crate::http::observe::Observability;
 
 /// Whether the service is draining, and how many requests are in flight.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Lifecycle {
     draining: AtomicBool,
     in_flight: AtomicUsize,
+    /// Requests beyond this many at once are shed with 503.
+    max_in_flight: usize,
     idle: Notify,
 }
 
 impl Lifecycle {
+    pub fn new(max_in_flight: usize) -> Lifecycle {
+        Lifecycle {
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight,
+            idle: Notify::new(),
+        }
+    }
+
     /// From now on, new requests are refused with 503.
     pub fn begin_drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
@@ -63,7 +75,8 @@ impl Drop for InFlight {
     }
 }
 
-/// Middleware: refuses new work while draining (probes excepted), counts the rest.
+/// Middleware: refuses new work while draining or when `limits.max_in_flight_requests`
+/// are already being served (probes excepted), counts the rest.
 pub async fn track_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -77,7 +90,20 @@ pub async fn track_requests(
         let response = ApiError::ShuttingDown.error_response();
         return Ok(req.into_response(response).map_into_right_body());
     }
-    let _in_flight = lifecycle.enter();
+    let in_flight = lifecycle.enter();
+    if lifecycle.in_flight() > lifecycle.max_in_flight && !is_probe {
+        drop(in_flight);
+        if let Some(observability) = req.app_data::<web::Data<Observability>>() {
+            observability
+                .metrics
+                .shed
+                .with_label_values(&["requests"])
+                .inc();
+        }
+        let response = ApiError::Overloaded.error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    let _in_flight = in_flight;
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)

@@ -12,12 +12,15 @@ use actix_web::{web, App, HttpServer};
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::formats::json_schema::SchemaRegistry;
 use crate::http::authenticate::{self, AuthState};
 use crate::http::observe::{self, AccessLog, Observability};
 use crate::http::{self, AppState};
 use crate::kafka::{self, Kafka, KafkaSetupError};
+use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Lifecycle};
+use tokio::sync::Semaphore;
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +34,12 @@ pub enum StartupError {
     Kafka(#[from] KafkaSetupError),
     #[error("{0}")]
     Auth(String),
+    #[error("{0}")]
+    Config(String),
 }
+
+/// How often idle callers' rate-limit buckets are forgotten.
+const RATE_LIMIT_HOUSEKEEPING: Duration = Duration::from_secs(60);
 
 /// A bound, not yet running, application.
 pub struct Application {
@@ -43,6 +51,7 @@ pub struct Application {
     lifecycle: Arc<Lifecycle>,
     shutdown_timeout: Duration,
     jwt: Option<Arc<crate::auth::jwt::JwtValidator>>,
+    rate_limits: Arc<RateLimits>,
 }
 
 impl Application {
@@ -79,12 +88,20 @@ impl Application {
                  process exits."
             );
         }
-        let lifecycle = Arc::new(Lifecycle::default());
+        let lifecycle = Arc::new(Lifecycle::new(settings.limits.max_in_flight_requests));
+        let schemas = SchemaRegistry::new(&settings.validation).map_err(StartupError::Config)?;
+        let rate_limits = Arc::new(RateLimits::new(&settings.limits.rate));
         let state = web::Data::new(AppState {
             kafka: Arc::clone(&kafka),
             lifecycle: Arc::clone(&lifecycle),
             metrics: Arc::clone(&metrics),
+            rate_limits: Arc::clone(&rate_limits),
+            schemas,
+            body_budget: Arc::new(Semaphore::new(settings.limits.max_in_flight_bytes)),
             max_body_bytes: settings.server.max_body_bytes,
+            max_records_per_request: settings.limits.max_records_per_request,
+            max_record_bytes: settings.limits.max_record_bytes,
+            body_read_timeout: Duration::from_millis(settings.limits.body_read_timeout_ms),
         });
         let lifecycle_data = web::Data::new(Arc::clone(&lifecycle));
         let observability = web::Data::new(Observability {
@@ -109,6 +126,10 @@ impl Application {
         })
         // Shutdown is ours (see `run_until_stopped`): actix must not exit on signals itself.
         .disable_signals()
+        .client_request_timeout(Duration::from_millis(
+            settings.limits.header_read_timeout_ms,
+        ))
+        .max_connections(settings.limits.max_connections_per_worker)
         .shutdown_timeout(1)
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?;
@@ -128,6 +149,7 @@ impl Application {
             lifecycle,
             shutdown_timeout: Duration::from_millis(settings.server.shutdown_timeout_ms),
             jwt,
+            rate_limits,
         })
     }
 
@@ -164,9 +186,17 @@ impl Application {
             .jwt
             .clone()
             .map(|jwt| actix_web::rt::spawn(jwt.run_key_refresh()));
+        let rate_limits = Arc::clone(&self.rate_limits);
+        let housekeeping = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RATE_LIMIT_HOUSEKEEPING).await;
+                rate_limits.retain_recent();
+            }
+        });
         tokio::select! {
             result = &mut server => {
                 probe.abort();
+                housekeeping.abort();
                 if let Some(task) = key_refresh {
                     task.abort();
                 }
@@ -195,6 +225,7 @@ impl Application {
             metrics_server.stop(true).await;
         }
         probe.abort();
+        housekeeping.abort();
         if let Some(task) = key_refresh {
             task.abort();
         }

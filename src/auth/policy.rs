@@ -31,6 +31,7 @@ use serde::Deserialize;
 use super::api_key::{ApiKey, ApiKeys};
 use super::network::cidrs_allow;
 use super::Principal;
+use crate::domain::TopicPattern;
 
 /// What a grant allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -40,28 +41,6 @@ pub enum Operation {
     Produce,
     /// See the topic in `GET /topics` and read its metadata.
     Describe,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum TopicPattern {
-    Exact(String),
-    Prefix(String),
-}
-
-impl TopicPattern {
-    fn parse(pattern: &str) -> TopicPattern {
-        match pattern.strip_suffix('*') {
-            Some(prefix) => TopicPattern::Prefix(prefix.to_owned()),
-            None => TopicPattern::Exact(pattern.to_owned()),
-        }
-    }
-
-    fn matches(&self, topic: &str) -> bool {
-        match self {
-            TopicPattern::Exact(name) => name == topic,
-            TopicPattern::Prefix(prefix) => topic.starts_with(prefix.as_str()),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@
 pub mod binary;
 pub mod envelope;
 pub mod json;
+pub mod json_schema;
 
 pub use envelope::{FormatError, ProduceBatch, Record};
 

@@ -54,6 +54,13 @@ pub fn with_facts(req: &actix_web::HttpRequest, update: impl FnOnce(&mut Request
     }
 }
 
+/// The client address the auth middleware resolved (trusted-proxy aware).
+pub fn client_ip(req: &actix_web::HttpRequest) -> Option<String> {
+    req.extensions()
+        .get::<RequestFacts>()
+        .and_then(|f| f.client_ip.clone())
+}
+
 /// Where access-log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessLog {

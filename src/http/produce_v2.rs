@@ -7,12 +7,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::authenticate::{authorize, principal, AuthState};
-use super::observe::with_facts;
+use super::observe::{client_ip, with_facts};
 use super::{check_accept, parse_partition, parse_topic, read_body, AppState};
-use crate::auth::Operation;
+use crate::auth::{Operation, Principal};
 use crate::domain::TopicName;
 use crate::error::{self, ApiError, ErrorCode, ErrorCodeOrOk};
-use crate::formats::{self, EmbeddedFormat, ProduceBatch};
+use crate::formats::{self, EmbeddedFormat, ProduceBatch, Record};
 use crate::kafka::{Delivered, OutgoingRecord, ProduceError};
 
 /// `POST /topics/{topic}`.
@@ -57,9 +57,24 @@ async fn produce(
     authorize(req, auth, Operation::Produce, topic.as_str())?;
     let principal = principal(req);
     let path_partition = raw_partition.map(parse_partition).transpose()?;
-    let body = read_body(req, payload, state.max_body_bytes).await?;
-    let batch = ProduceBatch::parse(&body, format)?;
+    let body = read_body(req, payload, state).await?;
+    let batch = ProduceBatch::parse(&body.bytes, format)?;
     with_facts(req, |f| f.records = Some(batch.records.len()));
+    check_sizes(state, &batch)?;
+    let record_bytes: usize = batch.records.iter().map(Record::size_bytes).sum();
+    check_rate(
+        req,
+        state,
+        principal.as_ref(),
+        batch.records.len(),
+        record_bytes,
+    )?;
+    if format == EmbeddedFormat::Json {
+        state
+            .schemas
+            .validate(topic.as_str(), &batch.records)
+            .map_err(|report| ApiError::SchemaViolations(Box::new(report)))?;
+    }
 
     // Partitions are numbered from 0, so checking the highest one named checks them all.
     let highest = batch
@@ -85,6 +100,57 @@ async fn produce(
     let failed = results.iter().filter(|r| r.is_err()).count();
     with_facts(req, |f| f.records_failed = Some(failed));
     Ok(respond(&results))
+}
+
+/// Refuses requests with too many records or a record too large for Kafka, naming the
+/// record and the limit.
+fn check_sizes(state: &AppState, batch: &ProduceBatch) -> Result<(), ApiError> {
+    if batch.records.len() > state.max_records_per_request {
+        return Err(ApiError::TooManyRecords {
+            count: batch.records.len(),
+            limit: state.max_records_per_request,
+        });
+    }
+    if let Some((index, record)) = batch
+        .records
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.size_bytes() > state.max_record_bytes)
+    {
+        return Err(ApiError::RecordTooLarge {
+            index,
+            size: record.size_bytes(),
+            limit: state.max_record_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Charges the request to the caller's rate limits (the principal, or the client address
+/// without authentication) and the global ones.
+fn check_rate(
+    req: &HttpRequest,
+    state: &AppState,
+    principal: Option<&Principal>,
+    records: usize,
+    bytes: usize,
+) -> Result<(), ApiError> {
+    let (key, scopes) = match principal {
+        Some(p) => (p.id.clone(), p.scopes.as_slice()),
+        None => (client_ip(req).unwrap_or_default(), &[][..]),
+    };
+    let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    state
+        .rate_limits
+        .check(&key, scopes, clamp(records), clamp(bytes))
+        .map_err(|limited| {
+            state
+                .metrics
+                .rate_limited
+                .with_label_values(&[limited.scope, limited.unit.as_str()])
+                .inc();
+            ApiError::RateLimited(limited)
+        })
 }
 
 /// Records by outcome, and the bytes of those written.
