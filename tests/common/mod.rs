@@ -73,6 +73,8 @@ impl Cluster {
         settings.kafka.message_timeout_ms = 10_000;
         settings.metadata.refresh_interval_ms = 1_000;
         settings.metadata.request_timeout_ms = 3_000;
+        // Access-log lines go straight to stdout, past the test harness's capture.
+        settings.log.access_log = false;
         if let Some((user, password)) = &self.scram {
             settings.kafka.security_protocol = SecurityProtocol::SaslPlaintext;
             settings.kafka.sasl_mechanism = Some(SaslMechanism::ScramSha512);

@@ -1,0 +1,568 @@
+//! Guard rails: body and record limits, rate limits, overload shedding, slow clients, a
+//! full producer queue, and per-topic JSON Schema validation.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Cluster, TestApp, JSON_V2, V2};
+use kafka_rest_proxy::config::{Rate, Settings, TopicSchema};
+use rdkafka::mocking::MockCluster;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Connects to the app and sends `head` (and nothing more).
+async fn raw(app: &TestApp, head: &str) -> TcpStream {
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Reads what the server sends until it has sent a whole response or closed.
+async fn read_response(stream: &mut TcpStream, within: Duration) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => panic!(
+                "no complete response within {within:?}: {}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+        let text = String::from_utf8_lossy(&got);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(|v| v.trim().parse::<usize>().unwrap())
+            });
+            if length.is_some_and(|len| body.len() >= len) {
+                break;
+            }
+        }
+    }
+    String::from_utf8(got).unwrap()
+}
+
+fn body_of(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+async fn app_with(settings: Settings) -> TestApp {
+    let app = TestApp::spawn(settings).await;
+    app.wait_ready().await;
+    app
+}
+
+#[actix_web::test]
+async fn a_huge_content_length_is_refused_before_the_body_is_sent() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let mut settings = cluster.settings();
+    settings.server.max_body_bytes = 1000;
+    settings.limits.max_in_flight_bytes = 1000;
+    let app = app_with(settings).await;
+    let started = Instant::now();
+    let mut stream = raw(
+        &app,
+        &format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 5000000000\r\n\r\n"
+        ),
+    )
+    .await;
+    let response = read_response(&mut stream, Duration::from_secs(5)).await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        body_of(&response),
+        r#"{"error_code":413,"message":"Request body is larger than the limit of 1000 bytes."}"#
+    );
+    assert!(response
+        .to_ascii_lowercase()
+        .contains(&format!("content-type: {V2}")));
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn a_chunked_body_over_the_limit_is_cut_off() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let mut settings = cluster.settings();
+    settings.server.max_body_bytes = 1000;
+    settings.limits.max_in_flight_bytes = 1000;
+    let app = app_with(settings).await;
+    let mut stream = raw(
+        &app,
+        &format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ),
+    )
+    .await;
+    let chunk = "x".repeat(400);
+    for _ in 0..3 {
+        let _ = stream
+            .write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes())
+            .await;
+    }
+    let response = read_response(&mut stream, Duration::from_secs(5)).await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn too_many_records_and_too_large_records_are_422_and_produce_nothing() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let mut settings = cluster.settings();
+    settings.limits.max_records_per_request = 3;
+    settings.limits.max_record_bytes = 20;
+    let app = app_with(settings).await;
+    let path = format!("/topics/{topic}");
+    let r = app
+        .post(
+            &path,
+            JSON_V2,
+            r#"{"records":[{"value":1},{"value":2},{"value":3},{"value":4}]}"#,
+        )
+        .await;
+    r.assert_exact(
+        422,
+        r#"{"error_code":422,"message":"Too many records: 4 in the request, the limit is 3."}"#,
+    );
+    let r = app
+        .post(
+            &path,
+            JSON_V2,
+            r#"{"records":[{"value":"small"},{"key":"0123456789","value":"0123456789"}]}"#,
+        )
+        .await;
+    r.assert_exact(
+        422,
+        r#"{"error_code":422,"message":"Record 1 is 24 bytes (key + value), the limit is 20 bytes."}"#,
+    );
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
+
+fn sha256_hex(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Auth on with two API keys ("key-a", "key-b") granted every topic.
+fn two_partners(settings: &mut Settings, dir: &std::path::Path) {
+    let policy = format!(
+        "[[api_keys]]\nprincipal = \"partner-a\"\nsha256 = \"{}\"\n\n\
+         [[api_keys]]\nprincipal = \"partner-b\"\nsha256 = \"{}\"\n\n\
+         [[grants]]\nprincipals = [\"partner-a\", \"partner-b\"]\ntopics = [\"*\"]\noperations = [\"produce\"]\n",
+        sha256_hex("key-a"),
+        sha256_hex("key-b")
+    );
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    settings.auth.enabled = true;
+    settings.auth.policy_file = Some(dir.join("policy.toml"));
+}
+
+async fn produce_as(app: &TestApp, topic: &str, key: &str, records: usize) -> common::Response {
+    produce_values(app, topic, key, records, "0123456789").await
+}
+
+/// `records` records whose value is the JSON string `value` (its length + 2 bytes each).
+async fn produce_values(
+    app: &TestApp,
+    topic: &str,
+    key: &str,
+    records: usize,
+    value: &str,
+) -> common::Response {
+    let record = format!(r#"{{"value":"{value}"}}"#);
+    let body = format!(r#"{{"records":[{}]}}"#, vec![record; records].join(","));
+    app.request(
+        "POST",
+        &format!("/topics/{topic}"),
+        &[("content-type", JSON_V2), ("x-api-key", key)],
+        &body,
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn a_partner_over_its_record_rate_gets_429_and_others_do_not() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = cluster.settings();
+    two_partners(&mut settings, dir.path());
+    settings.limits.max_records_per_request = 10;
+    settings.limits.rate.default = Rate {
+        records_per_second: 5,
+        records_burst: Some(10),
+        ..Rate::default()
+    };
+    let app = app_with(settings).await;
+
+    assert_eq!(produce_as(&app, &topic, "key-a", 10).await.status, 200);
+    let r = produce_as(&app, &topic, "key-a", 4).await;
+    r.assert_exact(
+        429,
+        r#"{"error_code":429,"message":"Rate limit exceeded: 5 records/s (for principal)."}"#,
+    );
+    let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{r:?}");
+    assert_eq!(r.header("ratelimit-limit"), Some("10"));
+    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(
+        r.header("ratelimit-reset"),
+        Some(retry_after.to_string().as_str())
+    );
+
+    // Another partner is unaffected.
+    assert_eq!(produce_as(&app, &topic, "key-b", 10).await.status, 200);
+    // Nothing of the refused request was written: 10 + 10.
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![20]);
+
+    // The bucket refills at 5 records/s.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    assert_eq!(produce_as(&app, &topic, "key-a", 4).await.status, 200);
+    let m = app
+        .request("GET", "/metrics", &[("x-api-key", "key-b")], "")
+        .await
+        .body;
+    assert!(
+        m.contains(r#"kafka_rest_rate_limited_total{scope="principal",unit="records"} 1"#),
+        "{m}"
+    );
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn a_partner_over_its_byte_rate_gets_429() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = cluster.settings();
+    two_partners(&mut settings, dir.path());
+    settings.server.max_body_bytes = 4000;
+    settings.limits.rate.principals.insert(
+        "partner-a".into(),
+        Rate {
+            bytes_per_second: 100,
+            bytes_burst: Some(4000),
+            ..Rate::default()
+        },
+    );
+    let app = app_with(settings).await;
+    // Each record's value is 100 characters plus quotes: 102 bytes. 30 records: 3060 bytes
+    // of the 4000-byte burst; 10 more (1020 bytes) do not fit.
+    let value = "v".repeat(100);
+    let r = produce_values(&app, &topic, "key-a", 30, &value).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = produce_values(&app, &topic, "key-a", 10, &value).await;
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(
+        r.json()["message"],
+        "Rate limit exceeded: 100 bytes/s (for principal)."
+    );
+    assert_eq!(r.header("ratelimit-limit"), Some("4000"));
+    let r = produce_values(&app, &topic, "key-b", 30, &value).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn a_full_producer_queue_is_503_within_the_bound() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("slow", 1, 1).unwrap();
+    let mut settings = Cluster {
+        bootstrap: mock.bootstrap_servers(),
+        scram: None,
+    }
+    .settings();
+    settings.kafka.message_timeout_ms = 8_000;
+    settings.kafka.queue_full_wait_ms = 500;
+    settings
+        .kafka
+        .librdkafka
+        .0
+        .insert("queue.buffering.max.messages".into(), "5".into());
+    let app = app_with(settings).await;
+    let r = app
+        .post("/topics/slow", JSON_V2, r#"{"records":[{"value":0}]}"#)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // The broker stops answering: five records fill the queue and wait for it.
+    mock.broker_down(1).unwrap();
+    let filler = {
+        let body = format!(r#"{{"records":[{}]}}"#, [r#"{"value":1}"#; 5].join(","));
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish();
+        let url = format!("{}/topics/slow", app.address);
+        actix_web::rt::spawn(async move {
+            client
+                .post(url)
+                .insert_header(("content-type", JSON_V2))
+                .send_body(body)
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let r = app
+        .post(
+            "/topics/slow",
+            JSON_V2,
+            r#"{"records":[{"value":2},{"value":3}]}"#,
+        )
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    for entry in r.json()["offsets"].as_array().unwrap() {
+        assert_eq!(entry["error_code"], 50302, "{r:?}");
+    }
+    // The bounded wait (500 ms), not the delivery timeout (8 s).
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    mock.broker_up(1).unwrap();
+    assert_eq!(filler.await.unwrap().unwrap(), 200);
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn slow_clients_are_cut_off() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let mut settings = cluster.settings();
+    settings.limits.header_read_timeout_ms = 500;
+    settings.limits.body_read_timeout_ms = 500;
+    let app = app_with(settings).await;
+
+    // Headers that never finish.
+    let mut stream = raw(&app, "POST /topics/x HTTP/1.1\r\nHost: t\r\nContent-Ty").await;
+    let response = read_response(&mut stream, Duration::from_secs(5)).await;
+    assert!(response.starts_with("HTTP/1.1 408"), "{response:?}");
+
+    // A body that never finishes.
+    let started = Instant::now();
+    let mut stream = raw(
+        &app,
+        &format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 100\r\n\r\n{{\"records\":"
+        ),
+    )
+    .await;
+    let response = read_response(&mut stream, Duration::from_secs(5)).await;
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert_eq!(
+        body_of(&response),
+        r#"{"error_code":408,"message":"The request body did not arrive within 500 ms."}"#
+    );
+    assert!(
+        response.to_ascii_lowercase().contains("connection: close"),
+        "{response}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn in_flight_requests_and_bytes_are_bounded() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let mut settings = cluster.settings();
+    settings.limits.max_in_flight_requests = 1;
+    settings.server.max_body_bytes = 1000;
+    settings.limits.max_in_flight_bytes = 1000;
+    let app = app_with(settings).await;
+    let overloaded =
+        r#"{"error_code":50302,"message":"The service is overloaded; retry the request."}"#;
+
+    // One request in flight (its body half sent) holds the only slot.
+    let mut slow = raw(
+        &app,
+        &format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = app
+        .post(
+            &format!("/topics/{topic}"),
+            JSON_V2,
+            r#"{"records":[{"value":1}]}"#,
+        )
+        .await;
+    r.assert_exact(503, overloaded);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    drop(slow.shutdown().await);
+    drop(slow);
+    app.stop().await.unwrap();
+
+    // Bytes: 800 announced bytes held, 500 more do not fit in 1000.
+    let mut settings = cluster.settings();
+    settings.server.max_body_bytes = 1000;
+    settings.limits.max_in_flight_bytes = 1000;
+    // The held request times out soon after the checks, so shutdown need not wait long.
+    settings.limits.body_read_timeout_ms = 2_000;
+    let app = app_with(settings).await;
+    let _slow = raw(
+        &app,
+        &format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = format!(r#"{{"records":[{{"value":"{}"}}]}}"#, "x".repeat(474));
+    assert_eq!(body.len(), 500);
+    let r = app.post(&format!("/topics/{topic}"), JSON_V2, &body).await;
+    r.assert_exact(503, overloaded);
+    // A smaller one still fits.
+    let r = app
+        .post(
+            &format!("/topics/{topic}"),
+            JSON_V2,
+            r#"{"records":[{"value":1}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let m = app.get("/metrics").await.body;
+    assert!(
+        m.contains(r#"kafka_rest_shed_total{reason="bytes"} 1"#),
+        "{m}"
+    );
+    app.stop().await.unwrap();
+}
+
+const ORDER_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "required": ["id", "user"],
+  "properties": {
+    "id": {"type": "integer"},
+    "user": {"type": "object", "properties": {"id": {"type": "string"}}},
+    "amount": {"type": "number", "maximum": 1000}
+  }
+}"#;
+
+#[actix_web::test]
+async fn json_schema_violations_are_listed_and_nothing_is_produced() {
+    let cluster = Cluster::plaintext();
+    let validated = cluster.create_topic(1).await;
+    let free = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("order.json"), ORDER_SCHEMA).unwrap();
+    let mut settings = cluster.settings();
+    settings.validation.schemas = vec![TopicSchema {
+        topics: vec![validated.clone()],
+        value_schema: Some(dir.path().join("order.json")),
+        key_schema: None,
+    }];
+    let app = app_with(settings).await;
+
+    let r = app
+        .post(
+            &format!("/topics/{validated}"),
+            JSON_V2,
+            r#"{"records":[{"value":{"id":1,"user":{"id":"u1"},"amount":10}},{"value":{"id":2,"user":{"id":"u2"}}}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "valid records pass: {r:?}");
+
+    let r = app
+        .post(
+            &format!("/topics/{validated}"),
+            JSON_V2,
+            r#"{"records":[{"value":{"id":3,"user":{"id":"ok"}}},{"value":{"id":"four","user":{"id":4}}},{"value":{"user":{},"amount":5000}},{"value":null}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 422, "{r:?}");
+    assert_eq!(r.header("content-type"), Some(V2));
+    let body = r.json();
+    assert_eq!(body["error_code"], 42203);
+    assert_eq!(
+        body["message"],
+        format!(
+            "2 of 4 records do not match the JSON Schema of topic '{validated}' (4 violations)."
+        )
+    );
+    assert_eq!(body["violations_omitted"], 0);
+    let mut got: Vec<(u64, String, String, String)> = body["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+            (
+                v["record"].as_u64().unwrap(),
+                v["field"].as_str().unwrap().to_owned(),
+                v["pointer"].as_str().unwrap().to_owned(),
+                v["keyword"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    let expected = [
+        (1, "value", "/id", "type"),
+        (1, "value", "/user/id", "type"),
+        (2, "value", "", "required"),
+        (2, "value", "/amount", "maximum"),
+    ];
+    let mut expected: Vec<(u64, String, String, String)> = expected
+        .iter()
+        .map(|(i, f, p, k)| (*i, f.to_string(), p.to_string(), k.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected);
+    assert_eq!(
+        cluster.high_watermarks(&validated, 1).await,
+        vec![2],
+        "nothing more"
+    );
+
+    // A topic no schema covers takes anything.
+    let r = app
+        .post(
+            &format!("/topics/{free}"),
+            JSON_V2,
+            r#"{"records":[{"value":"anything"}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    app.stop().await.unwrap();
+}
+
+#[test]
+fn a_bad_schema_file_fails_startup_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.json"), r#"{"type": "objekt"}"#).unwrap();
+    let mut settings = Cluster {
+        bootstrap: "127.0.0.1:1".into(),
+        scram: None,
+    }
+    .settings();
+    settings.validation.schemas = vec![TopicSchema {
+        topics: vec!["t".into()],
+        value_schema: Some(dir.path().join("broken.json")),
+        key_schema: None,
+    }];
+    let err = kafka_rest_proxy::startup::Application::build(&settings)
+        .err()
+        .expect("startup fails")
+        .to_string();
+    assert!(err.contains("validation.schemas[0].value_schema"), "{err}");
+    assert!(err.contains("broken.json"), "{err}");
+}
