@@ -181,6 +181,9 @@ pub struct AuthSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Paths open without credentials besides `/healthz` and `/readyz` (e.g. `/metrics`).
     pub anonymous_paths: Vec<String>,
+    /// A verified client certificate (mutual TLS) authenticates its subject's common name
+    /// as the principal, when the request carries no token or API key.
+    pub client_certificates: bool,
     /// JWT bearer tokens; off unless `issuer` is set.
     pub jwt: JwtSettings,
 }
@@ -194,6 +197,7 @@ impl Default for AuthSettings {
             allow_cidrs: Vec::new(),
             trusted_proxies: Vec::new(),
             anonymous_paths: Vec::new(),
+            client_certificates: false,
             jwt: JwtSettings::default(),
         }
     }
@@ -287,6 +291,23 @@ pub struct ServerSettings {
     /// Budget from SIGTERM to exit: drain in-flight requests, then flush the producer.
     /// Keep it below ECS's `stopTimeout` (30 s by default).
     pub shutdown_timeout_ms: u64,
+    /// An HTTPS listener, beside the plaintext one.
+    pub tls: TlsSettings,
+}
+
+/// The HTTPS listener (OpenSSL): TLS 1.2 and 1.3 only, optional client certificates.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// Address of the HTTPS listener; setting it turns HTTPS on.
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    pub key_file: Option<PathBuf>,
+    /// PEM CA bundle for client certificates; setting it requires every HTTPS client to
+    /// present a certificate it signed (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl Default for ServerSettings {
@@ -297,6 +318,7 @@ impl Default for ServerSettings {
             max_body_bytes: 8 * 1024 * 1024,
             request_timeout_ms: 25_000,
             shutdown_timeout_ms: 25_000,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -669,6 +691,19 @@ impl Settings {
             }
         }
         self.validate_limits()?;
+        let tls = &self.server.tls;
+        if tls.listen.is_some() && (tls.cert_file.is_none() || tls.key_file.is_none()) {
+            return Err(ConfigError::invalid(
+                "server.tls.cert_file",
+                "server.tls.listen needs cert_file and key_file",
+            ));
+        }
+        if self.auth.client_certificates && tls.client_ca_file.is_none() {
+            return Err(ConfigError::invalid(
+                "auth.client_certificates",
+                "needs server.tls.client_ca_file: only verified certificates can name a principal",
+            ));
+        }
         if self.metadata.refresh_interval_ms == 0 || self.metadata.request_timeout_ms == 0 {
             return Err(ConfigError::invalid(
                 "metadata",

@@ -12,7 +12,7 @@
 //! - `domain`: values valid by construction (`TopicName`, `Partition`);
 //! - `limits`: rate limits and overload shedding;
 //! - `metrics`: the metric catalogue; `http::observe`: request metrics and access log;
-//! - `shutdown`: draining and signals; `telemetry`: logs.
+//! - `shutdown`: draining and signals; `telemetry`: logs; `tls`: the HTTPS listener.
 
 pub mod auth;
 pub mod config;
@@ -26,3 +26,4 @@ pub mod metrics;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;

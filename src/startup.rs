@@ -45,6 +45,7 @@ const RATE_LIMIT_HOUSEKEEPING: Duration = Duration::from_secs(60);
 pub struct Application {
     server: Server,
     port: u16,
+    tls_port: Option<u16>,
     /// The separate `/metrics` listener, when configured.
     metrics_server: Option<(Server, u16)>,
     kafka: Arc<Kafka>,
@@ -113,6 +114,7 @@ impl Application {
             },
         });
         let serve_metrics = settings.metrics.listen.is_none();
+        let mut tls_port = None;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -126,6 +128,7 @@ impl Application {
         })
         // Shutdown is ours (see `run_until_stopped`): actix must not exit on signals itself.
         .disable_signals()
+        .on_connect(crate::tls::remember_client_certificate)
         .client_request_timeout(Duration::from_millis(
             settings.limits.header_read_timeout_ms,
         ))
@@ -133,6 +136,31 @@ impl Application {
         .shutdown_timeout(1)
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?;
+        if let Some(tls_address) = settings.server.tls.listen {
+            let acceptor =
+                crate::tls::acceptor(&settings.server.tls).map_err(StartupError::Config)?;
+            let tls_listener =
+                TcpListener::bind(tls_address).map_err(|source| StartupError::Bind {
+                    address: tls_address,
+                    source,
+                })?;
+            tls_port = Some(
+                tls_listener
+                    .local_addr()
+                    .map_err(|source| StartupError::Bind {
+                        address: tls_address,
+                        source,
+                    })?
+                    .port(),
+            );
+            server = server
+                .listen_openssl(tls_listener, acceptor)
+                .map_err(|source| StartupError::Bind {
+                    address: tls_address,
+                    source,
+                })?;
+            tracing::info!(address = %tls_address, "listening for HTTPS (TLS 1.2+)");
+        }
         if let Some(workers) = settings.server.workers {
             server = server.workers(workers);
         }
@@ -144,6 +172,7 @@ impl Application {
         Ok(Application {
             server: server.run(),
             port,
+            tls_port,
             metrics_server,
             kafka,
             lifecycle,
@@ -156,6 +185,11 @@ impl Application {
     /// The bound port (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the HTTPS listener, when configured.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
     }
 
     /// The port of the separate `/metrics` listener, when configured.

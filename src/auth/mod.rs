@@ -19,6 +19,8 @@ pub use policy::{Operation, Policy};
 pub enum AuthMethod {
     ApiKey,
     Jwt,
+    /// A client certificate verified by the HTTPS listener (mutual TLS).
+    ClientCertificate,
 }
 
 impl AuthMethod {
@@ -26,6 +28,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ApiKey => "api_key",
             AuthMethod::Jwt => "jwt",
+            AuthMethod::ClientCertificate => "client_certificate",
         }
     }
 }
@@ -107,12 +110,15 @@ pub struct Authenticator {
     anonymous_paths: Vec<String>,
     policy: Policy,
     jwt: Option<Arc<JwtValidator>>,
+    client_certificates: bool,
 }
 
 /// The credentials a request carries.
 pub struct Credentials<'a> {
     pub authorization: Option<&'a str>,
     pub api_key: Option<&'a str>,
+    /// The common name of a verified client certificate.
+    pub client_certificate: Option<&'a str>,
 }
 
 impl Authenticator {
@@ -136,6 +142,7 @@ impl Authenticator {
                 .enabled
                 .then(|| JwtValidator::new(&settings.jwt).map(Arc::new))
                 .flatten(),
+            client_certificates: settings.client_certificates,
         })
     }
 
@@ -203,7 +210,14 @@ impl Authenticator {
                     method: AuthMethod::ApiKey,
                 }
             }
-            (None, None) => return Err(AuthError::MissingCredentials),
+            (None, None) => match credentials.client_certificate {
+                Some(subject) if self.client_certificates => Principal {
+                    id: subject.to_owned(),
+                    scopes: Vec::new(),
+                    method: AuthMethod::ClientCertificate,
+                },
+                _ => return Err(AuthError::MissingCredentials),
+            },
         };
         if !self.policy.address_allowed(&principal, client) {
             return Err(AuthError::AddressNotAllowed);

@@ -13,6 +13,7 @@ use super::observe::with_facts;
 use crate::auth::{AuthError, Authenticator, Credentials, Operation, Principal};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::tls::ClientCertificate;
 
 /// The authentication chain and the metrics it reports to.
 pub struct AuthState {
@@ -46,9 +47,11 @@ pub async fn authenticate(
             .map(ServiceResponse::map_into_left_body);
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let certificate = req.conn_data::<ClientCertificate>().cloned();
     let credentials = Credentials {
         authorization: header("authorization"),
         api_key: header(auth.api_key_header()),
+        client_certificate: certificate.as_ref().map(|c| c.common_name.as_str()),
     };
     match auth.authenticate(client, credentials).await {
         Ok(principal) => {

@@ -231,6 +231,8 @@ pub struct TestApp {
     pub address: String,
     /// `http://127.0.0.1:PORT` of the separate metrics listener, when configured.
     pub metrics_address: Option<String>,
+    /// The HTTPS listener's port, when configured.
+    pub tls_port: Option<u16>,
     client: awc::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -240,6 +242,7 @@ impl TestApp {
     pub async fn spawn(settings: Settings) -> TestApp {
         let app = Application::build(&settings).expect("the app starts");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let tls_port = app.tls_port();
         let metrics_address = app
             .metrics_port()
             .map(|port| format!("http://127.0.0.1:{port}"));
@@ -250,6 +253,7 @@ impl TestApp {
         TestApp {
             address,
             metrics_address,
+            tls_port,
             client: awc::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .finish(),
