@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# Benchmark harness (issue 7). Builds release, starts a tansu broker on memory storage and the
+# proxy's release binary, and measures with wrk (scripts/bench/produce.lua):
+#   - 1-record json, 100-record json batch, 1-record binary, each at BENCH_CONCURRENCY;
+#   - p99 at half the maximum load (1-record json and 100-record json, paced requests);
+#   - baselines in the same run: examples/direct_producer (same records, same producer
+#     settings, no HTTP: the records/s ceiling) and examples/fixed_200 (same wrk load on an
+#     actix server answering a fixed 200: the requests/s ceiling).
+# Prints a Markdown table and writes it to BENCH_OUT. See BENCHMARKS.md.
+#
+# Environment:
+#   BENCH_SECONDS      seconds per measured run (default 10)
+#   BENCH_WARMUP       unmeasured seconds before each run (default 1)
+#   BENCH_CONCURRENCY  wrk connections / in-flight requests (default "4 16 64 256"; the
+#                      highest should saturate the proxy, as "max load" is the best of them)
+#   BENCH_PACED_CONNECTIONS  connections of the half-max-load runs (default 128)
+#   BENCH_THREADS      wrk threads (default 2)
+#   BENCH_PARTITIONS   partitions of each benchmark topic (default 3)
+#   BENCH_OUT          results file (default target/bench/results.md; CARGO_TARGET_DIR is honoured)
+#   BENCH_KEEP_DIR=1   keep the work dir (broker, proxy and wrk logs)
+#   KRP_*              passed to the proxy (e.g. KRP_KAFKA__LINGER_MS=0); direct_producer
+#                      applies the same KRP_KAFKA__* producer settings
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+cd "$ROOT"
+
+DURATION="${BENCH_SECONDS:-10}"
+WARMUP="${BENCH_WARMUP:-1}"
+CONCURRENCY="${BENCH_CONCURRENCY:-4 16 64 256}"
+THREADS="${BENCH_THREADS:-2}"
+PARTITIONS="${BENCH_PARTITIONS:-3}"
+OUT="${BENCH_OUT:-${CARGO_TARGET_DIR:-$ROOT/target}/bench/results.md}"
+PACED_CONNECTIONS="${BENCH_PACED_CONNECTIONS:-128}"
+LUA="$HERE/bench/produce.lua"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+# ~100 bytes of compact JSON; the binary scenario sends the same bytes in base64, and the
+# direct producer writes the same bytes.
+VALUE='{"id":1234567,"name":"benchmark-record-abcdefghijklmnopqrstuvwxyz-0123456789-ABCDEF","amount":12.34}'
+VALUE_B64="$(printf '%s' "$VALUE" | base64 -w0)"
+CLK_TCK="$(getconf CLK_TCK)"
+STARTED_AT="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+STARTED_S="$(date +%s)"
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/krp-bench.XXXXXX")"
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+PIDS=()
+
+cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ "${BENCH_KEEP_DIR:-0}" == 1 || $rc -ne 0 ]]; then
+        echo "bench: work dir kept: $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+log() { echo "bench: $*" >&2; }
+die() { echo "bench: FAILED: $*" >&2; exit 1; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {
+    local port="$1" what="$2" logf="$3"
+    for _ in $(seq 1 300); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 50 "$logf" >&2 || true
+    die "$what did not open port $port"
+}
+
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# Peak resident set (VmHWM) of a process, in KiB.
+peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+alive() { kill -0 "$1" 2>/dev/null || die "$2 (pid $1) is not running any more"; }
+
+TOPIC_SEQ=0
+new_topic() {
+    TOPIC_SEQ=$((TOPIC_SEQ + 1))
+    local name="bench-$TOPIC_SEQ"
+    "$TANSU" topic create "$name" --partitions "$PARTITIONS" --broker "tcp://127.0.0.1:$BROKER_PORT" \
+        >>"$WORK/tansu/topics.log" 2>&1 || die "cannot create topic $name (see $WORK/tansu/topics.log)"
+    TOPIC="$name"
+}
+
+# run_wrk SCENARIO SERVER_PID PORT FORMAT BATCH CONNECTIONS [RATE]
+# One warm-up and one measured wrk run on a fresh topic; appends a JSON line to RESULTS.
+run_wrk() {
+    local scenario="$1" pid="$2" port="$3" format="$4" batch="$5" conns="$6" rate="${7:-}"
+    new_topic
+    local url="http://127.0.0.1:$port/topics/$TOPIC"
+    local tag="$scenario-c$conns${rate:+-r$rate}"
+    export BENCH_FORMAT="$format" BENCH_BATCH="$batch" BENCH_VALUE="$VALUE" \
+        BENCH_VALUE_B64="$VALUE_B64" BENCH_LABEL="$scenario" BENCH_THREADS="$THREADS" \
+        BENCH_RATE="$rate"
+    local threads="$THREADS"
+    ((conns >= threads)) || threads="$conns"
+    if [[ "$WARMUP" != 0 ]]; then
+        wrk -t"$threads" -c"$conns" -d"${WARMUP}s" --timeout 30s -s "$LUA" "$url" \
+            >"$WORK/wrk-$tag.warmup.txt" 2>&1 || die "wrk warm-up failed: $(cat "$WORK/wrk-$tag.warmup.txt")"
+        check_wrk "$WORK/wrk-$tag.warmup.txt" "$tag (warm-up)"
+    fi
+    alive "$pid" "$scenario server"
+    local before after
+    before="$(cpu_ticks "$pid")"
+    wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 30s --latency -s "$LUA" "$url" \
+        >"$WORK/wrk-$tag.txt" 2>&1 || die "wrk failed: $(cat "$WORK/wrk-$tag.txt")"
+    after="$(cpu_ticks "$pid")"
+    alive "$pid" "$scenario server"
+    check_wrk "$WORK/wrk-$tag.txt" "$tag"
+    grep '^BENCH_RESULT ' "$WORK/wrk-$tag.txt" | sed 's/^BENCH_RESULT //' | jq -c \
+        --arg scenario "$scenario" --argjson conns "$conns" \
+        --argjson cpu "$(awk -v t=$((after - before)) -v hz="$CLK_TCK" 'BEGIN {print t / hz}')" \
+        --argjson rss "$(peak_rss_kib "$pid")" \
+        '. + {scenario: $scenario, connections: $conns, cpu_s: $cpu, peak_rss_kib: $rss,
+              cpu_s_per_1k_records: (if .records_per_s > 0
+                  then $cpu * 1000 / (.records_per_s * .duration_s) else 0 end)}' \
+        >>"$RESULTS"
+    log "$(tail -n 1 "$RESULTS" | jq -r '"\(.scenario) c=\(.connections): \(.requests_per_s|floor) req/s, \(.records_per_s|floor) rec/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, cpu \(.cpu_s) s"')"
+    unset BENCH_RATE
+}
+
+# A benchmark of error responses is worthless: any non-200, per-record error or socket error
+# fails the whole run.
+check_wrk() {
+    local file="$1" tag="$2" line
+    line="$(grep '^BENCH_RESULT ' "$file" | sed 's/^BENCH_RESULT //')" ||
+        die "$tag: no result line from wrk: $(cat "$file")"
+    local bad
+    bad="$(jq '.non200 + .record_errors + .errors_connect + .errors_read + .errors_write + .errors_timeout + .errors_status' <<<"$line")"
+    if [[ "$bad" != 0 ]]; then
+        echo "$line" | jq . >&2
+        die "$tag: $bad failed requests/records (wrk output: $file): $(jq -r .first_failure <<<"$line")"
+    fi
+    [[ "$(jq .requests <<<"$line")" -gt 0 ]] || die "$tag: no request completed"
+}
+
+# run_direct CONNECTIONS BATCH: the direct-producer baseline on a fresh topic.
+run_direct() {
+    local conns="$1" batch="$2"
+    new_topic
+    local out="$WORK/direct-c$conns-b$batch.txt"
+    "$TARGET_DIR/release/examples/direct_producer" --bootstrap "127.0.0.1:$BROKER_PORT" \
+        --topic "$TOPIC" --seconds "$DURATION" --warmup "$WARMUP" --in-flight "$conns" \
+        --batch "$batch" --value "$VALUE" --label "direct-b$batch" >"$out" 2>&1 ||
+        die "direct_producer failed: $(cat "$out")"
+    grep '^{' "$out" | tail -n 1 | jq -c --argjson conns "$conns" --arg scenario "direct producer, batch $batch" \
+        '. + {scenario: $scenario, connections: $conns}' >>"$RESULTS"
+    log "$(tail -n 1 "$RESULTS" | jq -r '"\(.scenario) in-flight=\(.connections): \(.records_per_s|floor) rec/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms"')"
+}
+
+# --- build and tools ---------------------------------------------------------------------
+log "building release (examples and binaries)"
+cargo build --release --examples --bins >&2
+"$HERE/install-test-tools.sh"
+TANSU="$("$HERE/install-tansu.sh")"
+for tool in wrk jq curl python3; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+done
+
+# --- broker --------------------------------------------------------------------------------
+BROKER_PORT="$(free_port)"
+mkdir -p "$WORK/tansu"
+(
+    cd "$WORK/tansu"
+    exec "$TANSU" broker \
+        --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
+        --storage-engine "memory://tansu/" >"$WORK/tansu/broker.log" 2>&1
+) &
+BROKER_PID=$!
+PIDS+=("$BROKER_PID")
+wait_port "$BROKER_PORT" "tansu" "$WORK/tansu/broker.log"
+log "tansu broker on 127.0.0.1:$BROKER_PORT (pid $BROKER_PID, memory storage)"
+
+# --- proxy ---------------------------------------------------------------------------------
+PROXY_PORT="$(free_port)"
+KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false KRP_LOG__LEVEL=warn \
+    "$TARGET_DIR/release/kafka-rest-proxy" --listen "127.0.0.1:$PROXY_PORT" >"$WORK/proxy.log" 2>&1 &
+PROXY_PID=$!
+PIDS+=("$PROXY_PID")
+wait_port "$PROXY_PORT" "kafka-rest-proxy" "$WORK/proxy.log"
+for _ in $(seq 1 100); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PROXY_PORT/readyz")" == 200 ]] && break
+    sleep 0.2
+done
+[[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PROXY_PORT/readyz")" == 200 ]] ||
+    die "the proxy is not ready: $(curl -s "http://127.0.0.1:$PROXY_PORT/readyz"); log: $(tail -n 20 "$WORK/proxy.log")"
+new_topic
+smoke="$(curl -s -w '\n%{http_code}' -X POST "http://127.0.0.1:$PROXY_PORT/topics/$TOPIC" \
+    -H 'Content-Type: application/vnd.kafka.json.v2+json' -d "{\"records\":[{\"value\":$VALUE}]}")"
+[[ "$(tail -n 1 <<<"$smoke")" == 200 ]] || die "smoke produce failed: $smoke"
+log "kafka-rest-proxy on 127.0.0.1:$PROXY_PORT (pid $PROXY_PID); smoke produce: $(head -n 1 <<<"$smoke")"
+
+# --- fixed-200 baseline server ---------------------------------------------------------------
+FIXED_PORT="$(free_port)"
+"$TARGET_DIR/release/examples/fixed_200" --listen "127.0.0.1:$FIXED_PORT" >"$WORK/fixed_200.log" 2>&1 &
+FIXED_PID=$!
+PIDS+=("$FIXED_PID")
+wait_port "$FIXED_PORT" "fixed_200" "$WORK/fixed_200.log"
+
+# --- scenarios -------------------------------------------------------------------------------
+for c in $CONCURRENCY; do
+    run_wrk "json, 1 record" "$PROXY_PID" "$PROXY_PORT" json 1 "$c"
+done
+for c in $CONCURRENCY; do
+    run_wrk "json, 100-record batch" "$PROXY_PID" "$PROXY_PORT" json 100 "$c"
+done
+for c in $CONCURRENCY; do
+    run_wrk "binary, 1 record" "$PROXY_PID" "$PROXY_PORT" binary 1 "$c"
+done
+
+# Half the maximum load: half the best requests/s seen above, paced on PACED_CONNECTIONS.
+for spec in "json, 1 record|1" "json, 100-record batch|100"; do
+    scenario="${spec%|*}" batch="${spec#*|}"
+    max_rps="$(jq -s --arg s "$scenario" '[.[] | select(.scenario == $s) | .requests_per_s] | max' "$RESULTS")"
+    half="$(awk -v m="$max_rps" 'BEGIN {printf "%d", m / 2}')"
+    ((half > 0)) || die "no maximum load measured for $scenario"
+    run_wrk "$scenario @ half max load" "$PROXY_PID" "$PROXY_PORT" json "$batch" "$PACED_CONNECTIONS" "$half"
+done
+
+for c in $CONCURRENCY; do
+    run_wrk "fixed-200 baseline (json, 1 record)" "$FIXED_PID" "$FIXED_PORT" json 1 "$c"
+done
+for c in $CONCURRENCY; do
+    run_direct "$c" 1
+done
+for c in $CONCURRENCY; do
+    run_direct "$c" 100
+done
+
+PROXY_PEAK_RSS_KIB="$(peak_rss_kib "$PROXY_PID")"
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+ELAPSED=$(($(date +%s) - STARTED_S))
+
+# --- report ----------------------------------------------------------------------------------
+mkdir -p "$(dirname "$OUT")"
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo 'unknown (not a git checkout)')"
+if git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet HEAD -- src Cargo.toml Cargo.lock; then
+    COMMIT+=" + uncommitted changes in src/Cargo"
+fi
+CPU_MODEL="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+export BENCH_META
+BENCH_META="$(jq -n \
+    --arg date "$STARTED_AT" --arg cpu "$CPU_MODEL" --arg nproc "$(nproc)" \
+    --arg kernel "$(uname -r)" --arg duration "$DURATION" --arg threads "$THREADS" \
+    --arg conc "$CONCURRENCY" --arg partitions "$PARTITIONS" --arg paced "$PACED_CONNECTIONS" \
+    --arg load_before "$LOAD_BEFORE" --arg load_after "$LOAD_AFTER" --arg elapsed "$ELAPSED" \
+    --arg rss "$PROXY_PEAK_RSS_KIB" --arg value_bytes "${#VALUE}" \
+    --arg overrides "$({ env | grep '^KRP_' | grep -v -E '^KRP_KAFKA__BOOTSTRAP_SERVERS=|PASSWORD|SECRET|LIBRDKAFKA' || true; } | sort | tr '\n' ' ')" \
+    --arg commit "$COMMIT" \
+    '$ARGS.named')"
+python3 - "$RESULTS" >"$OUT" <<'PY'
+import json, os, sys
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+meta = json.loads(os.environ["BENCH_META"])
+
+def f(x, nd=0):
+    return f"{x:,.{nd}f}" if nd == 0 else f"{x:.{nd}f}"
+
+print(f"## Benchmark results, {meta['date']}\n")
+print(f"- machine: {meta['nproc']} cores, {meta['cpu']}, Linux {meta['kernel']}; commit {meta['commit']}")
+print(f"- load average before / after: {meta['load_before']} / {meta['load_after']}; "
+      f"wall time {meta['elapsed']} s")
+print(f"- wrk -t{meta['threads']}, {meta['duration']} s per run (after a warm-up), "
+      f"tansu 0.6.0 memory storage, {meta['partitions']} partitions, a fresh topic per run, "
+      f"{meta['value_bytes']}-byte values, null keys")
+print(f"- settings: service defaults (access log off, log level warn); KRP_* overrides: "
+      f"{meta['overrides'].strip() or 'none'}")
+print("- proxy, broker, wrk and the baselines share the same cores\n")
+print("| scenario | conc. | requests/s | records/s | p50 ms | p90 ms | p99 ms | CPU s / 1k records | peak RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for r in rows:
+    conc = str(r["connections"])
+    if r.get("target_rate"):
+        conc += f" (paced {f(r['target_rate'])}/s)"
+    print(f"| {r['scenario']} | {conc} | {f(r['requests_per_s'])} | {f(r['records_per_s'])} | "
+          f"{f(r['p50_ms'], 2)} | {f(r['p90_ms'], 2)} | {f(r['p99_ms'], 2)} | "
+          f"{f(r['cpu_s_per_1k_records'], 4)} | {f(r['peak_rss_kib'] / 1024, 1)} |")
+print("\nCPU and peak RSS are the measured process's own: the proxy's (utime+stime over the run "
+      "/ records; VmHWM so far), fixed_200's, or direct_producer's.\n")
+
+def by(s):
+    return {r["connections"]: r for r in rows if r["scenario"] == s and not r.get("target_rate")}
+
+batch, direct100 = by("json, 100-record batch"), by("direct producer, batch 100")
+single, binary, fixed = by("json, 1 record"), by("binary, 1 record"), by("fixed-200 baseline (json, 1 record)")
+print("| ratio | " + " | ".join(f"c={c}" for c in sorted(batch)) + " | best ÷ best | target |")
+print("|---|" + "---:|" * (len(batch) + 2))
+
+def ratio_row(name, num, den, key, target):
+    cells = [f(num[c][key] / den[c][key], 2) if c in den and den[c][key] else "n/a" for c in sorted(num)]
+    best = max(r[key] for r in num.values()) / max(r[key] for r in den.values())
+    ok = "PASS" if best >= target else "FAIL"
+    print(f"| {name} | " + " | ".join(cells) + f" | {f(best, 2)} | ≥ {target} ({ok}) |")
+
+ratio_row("100-record batch records/s ÷ direct producer (batch 100) records/s", batch, direct100, "records_per_s", 0.7)
+ratio_row("json 1-record requests/s ÷ fixed-200 requests/s", single, fixed, "requests_per_s", 0.4)
+ratio_row("binary 1-record requests/s ÷ fixed-200 requests/s", binary, fixed, "requests_per_s", 0.4)
+
+print()
+for r in rows:
+    if r.get("target_rate"):
+        ok = "PASS" if r["p99_ms"] < 5 else "FAIL"
+        print(f"- p99 at half max load, {r['scenario'].split(' @')[0]}: {f(r['p99_ms'], 2)} ms "
+              f"(target < 5 ms: {ok}); paced at {f(r['target_rate'])} req/s, achieved "
+              f"{f(r['requests_per_s'])} req/s on {r['connections']} connections")
+print("  (pacing is wrk's Lua delay() hook, a wrk2-style constant rate with 1 ms timer resolution; "
+      "wrk2 is not available, and unlike wrk2 the latency is not corrected for coordinated omission)")
+rss = int(meta["rss"]) / 1024
+print(f"- proxy peak RSS (VmHWM) over the whole run: {f(rss, 1)} MiB "
+      f"(target < 64 MiB: {'PASS' if rss < 64 else 'FAIL'})")
+PY
+cat "$OUT"
+log "results written to $OUT (${ELAPSED} s)"

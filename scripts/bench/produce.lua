@@ -1,0 +1,148 @@
+-- wrk script for scripts/bench.sh: POST /topics/{topic} with a v2 produce body, count every
+-- response that is not a clean 200, and print one machine-readable result line.
+--
+-- Environment (set by bench.sh):
+--   BENCH_FORMAT     json | binary                       (default json)
+--   BENCH_BATCH      records per request                 (default 1)
+--   BENCH_VALUE      the record value, compact JSON      (json format)
+--   BENCH_VALUE_B64  the same bytes in base64            (binary format)
+--   BENCH_LABEL      copied into the result line
+--   BENCH_RATE       optional: target requests/s over all threads. Paces requests with
+--                    wrk's delay() hook on a per-thread schedule (wrk2-style constant rate,
+--                    ms timer resolution; latency is measured from the actual send, i.e. not
+--                    corrected for coordinated omission as wrk2 would)
+--   BENCH_THREADS    wrk -t, needed with BENCH_RATE
+--
+-- The result line is `BENCH_RESULT {json}`; bench.sh fails the run when non200,
+-- record_errors or any socket error is not zero.
+
+local format = os.getenv("BENCH_FORMAT") or "json"
+local batch = tonumber(os.getenv("BENCH_BATCH") or "1")
+local label = os.getenv("BENCH_LABEL") or "produce"
+local value = os.getenv("BENCH_VALUE")
+    or '{"id":1234567,"name":"benchmark-record-abcdefghijklmnopqrstuvwxyz-0123456789-ABCDEF","amount":12.34}'
+local value_b64 = os.getenv("BENCH_VALUE_B64")
+local rate = tonumber(os.getenv("BENCH_RATE") or "")
+local threads_n = tonumber(os.getenv("BENCH_THREADS") or "1")
+
+local record
+if format == "binary" then
+    assert(value_b64, "BENCH_VALUE_B64 is required with BENCH_FORMAT=binary")
+    record = '{"value":"' .. value_b64 .. '"}'
+    wrk.headers["Content-Type"] = "application/vnd.kafka.binary.v2+json"
+else
+    record = '{"value":' .. value .. '}'
+    wrk.headers["Content-Type"] = "application/vnd.kafka.json.v2+json"
+end
+local records = {}
+for i = 1, batch do
+    records[i] = record
+end
+-- A static request: wrk formats it once, so the load generator spends as little CPU as it can
+-- (it shares the machine with the proxy).
+wrk.method = "POST"
+wrk.body = '{"records":[' .. table.concat(records, ",") .. ']}'
+wrk.headers["Accept"] = "application/vnd.kafka.v2+json"
+
+-- Per-thread counters (each wrk thread has its own Lua state; done() collects them).
+non200 = 0
+record_errors = 0
+first_failure = ""
+
+function response(status, headers, body)
+    if status ~= 200 then
+        non200 = non200 + 1
+        if first_failure == "" then
+            first_failure = "HTTP " .. status .. ": " .. string.sub(body or "", 1, 300)
+        end
+    elseif body then
+        -- A 200 may still carry per-record failures ("error_code":50003...).
+        local _, n = string.gsub(body, '"error_code":%d', "")
+        if n > 0 then
+            record_errors = record_errors + n
+            if first_failure == "" then
+                first_failure = "HTTP 200 with record errors: " .. string.sub(body, 1, 300)
+            end
+        end
+    end
+end
+
+if rate and rate > 0 then
+    local ffi = require("ffi")
+    ffi.cdef([[
+        typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+        int clock_gettime(int clk_id, bench_timespec *tp);
+    ]])
+    local ts = ffi.new("bench_timespec")
+    local function now_ms()
+        ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+        return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+    end
+    local interval = 1000 * threads_n / rate
+    local next_ms = nil
+    -- Called before each request: the wait until this thread's next slot. A schedule that
+    -- fell behind (all connections busy) catches up by at most 10 ms worth of slots.
+    function delay()
+        local now = now_ms()
+        if next_ms == nil or next_ms < now - 10 then
+            next_ms = now
+        end
+        local wait = next_ms - now
+        next_ms = next_ms + interval
+        if wait < 1 then
+            return 0
+        end
+        return math.floor(wait)
+    end
+end
+
+local threads = {}
+
+function setup(thread)
+    table.insert(threads, thread)
+end
+
+local function q(s)
+    s = string.gsub(s, '\\', '\\\\')
+    s = string.gsub(s, '"', '\\"')
+    s = string.gsub(s, '[%c]', ' ')
+    return '"' .. s .. '"'
+end
+
+function done(summary, latency, requests)
+    local bad, rec_err, first = 0, 0, ""
+    for _, t in ipairs(threads) do
+        bad = bad + (t:get("non200") or 0)
+        rec_err = rec_err + (t:get("record_errors") or 0)
+        local f = t:get("first_failure") or ""
+        if first == "" then
+            first = f
+        end
+    end
+    local secs = summary.duration / 1e6
+    local e = summary.errors
+    local fields = {
+        '"label":' .. q(label),
+        '"format":' .. q(format),
+        '"batch":' .. batch,
+        '"body_bytes":' .. #wrk.body,
+        '"duration_s":' .. secs,
+        '"requests":' .. summary.requests,
+        '"requests_per_s":' .. summary.requests / secs,
+        '"records_per_s":' .. summary.requests * batch / secs,
+        '"p50_ms":' .. latency:percentile(50) / 1000,
+        '"p90_ms":' .. latency:percentile(90) / 1000,
+        '"p99_ms":' .. latency:percentile(99) / 1000,
+        '"max_ms":' .. latency.max / 1000,
+        '"non200":' .. bad,
+        '"record_errors":' .. rec_err,
+        '"errors_connect":' .. e.connect,
+        '"errors_read":' .. e.read,
+        '"errors_write":' .. e.write,
+        '"errors_status":' .. e.status,
+        '"errors_timeout":' .. e.timeout,
+        '"target_rate":' .. (rate or 0),
+        '"first_failure":' .. q(first),
+    }
+    io.write("BENCH_RESULT {" .. table.concat(fields, ",") .. "}\n")
+end
