@@ -143,6 +143,15 @@ impl RateLimits {
         }
     }
 
+    /// Whether any limit is configured at all.
+    pub fn enabled(&self) -> bool {
+        let some = |l: &Limit| l.records.is_some() || l.bytes.is_some();
+        some(&self.default)
+            || some(&self.global)
+            || self.principals.values().any(some)
+            || self.scopes.iter().any(|(_, l)| some(l))
+    }
+
     /// Takes `records` and `bytes` from the caller's buckets and the global ones.
     ///
     /// `key` is the principal id (or the client address without authentication). The

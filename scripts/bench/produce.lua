@@ -48,8 +48,19 @@ wrk.headers["Accept"] = "application/vnd.kafka.v2+json"
 non200 = 0
 record_errors = 0
 first_failure = ""
+-- Answers by status, for the load check (which expects 429s and 503s).
+s200, s429, s503, sother = 0, 0, 0, 0
 
 function response(status, headers, body)
+    if status == 200 then
+        s200 = s200 + 1
+    elseif status == 429 then
+        s429 = s429 + 1
+    elseif status == 503 then
+        s503 = s503 + 1
+    else
+        sother = sother + 1
+    end
     if status ~= 200 then
         non200 = non200 + 1
         if first_failure == "" then
@@ -111,7 +122,12 @@ end
 
 function done(summary, latency, requests)
     local bad, rec_err, first = 0, 0, ""
+    local n200, n429, n503, nother = 0, 0, 0, 0
     for _, t in ipairs(threads) do
+        n200 = n200 + (t:get("s200") or 0)
+        n429 = n429 + (t:get("s429") or 0)
+        n503 = n503 + (t:get("s503") or 0)
+        nother = nother + (t:get("sother") or 0)
         bad = bad + (t:get("non200") or 0)
         rec_err = rec_err + (t:get("record_errors") or 0)
         local f = t:get("first_failure") or ""
@@ -142,6 +158,10 @@ function done(summary, latency, requests)
         '"errors_status":' .. e.status,
         '"errors_timeout":' .. e.timeout,
         '"target_rate":' .. (rate or 0),
+        '"status_200":' .. n200,
+        '"status_429":' .. n429,
+        '"status_503":' .. n503,
+        '"status_other":' .. nother,
         '"first_failure":' .. q(first),
     }
     io.write("BENCH_RESULT {" .. table.concat(fields, ",") .. "}\n")

@@ -10,7 +10,9 @@
 
 use std::fmt;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
+use std::borrow::Cow;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{binary, json, EmbeddedFormat};
@@ -68,13 +70,17 @@ impl ProduceBatch {
                 "Request body is empty. Data is required.".to_owned(),
             ));
         }
-        let top = parse_object(body, "the request body")?;
+        let top = parse_object(body, || "the request body".to_owned())?;
         let mut records_raw = None;
         for (name, value) in &top {
-            match name.as_str() {
+            match name.as_ref() {
                 "records" => records_raw = Some(*value),
-                "key_schema" | "value_schema" => expect_kind(name, value, &[Kind::Str])?,
-                "key_schema_id" | "value_schema_id" => expect_integer(name, value).map(drop)?,
+                "key_schema" | "value_schema" => {
+                    expect_kind(name.as_ref(), value, &[Kind::Str])?;
+                }
+                "key_schema_id" | "value_schema_id" => {
+                    expect_integer(|| name.as_ref().to_owned(), value)?;
+                }
                 other => return Err(unrecognized(other)),
             }
         }
@@ -103,25 +109,27 @@ fn parse_record(
     item: &RawValue,
     format: EmbeddedFormat,
 ) -> Result<Record, FormatError> {
-    let at = format!("records[{index}]");
+    // Field names for messages are built only when there is an error to report.
+    let at = || format!("records[{index}]");
     if Kind::of(item) != Kind::Object {
         return Err(FormatError::Envelope(format!(
-            "Field '{at}' must be an object, found {}.",
+            "Field '{}' must be an object, found {}.",
+            at(),
             json_type_name(item)
         )));
     }
-    let fields = parse_object(item.get().as_bytes(), &at)?;
+    let fields = parse_object(item.get().as_bytes(), at)?;
     let mut record = Record {
         key: None,
         value: None,
         partition: None,
     };
     for (name, value) in &fields {
-        match name.as_str() {
-            "key" => record.key = convert(format, value, &at, "key")?,
-            "value" => record.value = convert(format, value, &at, "value")?,
+        match name.as_ref() {
+            "key" => record.key = convert(format, value, index, "key")?,
+            "value" => record.value = convert(format, value, index, "value")?,
             "partition" => {
-                if let Some(p) = expect_integer(&format!("{at}.partition"), value)? {
+                if let Some(p) = expect_integer(|| format!("{}.partition", at()), value)? {
                     record.partition =
                         Some(Partition::new(p).ok_or(FormatError::NegativePartition)?);
                 }
@@ -135,13 +143,13 @@ fn parse_record(
 fn convert(
     format: EmbeddedFormat,
     value: &RawValue,
-    at: &str,
+    index: usize,
     field: &str,
 ) -> Result<Option<Vec<u8>>, FormatError> {
     match format {
         EmbeddedFormat::Json => Ok(json::encode(value)),
         EmbeddedFormat::Binary => binary::decode(value)
-            .map_err(|e| FormatError::Data(format!("Field '{at}.{field}': {e}."))),
+            .map_err(|e| FormatError::Data(format!("Field 'records[{index}].{field}': {e}."))),
     }
 }
 
@@ -152,8 +160,8 @@ fn unrecognized(name: &str) -> FormatError {
 /// The fields of a JSON object in document order, values left unparsed.
 fn parse_object<'a>(
     text: &'a [u8],
-    what: &str,
-) -> Result<Vec<(String, &'a RawValue)>, FormatError> {
+    what: impl Fn() -> String,
+) -> Result<Vec<(FieldName<'a>, &'a RawValue)>, FormatError> {
     let mut de = serde_json::Deserializer::from_slice(text);
     let fields = de.deserialize_map(FieldsVisitor).and_then(|f| {
         de.end()?;
@@ -161,17 +169,48 @@ fn parse_object<'a>(
     });
     fields.map_err(|e| {
         if e.is_data() {
-            FormatError::Envelope(format!("Expected {what} to be a JSON object."))
+            FormatError::Envelope(format!("Expected {} to be a JSON object.", what()))
         } else {
             FormatError::Malformed(format!("Malformed JSON: {e}"))
         }
     })
 }
 
+/// An object key, borrowed from the body unless it contains escapes.
+struct FieldName<'de>(Cow<'de, str>);
+
+impl AsRef<str> for FieldName<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
 struct FieldsVisitor;
 
 impl<'de> Visitor<'de> for FieldsVisitor {
-    type Value = Vec<(String, &'de RawValue)>;
+    type Value = Vec<(FieldName<'de>, &'de RawValue)>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
@@ -179,7 +218,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut fields = Vec::new();
-        while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+        while let Some(entry) = map.next_entry::<FieldName<'de>, &'de RawValue>()? {
             fields.push(entry);
         }
         Ok(fields)
@@ -243,14 +282,15 @@ fn expect_kind(name: &str, value: &RawValue, kinds: &[Kind]) -> Result<(), Forma
     )))
 }
 
-/// `null` or an integer that fits an `i64`.
-fn expect_integer(name: &str, value: &RawValue) -> Result<Option<i64>, FormatError> {
+/// `null` or an integer that fits an `i64`; `name` is built only for the error.
+fn expect_integer(name: impl Fn() -> String, value: &RawValue) -> Result<Option<i64>, FormatError> {
     if Kind::of(value) == Kind::Null {
         return Ok(None);
     }
     value.get().parse::<i64>().map(Some).map_err(|_| {
         FormatError::Envelope(format!(
-            "Field '{name}' must be an integer, found {}.",
+            "Field '{}' must be an integer, found {}.",
+            name(),
             match Kind::of(value) {
                 Kind::Number => "a non-integer number",
                 kind => kind.name(),

@@ -38,7 +38,7 @@ pub async fn authenticate(
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
     let client = auth.client_ip(peer, forwarded_for);
-    with_facts(req.request(), |f| f.client_ip = Some(client.to_string()));
+    with_facts(req.request(), |f| f.client_ip = Some(client));
 
     if auth.is_open(req.path()) {
         return next

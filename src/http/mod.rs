@@ -44,9 +44,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, serve_metrics: bool) {
         .default_service(web::to(route_not_found));
 }
 
-/// A resource whose unmatched methods get 405 in the Confluent envelope.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose unmatched methods get 405 in the Confluent envelope, carrying its
+/// route template for the metrics and the access log.
+fn resource(path: &'static str) -> actix_web::Resource {
+    web::resource(path)
+        .app_data(observe::RouteTemplate(path))
+        .default_service(web::to(method_not_allowed))
 }
 
 async fn route_not_found() -> Result<HttpResponse, ApiError> {

@@ -39,7 +39,7 @@ pub struct RequestFacts {
     pub bytes_in: Option<u64>,
     pub principal: Option<String>,
     /// The client address after trusted-proxy resolution.
-    pub client_ip: Option<String>,
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// Adds to the request's [`RequestFacts`].
@@ -55,10 +55,10 @@ pub fn with_facts(req: &actix_web::HttpRequest, update: impl FnOnce(&mut Request
 }
 
 /// The client address the auth middleware resolved (trusted-proxy aware).
-pub fn client_ip(req: &actix_web::HttpRequest) -> Option<String> {
+pub fn client_ip(req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
     req.extensions()
         .get::<RequestFacts>()
-        .and_then(|f| f.client_ip.clone())
+        .and_then(|f| f.client_ip)
 }
 
 /// Where access-log lines go.
@@ -102,6 +102,11 @@ struct AccessRecord<'a> {
     latency_ms: f64,
 }
 
+/// The route template of a resource, registered as resource data, so the middleware does
+/// not have to match the path against the route table again (`match_pattern` does).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteTemplate(pub &'static str);
+
 /// Middleware: outermost, so it sees every response, including refusals.
 pub async fn observe(
     req: ServiceRequest,
@@ -115,60 +120,12 @@ pub async fn observe(
     );
     let metrics = &observability.metrics;
     let request_id = incoming_request_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let method = req.method().to_string();
-    let path = req.path().to_owned();
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let declared_bytes_in = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let peer = req.peer_addr().map(|a| a.ip().to_string());
 
     metrics.http_requests_in_flight.inc();
     let result = next.call(req).await;
     metrics.http_requests_in_flight.dec();
     let mut response = result?;
-
     let latency = started.elapsed();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let status = response.status();
-    let facts = response
-        .request()
-        .extensions()
-        .get::<RequestFacts>()
-        .cloned()
-        .unwrap_or_default();
-    let error_code = response.response().extensions().get::<ErrorCode>().copied();
-    let bytes_out = match response.response().body().size() {
-        BodySize::Sized(n) => n,
-        _ => 0,
-    };
-    let bytes_in = facts.bytes_in.or(declared_bytes_in).unwrap_or(0);
-
-    metrics
-        .http_requests
-        .with_label_values(&[&route, &method, status.as_str()])
-        .inc();
-    metrics
-        .http_request_duration
-        .with_label_values(&[&route, &method])
-        .observe(latency.as_secs_f64());
-    metrics
-        .http_request_bytes
-        .with_label_values(&[&route])
-        .inc_by(bytes_in);
-    metrics
-        .http_response_bytes
-        .with_label_values(&[&route])
-        .inc_by(bytes_out);
 
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
@@ -176,30 +133,76 @@ pub async fn observe(
             .insert(HeaderName::from_static(REQUEST_ID), value);
     }
 
-    let record = AccessRecord {
-        time: humantime::format_rfc3339_millis(time).to_string(),
-        kind: "access",
-        request_id: &request_id,
-        method: &method,
-        route: &route,
-        path: &path,
-        status: status.as_u16(),
-        error_code,
-        principal: facts.principal.as_deref(),
-        source_ip: facts
-            .client_ip
-            .as_deref()
-            .or(peer.as_deref())
-            .unwrap_or("unknown"),
-        user_agent: user_agent.as_deref(),
-        topic: facts.topic.as_deref(),
-        records: facts.records,
-        records_failed: facts.records_failed,
-        bytes_in,
-        bytes_out,
-        latency_ms: (latency.as_secs_f64() * 1e6).round() / 1e3,
+    let request = response.request();
+    let route = request
+        .app_data::<RouteTemplate>()
+        .map_or("unmatched", |r| r.0);
+    let method = request.method().as_str();
+    let status = response.status();
+    let extensions = request.extensions();
+    let facts = extensions.get::<RequestFacts>();
+    let bytes_in = facts
+        .and_then(|f| f.bytes_in)
+        .or_else(|| {
+            request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let bytes_out = match response.response().body().size() {
+        BodySize::Sized(n) => n,
+        _ => 0,
     };
-    write_access_log(&record, observability.access_log);
+
+    metrics
+        .http_requests
+        .with_label_values(&[route, method, status.as_str()])
+        .inc();
+    metrics
+        .http_request_duration
+        .with_label_values(&[route, method])
+        .observe(latency.as_secs_f64());
+    metrics
+        .http_request_bytes
+        .with_label_values(&[route])
+        .inc_by(bytes_in);
+    metrics
+        .http_response_bytes
+        .with_label_values(&[route])
+        .inc_by(bytes_out);
+
+    if observability.access_log != AccessLog::Off {
+        let source_ip = facts
+            .and_then(|f| f.client_ip)
+            .or_else(|| request.peer_addr().map(|a| a.ip()))
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let record = AccessRecord {
+            time: humantime::format_rfc3339_millis(time).to_string(),
+            kind: "access",
+            request_id: &request_id,
+            method,
+            route,
+            path: request.path(),
+            status: status.as_u16(),
+            error_code: response.response().extensions().get::<ErrorCode>().copied(),
+            principal: facts.and_then(|f| f.principal.as_deref()),
+            source_ip: &source_ip,
+            user_agent: request
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+            topic: facts.and_then(|f| f.topic.as_deref()),
+            records: facts.and_then(|f| f.records),
+            records_failed: facts.and_then(|f| f.records_failed),
+            bytes_in,
+            bytes_out,
+            latency_ms: (latency.as_secs_f64() * 1e6).round() / 1e3,
+        };
+        write_access_log(&record, observability.access_log);
+    }
+    drop(extensions);
     Ok(response)
 }
 

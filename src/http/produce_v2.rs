@@ -135,9 +135,15 @@ fn check_rate(
     records: usize,
     bytes: usize,
 ) -> Result<(), ApiError> {
+    if !state.rate_limits.enabled() {
+        return Ok(());
+    }
     let (key, scopes) = match principal {
         Some(p) => (p.id.clone(), p.scopes.as_slice()),
-        None => (client_ip(req).unwrap_or_default(), &[][..]),
+        None => (
+            client_ip(req).map(|ip| ip.to_string()).unwrap_or_default(),
+            &[][..],
+        ),
     };
     let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     state
@@ -165,19 +171,34 @@ fn count_records(
     let metrics = &state.metrics;
     let topic = metrics.topic_label(topic.as_str());
     let principal = metrics.principal_label(principal);
+    // One counter update per outcome, not per record: label lookups hash every label.
+    let mut written = 0;
     let mut written_bytes = 0;
+    let mut failed: Vec<(ErrorCode, u64)> = Vec::new();
     for (record, result) in records.iter().zip(results) {
-        let outcome = match result {
+        match result {
             Ok(_) => {
+                written += 1;
                 written_bytes += record.size_bytes() as u64;
-                "ok".to_owned()
             }
-            Err(e) => error::record_error_code(e).0.to_string(),
-        };
+            Err(e) => {
+                let code = error::record_error_code(e);
+                match failed.iter_mut().find(|(c, _)| *c == code) {
+                    Some((_, n)) => *n += 1,
+                    None => failed.push((code, 1)),
+                }
+            }
+        }
+    }
+    let outcomes = (written > 0)
+        .then(|| ("ok".to_owned(), written))
+        .into_iter()
+        .chain(failed.into_iter().map(|(code, n)| (code.0.to_string(), n)));
+    for (outcome, n) in outcomes {
         metrics
             .records_produced
             .with_label_values(&[&outcome, format.as_str(), topic, principal])
-            .inc();
+            .inc_by(n);
     }
     metrics
         .record_bytes
