@@ -440,7 +440,7 @@ impl Default for KafkaSettings {
             ssl_ca_location: None,
             client_id: "kafka-rest-proxy".to_owned(),
             compression: Compression::Lz4,
-            linger_ms: 5,
+            linger_ms: 1,
             message_timeout_ms: 15_000,
             queue_full_wait_ms: 2_000,
             librdkafka: RawProperties::default(),
