@@ -3,11 +3,15 @@
 use std::sync::Arc;
 
 use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
+use super::delivery::Opaque;
 use super::health::Health;
+use super::producer::{Delivered, ProduceError};
 use crate::metrics::{BrokerStats, Metrics, ProducerStats};
 
 /// Routes librdkafka's global errors into [`Health`] and its statistics into [`Metrics`].
@@ -63,5 +67,22 @@ impl ClientContext for ProxyContext {
             }
             _ => tracing::warn!(%error, reason, "Kafka client error"),
         }
+    }
+}
+
+impl ProducerContext for ProxyContext {
+    type DeliveryOpaque = Opaque;
+
+    /// Runs on the producer's polling thread: hands the record's outcome to its request.
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Opaque) {
+        let (batch, index) = *opaque;
+        let outcome = match result {
+            Ok(message) => Ok(Delivered {
+                partition: message.partition(),
+                offset: message.offset(),
+            }),
+            Err((error, _)) => Err(ProduceError::from_kafka(error)),
+        };
+        batch.complete(index, outcome);
     }
 }

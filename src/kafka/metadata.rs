@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::metadata::Metadata;
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::{Producer as _, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::context::ProxyContext;
@@ -59,7 +59,7 @@ pub enum MetadataError {
     Fatal(String),
 }
 
-pub(super) type Producer = FutureProducer<ProxyContext>;
+pub(super) type Producer = ThreadedProducer<ProxyContext>;
 
 /// What one metadata request returned: the brokers, and each topic or its error.
 pub(super) struct Fetched {
@@ -70,11 +70,11 @@ pub(super) struct Fetched {
 /// Asks the cluster for metadata of one topic, or of all topics, off the async runtime
 /// (librdkafka's call blocks).
 pub(super) async fn fetch(
-    producer: &Producer,
+    producer: &Arc<Producer>,
     topic: Option<&str>,
     timeout: Duration,
 ) -> Result<Fetched, String> {
-    let producer = producer.clone();
+    let producer = Arc::clone(producer);
     let topic = topic.map(str::to_owned);
     tokio::task::spawn_blocking(move || {
         producer

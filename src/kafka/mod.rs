@@ -3,6 +3,7 @@
 
 pub mod client_config;
 mod context;
+mod delivery;
 mod dev;
 mod health;
 mod metadata;

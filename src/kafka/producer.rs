@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::future_producer::{DeliveryFuture, OwnedDeliveryResult};
-use rdkafka::producer::{FutureRecord, Producer as _};
+use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::client_config::producer_config;
 use super::context::ProxyContext;
+use super::delivery::{Batch, Opaque};
 use super::dev::DevCluster;
 use super::health::Health;
 use super::metadata::{
@@ -66,7 +65,7 @@ pub enum ProduceError {
 }
 
 impl ProduceError {
-    fn from_kafka(error: &KafkaError) -> ProduceError {
+    pub(super) fn from_kafka(error: &KafkaError) -> ProduceError {
         let Some(code) = error.rdkafka_error_code() else {
             return ProduceError::NonRetriable(error.to_string());
         };
@@ -116,7 +115,7 @@ pub enum KafkaSetupError {
 
 /// The service's one connection to Kafka.
 pub struct Kafka {
-    producer: Producer,
+    producer: Arc<Producer>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     cache: MetadataCache,
@@ -157,7 +156,7 @@ impl Kafka {
             metrics: Arc::clone(&metrics),
         })?;
         Ok(Kafka {
-            producer,
+            producer: Arc::new(producer),
             health,
             metrics,
             cache: MetadataCache::default(),
@@ -317,52 +316,53 @@ impl Kafka {
             return vec![Err(error); records.len()];
         }
         let deadline = Instant::now() + self.queue_full_wait;
-        let mut pending = Vec::with_capacity(records.len());
-        for record in records {
-            pending.push(self.enqueue(topic, record, timestamp_ms, deadline).await);
-        }
-        join_all(pending.into_iter().map(|p| async move {
-            match p {
-                Enqueued::InFlight(delivery) => match delivery.await {
-                    Ok(result) => delivered(result),
-                    Err(_canceled) => Err(ProduceError::Retriable(
-                        "the producer was closed before delivery".into(),
-                    )),
-                },
-                Enqueued::Failed(error) => Err(error),
+        let (batch, all_done) = Batch::new(records.len());
+        for (index, record) in records.iter().enumerate() {
+            let opaque: Opaque = Box::new((Arc::clone(&batch), index));
+            if let Err(error) = self
+                .enqueue(topic, record, timestamp_ms, deadline, opaque)
+                .await
+            {
+                batch.complete(index, Err(error));
             }
-        }))
-        .await
+        }
+        // The sender lives in the batch, which librdkafka's opaques keep alive until every
+        // record is reported: the wait ends with the last report.
+        let _ = all_done.await;
+        batch.outcomes()
     }
 
+    /// Hands one record to librdkafka, waiting (until `deadline`) while its queue is full.
     async fn enqueue(
         &self,
         topic: &TopicName,
         record: &OutgoingRecord,
         timestamp_ms: i64,
         deadline: Instant,
-    ) -> Enqueued {
-        let mut future_record =
-            FutureRecord::<[u8], [u8]>::to(topic.as_str()).timestamp(timestamp_ms);
+        opaque: Opaque,
+    ) -> Result<(), ProduceError> {
+        let mut base_record =
+            BaseRecord::<[u8], [u8], Opaque>::with_opaque_to(topic.as_str(), opaque)
+                .timestamp(timestamp_ms);
         if let Some(key) = &record.key {
-            future_record = future_record.key(key.as_slice());
+            base_record = base_record.key(key.as_slice());
         }
         if let Some(value) = &record.value {
-            future_record = future_record.payload(value.as_slice());
+            base_record = base_record.payload(value.as_slice());
         }
         if let Some(partition) = record.partition {
-            future_record = future_record.partition(partition.id());
+            base_record = base_record.partition(partition.id());
         }
         loop {
-            match self.producer.send_result(future_record) {
-                Ok(delivery) => return Enqueued::InFlight(delivery),
+            match self.producer.send(base_record) {
+                Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                     if Instant::now() < deadline =>
                 {
-                    future_record = back;
+                    base_record = back;
                     tokio::time::sleep(QUEUE_FULL_POLL).await;
                 }
-                Err((error, _)) => return Enqueued::Failed(ProduceError::from_kafka(&error)),
+                Err((error, _)) => return Err(ProduceError::from_kafka(&error)),
             }
         }
     }
@@ -411,7 +411,7 @@ impl Kafka {
     /// # Errors
     /// The number of records still in flight when the deadline passed.
     pub async fn flush(&self, timeout: Duration) -> Result<(), usize> {
-        let producer = self.producer.clone();
+        let producer = Arc::clone(&self.producer);
         let result = tokio::task::spawn_blocking(move || {
             let result = producer.flush(timeout);
             (result, producer.in_flight_count())
@@ -434,21 +434,6 @@ pub fn librdkafka_version() -> String {
 const QUEUE_FULL_POLL: Duration = Duration::from_millis(5);
 /// Pause after an early probe request, so a burst of callbacks yields one probe.
 const PROBE_DEBOUNCE: Duration = Duration::from_millis(200);
-
-enum Enqueued {
-    InFlight(DeliveryFuture),
-    Failed(ProduceError),
-}
-
-fn delivered(result: OwnedDeliveryResult) -> Result<Delivered, ProduceError> {
-    match result {
-        Ok(delivery) => Ok(Delivered {
-            partition: delivery.partition,
-            offset: delivery.offset,
-        }),
-        Err((error, _message)) => Err(ProduceError::from_kafka(&error)),
-    }
-}
 
 #[cfg(test)]
 mod tests {
