@@ -97,7 +97,7 @@ impl Default for LimitSettings {
             max_record_bytes: 1_000_000,
             max_in_flight_requests: 4_096,
             max_in_flight_bytes: 256 * 1024 * 1024,
-            max_connections_per_worker: 10_000,
+            max_connections_per_worker: 2_048,
             header_read_timeout_ms: 5_000,
             body_read_timeout_ms: 30_000,
             rate: RateLimitSettings::default(),
