@@ -42,7 +42,6 @@ impl ErrorCode {
     pub const KAFKA_ERROR: ErrorCode = ErrorCode(50002);
     pub const KAFKA_RETRIABLE_ERROR: ErrorCode = ErrorCode(50003);
     pub const NO_BROKER_AVAILABLE: ErrorCode = ErrorCode(50302);
-    pub const INTERNAL: ErrorCode = ErrorCode(500);
 
     /// The HTTP status Confluent derives from the code.
     pub fn status(self) -> StatusCode {
@@ -111,8 +110,6 @@ pub enum ApiError {
     InvalidEnvelope(String),
     #[error("Could not read the request body: {0}")]
     UnreadableBody(String),
-    #[error("Topic not found.")]
-    TopicNotFound,
     /// The path names no possible topic; Kafka would never have it.
     #[error("Topic not found: invalid topic name: {0}.")]
     InvalidTopicName(InvalidTopicName),
@@ -134,8 +131,6 @@ pub enum ApiError {
     Forbidden { operation: Operation, topic: String },
     #[error("The service is shutting down; retry the request.")]
     ShuttingDown,
-    #[error("Internal server error.")]
-    Internal,
 }
 
 impl ApiError {
@@ -158,7 +153,7 @@ impl ApiError {
                 ErrorCode::BAD_REQUEST
             }
             ApiError::InvalidEnvelope(_) => ErrorCode::UNPROCESSABLE,
-            ApiError::TopicNotFound | ApiError::InvalidTopicName(_) => ErrorCode::TOPIC_NOT_FOUND,
+            ApiError::InvalidTopicName(_) => ErrorCode::TOPIC_NOT_FOUND,
             ApiError::PartitionNotFound => ErrorCode::PARTITION_NOT_FOUND,
             ApiError::SchemaRegistryNotConfigured(_) => ErrorCode::SCHEMA_REGISTRY_NOT_CONFIGURED,
             ApiError::Metadata(e) => metadata_error_code(e),
@@ -166,7 +161,6 @@ impl ApiError {
             | ApiError::Forbidden { .. } => ErrorCode::KAFKA_AUTHORIZATION,
             ApiError::Unauthenticated(_) => ErrorCode::KAFKA_AUTHENTICATION,
             ApiError::ShuttingDown => ErrorCode::NO_BROKER_AVAILABLE,
-            ApiError::Internal => ErrorCode::INTERNAL,
         }
     }
 }
@@ -369,7 +363,6 @@ mod tests {
             (ApiError::InvalidData(String::new()), 400, 400, None),
             (ApiError::InvalidEnvelope(String::new()), 422, 422, None),
             (ApiError::UnreadableBody(String::new()), 400, 400, None),
-            (ApiError::TopicNotFound, 40401, 404, None),
             (
                 ApiError::InvalidTopicName(InvalidTopicName::Dots),
                 40401,
@@ -453,7 +446,6 @@ mod tests {
                 422,
                 None,
             ),
-            (ApiError::Internal, 500, 500, None),
         ];
         for (error, code, status, retry) in table {
             assert_eq!(error.code(), ErrorCode(code), "{error:?}");
@@ -522,7 +514,7 @@ mod tests {
 
     #[test]
     fn envelope_bytes() {
-        let response = ApiError::TopicNotFound.error_response();
+        let response = ApiError::Metadata(MetadataError::UnknownTopic).error_response();
         assert_eq!(response.status(), 404);
         assert_eq!(
             response.headers().get(header::CONTENT_TYPE).unwrap(),

@@ -86,11 +86,14 @@ pub async fn track_requests(
         .map(|l| Arc::clone(l.get_ref()))
         .expect("the lifecycle is registered as app data");
     let is_probe = matches!(req.path(), "/healthz" | "/readyz");
+    // Counted before the draining check, so that shutdown, which sets draining and then
+    // waits for the count to reach zero, cannot miss a request that passed the check.
+    let in_flight = lifecycle.enter();
     if lifecycle.is_draining() && !is_probe {
+        drop(in_flight);
         let response = ApiError::ShuttingDown.error_response();
         return Ok(req.into_response(response).map_into_right_body());
     }
-    let in_flight = lifecycle.enter();
     if lifecycle.in_flight() > lifecycle.max_in_flight && !is_probe {
         drop(in_flight);
         if let Some(observability) = req.app_data::<web::Data<Observability>>() {

@@ -303,6 +303,14 @@ async fn invalid_tokens_get_401_with_the_reason_and_nothing_is_written() {
     let future = sign(&rsa, &with(json!({"nbf": now() + 600})));
     let wrong_issuer = sign(&rsa, &with(json!({"iss": "https://evil.test/"})));
     let wrong_audience = sign(&rsa, &with(json!({"aud": "another-api"})));
+    let no_aud = sign(
+        &rsa,
+        &json!({"iss": ISSUER, "sub": "p", "scope": "orders:write", "exp": now() + 60}),
+    );
+    let no_iss = sign(
+        &rsa,
+        &json!({"aud": AUDIENCE, "sub": "p", "scope": "orders:write", "exp": now() + 60}),
+    );
     let no_sub = sign(
         &rsa,
         &json!({"iss": ISSUER, "aud": AUDIENCE, "scope": "orders:write", "exp": now() + 60}),
@@ -338,6 +346,8 @@ async fn invalid_tokens_get_401_with_the_reason_and_nothing_is_written() {
         (wrong_issuer, "The token's issuer is not accepted."),
         (wrong_audience, "The token's audience is not accepted."),
         (no_sub, "The token lacks the required claim 'sub'."),
+        (no_aud, "The token lacks the required claim 'aud'."),
+        (no_iss, "The token lacks the required claim 'iss'."),
         (none, "The token's signing algorithm is not accepted."),
         (hs256, "The token's signing algorithm is not accepted."),
         (tampered, "The token's signature is invalid."),
@@ -613,6 +623,18 @@ async fn addresses_outside_the_allowlists_get_403() {
         &a,
         &[
             ("x-api-key", "fenced-key"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ],
+    )
+    .await;
+    assert_eq!(r.json()["error_code"], 40301, "{r:?}");
+    // A client-written header followed by the one a proxy appended: the proxy's wins.
+    let r = produce_with(
+        &app,
+        &a,
+        &[
+            ("x-api-key", "fenced-key"),
+            ("x-forwarded-for", "203.0.113.7"),
             ("x-forwarded-for", "198.51.100.7"),
         ],
     )

@@ -232,15 +232,20 @@ async fn a_real_prometheus_scrapes_the_produced_record_count() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
     loop {
+        // Until Prometheus is up (and has scraped), its answers are errors or plain text.
         if let Ok(mut response) = client.get(&url).send().await {
-            let body: serde_json::Value =
-                serde_json::from_slice(&response.body().await.unwrap()).unwrap();
-            if let Some(value) = body["data"]["result"][0]["value"][1].as_str() {
-                if value == produced.to_string() {
-                    break;
+            let bytes = response.body().await.unwrap_or_default();
+            match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(body) => {
+                    if body["data"]["result"][0]["value"][1].as_str()
+                        == Some(produced.to_string().as_str())
+                    {
+                        break;
+                    }
+                    last = body.to_string();
                 }
+                Err(_) => last = String::from_utf8_lossy(&bytes).into_owned(),
             }
-            last = body.to_string();
         }
         assert!(
             Instant::now() < deadline,

@@ -34,7 +34,7 @@ impl ApiKey {
         let bad = || BadKeyHash {
             principal: principal.clone(),
         };
-        if sha256_hex.len() != 64 {
+        if sha256_hex.len() != 64 || !sha256_hex.is_ascii() {
             return Err(bad());
         }
         let mut sha256 = [0u8; 32];
@@ -59,10 +59,6 @@ pub struct ApiKeys {
 impl ApiKeys {
     pub fn new(keys: Vec<ApiKey>) -> ApiKeys {
         ApiKeys { keys }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 
     /// The key matching `presented`. Every configured hash is compared, in constant time, so
@@ -109,6 +105,7 @@ mod tests {
     fn bad_hashes_are_refused() {
         assert!(ApiKey::new("a".into(), "abc", vec![], true).is_err());
         assert!(ApiKey::new("a".into(), &"zz".repeat(32), vec![], true).is_err());
+        assert!(ApiKey::new("a".into(), &"é".repeat(32), vec![], true).is_err());
         assert!(ApiKey::new("a".into(), HASH, vec![], true).is_ok());
     }
 }

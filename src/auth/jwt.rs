@@ -243,7 +243,14 @@ impl JwtValidator {
         }
         validation.leeway = self.leeway_secs;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&self.required_claims);
+        // jsonwebtoken compares iss and aud only when the token has them: require them, or a
+        // token without an audience would pass an audience check.
+        let mut required = self.required_claims.clone();
+        required.push("iss".to_owned());
+        if !self.audiences.is_empty() {
+            required.push("aud".to_owned());
+        }
+        validation.set_required_spec_claims(&required);
 
         let mut last_error = AuthError::BadSignature;
         for key in keys.iter().filter(|k| k.family() == alg.family()) {

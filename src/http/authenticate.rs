@@ -33,11 +33,15 @@ pub async fn authenticate(
     let peer = req
         .peer_addr()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-    let forwarded_for = req
+    // Every X-Forwarded-For header, in order: a proxy may append its own header after one
+    // the client wrote, and the right-most entries are the trustworthy ones.
+    let forwarded_for: Vec<&str> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let client = auth.client_ip(peer, forwarded_for);
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let forwarded_for = (!forwarded_for.is_empty()).then(|| forwarded_for.join(","));
+    let client = auth.client_ip(peer, forwarded_for.as_deref());
     with_facts(req.request(), |f| f.client_ip = Some(client));
 
     if auth.is_open(req.path()) {

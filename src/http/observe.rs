@@ -107,6 +107,22 @@ struct AccessRecord<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct RouteTemplate(pub &'static str);
 
+/// Counts a request in the in-flight gauge until dropped.
+struct InFlightGauge(prometheus::IntGauge);
+
+impl InFlightGauge {
+    fn enter(gauge: &prometheus::IntGauge) -> InFlightGauge {
+        gauge.inc();
+        InFlightGauge(gauge.clone())
+    }
+}
+
+impl Drop for InFlightGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Middleware: outermost, so it sees every response, including refusals.
 pub async fn observe(
     req: ServiceRequest,
@@ -121,9 +137,10 @@ pub async fn observe(
     let metrics = &observability.metrics;
     let request_id = incoming_request_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
 
-    metrics.http_requests_in_flight.inc();
+    // A guard, not inc/dec around the await: a client that disconnects drops this future.
+    let in_flight = InFlightGauge::enter(&metrics.http_requests_in_flight);
     let result = next.call(req).await;
-    metrics.http_requests_in_flight.dec();
+    drop(in_flight);
     let mut response = result?;
     let latency = started.elapsed();
 

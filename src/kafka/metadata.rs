@@ -181,10 +181,12 @@ impl MetadataCache {
 
     /// Replaces the cache with a full listing: new and changed topics are known, deleted
     /// ones are forgotten.
-    pub fn replace_all(&self, topics: Vec<TopicMetadata>) {
+    pub fn replace_all(&self, topics: Vec<TopicMetadata>, unknown_ttl: Duration) {
         let now = Instant::now();
         let mut entries = self.write();
-        entries.retain(|_, e| matches!(e, Entry::Unknown { .. }));
+        // Unknown names are kept only while they still answer 40401 by themselves, so that
+        // made-up topic names cannot grow the cache without bound.
+        entries.retain(|_, e| matches!(e, Entry::Unknown { at } if at.elapsed() < unknown_ttl));
         for topic in topics {
             let name = topic.name.clone();
             entries.insert(
@@ -226,13 +228,18 @@ mod tests {
         cache.put_known(topic("a", 1));
         cache.put_known(topic("gone", 1));
         cache.put_unknown("typo");
-        cache.replace_all(vec![topic("a", 3), topic("b", 1)]);
+        cache.replace_all(vec![topic("a", 3), topic("b", 1)], Duration::from_secs(60));
         assert!(
             matches!(cache.get("a"), Cached::Known { topic, .. } if topic.partitions.len() == 3)
         );
         assert!(matches!(cache.get("b"), Cached::Known { .. }));
         assert!(matches!(cache.get("gone"), Cached::Miss));
         assert!(matches!(cache.get("typo"), Cached::Unknown { .. }));
+        cache.replace_all(Vec::new(), Duration::ZERO);
+        assert!(
+            matches!(cache.get("typo"), Cached::Miss),
+            "stale unknown names go"
+        );
     }
 
     #[test]

@@ -390,7 +390,7 @@ impl Kafka {
                     .into_iter()
                     .filter_map(|(_, t)| t.ok())
                     .collect();
-                self.cache.replace_all(topics);
+                self.cache.replace_all(topics, self.unknown_topic_ttl);
                 if self.health.readiness().is_err() {
                     tracing::info!("the Kafka cluster answers metadata requests");
                 }

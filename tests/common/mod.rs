@@ -285,8 +285,9 @@ impl TestApp {
         let mut request = self
             .client
             .request(method.parse().unwrap(), format!("{}{}", self.address, path));
+        // Appended, so a name listed twice is sent as two headers.
         for (name, value) in headers {
-            request = request.insert_header((*name, *value));
+            request = request.append_header((*name, *value));
         }
         let mut response = request
             .send_body(body.to_owned())
