@@ -10,17 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TANSU="$(scripts/install-tansu.sh)"
 cargo build --release --bins >&2
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 1 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on $1" >&2
-    exit 1
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 WORK="$(mktemp -d)"
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT

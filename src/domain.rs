@@ -82,6 +82,26 @@ impl TopicPattern {
     }
 }
 
+/// One record as Kafka will store it: what the embedded formats produce and the producer
+/// takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// `None` is a null key.
+    pub key: Option<Vec<u8>>,
+    /// `None` is a null value (a tombstone).
+    pub value: Option<Vec<u8>>,
+    /// An explicit partition; `None` lets the partitioner choose (murmur2 of the key, or any
+    /// partition without one).
+    pub partition: Option<Partition>,
+}
+
+impl Record {
+    /// Key plus value bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len)
+    }
+}
+
 /// A partition number: a non-negative `i32`, as in the Kafka protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Partition(i32);

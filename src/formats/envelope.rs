@@ -18,23 +18,7 @@ use serde_json::value::RawValue;
 use super::{binary, json, EmbeddedFormat};
 use crate::domain::Partition;
 
-/// One record, converted to the bytes Kafka will store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// `None` is a null key.
-    pub key: Option<Vec<u8>>,
-    /// `None` is a null value (a tombstone).
-    pub value: Option<Vec<u8>>,
-    /// An explicit partition; overrides the one in the path.
-    pub partition: Option<Partition>,
-}
-
-impl Record {
-    /// Key plus value bytes.
-    pub fn size_bytes(&self) -> usize {
-        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len)
-    }
-}
+pub use crate::domain::Record;
 
 /// The records of one produce request, in request order; never empty.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use crate::auth::{Operation, Principal};
 use crate::domain::TopicName;
 use crate::error::{self, ApiError, ErrorCode, ErrorCodeOrOk};
 use crate::formats::{self, EmbeddedFormat, ProduceBatch, Record};
-use crate::kafka::{Delivered, OutgoingRecord, ProduceError};
+use crate::kafka::{Delivered, ProduceError};
 
 /// `POST /topics/{topic}`.
 pub async fn produce_to_topic(
@@ -85,15 +85,10 @@ async fn produce(
         .max();
     state.kafka.topic(&topic, highest).await?;
 
-    let records: Vec<OutgoingRecord> = batch
-        .records
-        .into_iter()
-        .map(|r| OutgoingRecord {
-            key: r.key,
-            value: r.value,
-            partition: r.partition.or(path_partition),
-        })
-        .collect();
+    let mut records = batch.records;
+    for record in &mut records {
+        record.partition = record.partition.or(path_partition);
+    }
     let results = state.kafka.produce(&topic, &records, now_ms()).await;
     let principal_id = principal.as_ref().map(|p| p.id.as_str());
     count_records(state, &topic, principal_id, format, &records, &results);
@@ -165,7 +160,7 @@ fn count_records(
     topic: &TopicName,
     principal: Option<&str>,
     format: EmbeddedFormat,
-    records: &[OutgoingRecord],
+    records: &[Record],
     results: &[Result<Delivered, ProduceError>],
 ) {
     let metrics = &state.metrics;

@@ -11,6 +11,4 @@ mod producer;
 
 pub use health::{Health, NotReady};
 pub use metadata::{ClusterMetadata, MetadataError, PartitionMetadata, TopicMetadata};
-pub use producer::{
-    librdkafka_version, Delivered, Kafka, KafkaSetupError, OutgoingRecord, ProduceError,
-};
+pub use producer::{librdkafka_version, Delivered, Kafka, KafkaSetupError, ProduceError};

@@ -17,24 +17,8 @@ use super::metadata::{
     self, Cached, ClusterMetadata, MetadataCache, MetadataError, Producer, TopicMetadata,
 };
 use crate::config::Settings;
-use crate::domain::{Partition, TopicName};
+use crate::domain::{Partition, Record, TopicName};
 use crate::metrics::Metrics;
-
-/// A record ready for Kafka.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingRecord {
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    /// `None` lets the partitioner choose (murmur2 of the key, or any partition without one).
-    pub partition: Option<Partition>,
-}
-
-impl OutgoingRecord {
-    /// Key plus value bytes.
-    pub fn size_bytes(&self) -> usize {
-        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len)
-    }
-}
 
 /// Where Kafka stored a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,7 +289,7 @@ impl Kafka {
     pub async fn produce(
         &self,
         topic: &TopicName,
-        records: &[OutgoingRecord],
+        records: &[Record],
         timestamp_ms: i64,
     ) -> Vec<Result<Delivered, ProduceError>> {
         if let Err(e) = self.fail_fast() {
@@ -336,7 +320,7 @@ impl Kafka {
     async fn enqueue(
         &self,
         topic: &TopicName,
-        record: &OutgoingRecord,
+        record: &Record,
         timestamp_ms: i64,
         deadline: Instant,
         opaque: Opaque,
