@@ -398,13 +398,7 @@ async fn in_flight_requests_and_bytes_are_bounded() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = app
-        .post(
-            &format!("/topics/{topic}"),
-            JSON_V2,
-            r#"{"records":[{"value":1}]}"#,
-        )
-        .await;
+    let r = app.produce(&topic, r#"{"records":[{"value":1}]}"#).await;
     r.assert_exact(503, overloaded);
     assert_eq!(r.header("retry-after"), Some("1"));
     drop(slow.shutdown().await);
@@ -428,16 +422,10 @@ async fn in_flight_requests_and_bytes_are_bounded() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let body = format!(r#"{{"records":[{{"value":"{}"}}]}}"#, "x".repeat(474));
     assert_eq!(body.len(), 500);
-    let r = app.post(&format!("/topics/{topic}"), JSON_V2, &body).await;
+    let r = app.produce(&topic, &body).await;
     r.assert_exact(503, overloaded);
     // A smaller one still fits.
-    let r = app
-        .post(
-            &format!("/topics/{topic}"),
-            JSON_V2,
-            r#"{"records":[{"value":1}]}"#,
-        )
-        .await;
+    let r = app.produce(&topic, r#"{"records":[{"value":1}]}"#).await;
     assert_eq!(r.status, 200, "{r:?}");
     let m = app.get("/metrics").await.body;
     assert!(
@@ -473,22 +461,10 @@ async fn json_schema_violations_are_listed_and_nothing_is_produced() {
     }];
     let app = app_with(settings).await;
 
-    let r = app
-        .post(
-            &format!("/topics/{validated}"),
-            JSON_V2,
-            r#"{"records":[{"value":{"id":1,"user":{"id":"u1"},"amount":10}},{"value":{"id":2,"user":{"id":"u2"}}}]}"#,
-        )
-        .await;
+    let r = app.produce(&validated, r#"{"records":[{"value":{"id":1,"user":{"id":"u1"},"amount":10}},{"value":{"id":2,"user":{"id":"u2"}}}]}"#).await;
     assert_eq!(r.status, 200, "valid records pass: {r:?}");
 
-    let r = app
-        .post(
-            &format!("/topics/{validated}"),
-            JSON_V2,
-            r#"{"records":[{"value":{"id":3,"user":{"id":"ok"}}},{"value":{"id":"four","user":{"id":4}}},{"value":{"user":{},"amount":5000}},{"value":null}]}"#,
-        )
-        .await;
+    let r = app.produce(&validated, r#"{"records":[{"value":{"id":3,"user":{"id":"ok"}}},{"value":{"id":"four","user":{"id":4}}},{"value":{"user":{},"amount":5000}},{"value":null}]}"#).await;
     assert_eq!(r.status, 422, "{r:?}");
     assert_eq!(r.header("content-type"), Some(V2));
     let body = r.json();
@@ -535,11 +511,7 @@ async fn json_schema_violations_are_listed_and_nothing_is_produced() {
 
     // A topic no schema covers takes anything.
     let r = app
-        .post(
-            &format!("/topics/{free}"),
-            JSON_V2,
-            r#"{"records":[{"value":"anything"}]}"#,
-        )
+        .produce(&free, r#"{"records":[{"value":"anything"}]}"#)
         .await;
     assert_eq!(r.status, 200);
     app.stop().await.unwrap();

@@ -71,7 +71,7 @@ async fn json_values_of_every_type_survive_exactly() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let r = app.post(&format!("/topics/{topic}"), JSON_V2, &body).await;
+    let r = app.produce(&topic, &body).await;
     let offsets = (0..records.len())
         .map(|i| format!(r#"{{"partition":0,"offset":{i},"error_code":null,"error":null}}"#))
         .collect::<Vec<_>>()
@@ -169,11 +169,7 @@ async fn path_partition_and_record_partition() {
         r#"{"offsets":[{"partition":1,"offset":0,"error_code":null,"error":null},{"partition":2,"offset":0,"error_code":null,"error":null},{"partition":1,"offset":1,"error_code":null,"error":null}],"key_schema_id":null,"value_schema_id":null}"#,
     );
     let r = app
-        .post(
-            &format!("/topics/{topic}"),
-            JSON_V2,
-            r#"{"records":[{"value":"d","partition":0}]}"#,
-        )
+        .produce(&topic, r#"{"records":[{"value":"d","partition":0}]}"#)
         .await;
     assert_eq!(r.json()["offsets"][0]["partition"], 0);
     let consumed = cluster.consume(&topic, 3, 4).await;
@@ -206,7 +202,7 @@ async fn keyed_records_land_where_javas_partitioner_puts_them() {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let r = app.post(&format!("/topics/{topic}"), JSON_V2, &body).await;
+    let r = app.produce(&topic, &body).await;
     assert_eq!(r.status, 200, "{r:?}");
     let offsets = r.json()["offsets"].as_array().unwrap().clone();
     let mut used = std::collections::BTreeSet::new();
@@ -360,7 +356,7 @@ async fn invalid_envelopes_get_422_and_produce_nothing() {
         ("[]", "Expected the request body to be a JSON object."),
     ];
     for (body, message) in cases {
-        let r = app.post(&format!("/topics/{topic}"), JSON_V2, body).await;
+        let r = app.produce(&topic, body).await;
         let expected = serde_json::json!({"error_code": 422, "message": message}).to_string();
         r.assert_exact(422, &expected);
     }
@@ -453,13 +449,7 @@ async fn a_topic_created_after_a_miss_is_found() {
         .await;
     assert_eq!(r.status, 404);
     let topic = cluster.create_topic(1).await;
-    let r = app
-        .post(
-            &format!("/topics/{topic}"),
-            JSON_V2,
-            r#"{"records":[{"value":1}]}"#,
-        )
-        .await;
+    let r = app.produce(&topic, r#"{"records":[{"value":1}]}"#).await;
     assert_eq!(r.status, 200, "{r:?}");
     app.stop().await.unwrap();
 }
@@ -475,13 +465,7 @@ async fn invalid_topic_names_are_refused_before_kafka() {
         r#"{"error_code":40401,"message":"Topic not found: invalid topic name: a topic name may contain only ASCII letters, digits, '.', '_' and '-'."}"#,
     );
     let long = "a".repeat(250);
-    let r = app
-        .post(
-            &format!("/topics/{long}"),
-            JSON_V2,
-            r#"{"records":[{"value":1}]}"#,
-        )
-        .await;
+    let r = app.produce(&long, r#"{"records":[{"value":1}]}"#).await;
     assert_eq!(r.json()["error_code"], 40401);
     app.stop().await.unwrap();
 }
@@ -500,19 +484,14 @@ async fn partitions_out_of_range_are_404_and_produce_nothing() {
         .await;
     r.assert_exact(404, not_found);
     let r = app
-        .post(
-            &format!("/topics/{topic}"),
-            JSON_V2,
+        .produce(
+            &topic,
             r#"{"records":[{"value":1,"partition":0},{"value":2,"partition":5}]}"#,
         )
         .await;
     r.assert_exact(404, not_found);
     let r = app
-        .post(
-            &format!("/topics/{topic}"),
-            JSON_V2,
-            r#"{"records":[{"value":1,"partition":-1}]}"#,
-        )
+        .produce(&topic, r#"{"records":[{"value":1,"partition":-1}]}"#)
         .await;
     r.assert_exact(404, not_found);
     let r = app

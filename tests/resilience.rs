@@ -144,7 +144,7 @@ async fn draining_refuses_new_requests_and_finishes_in_flight_ones() {
 
     let stopping = app.begin_stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let r = app.post(&format!("/topics/{topic}"), JSON_V2, body).await;
+    let r = app.produce(&topic, body).await;
     r.assert_exact(
         503,
         r#"{"error_code":50302,"message":"The service is shutting down; retry the request."}"#,

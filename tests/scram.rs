@@ -13,11 +13,7 @@ async fn scram_sha_512_with_good_credentials() {
     app.wait_ready().await;
     let topic = cluster.create_topic(1).await;
     let r = app
-        .post(
-            &format!("/topics/{topic}"),
-            JSON_V2,
-            r#"{"records":[{"value":"over SASL"}]}"#,
-        )
+        .produce(&topic, r#"{"records":[{"value":"over SASL"}]}"#)
         .await;
     r.assert_exact(
         200,
@@ -54,13 +50,7 @@ async fn wrong_password_is_unready_and_never_200() {
 
     // Produce fails at once, in the envelope, as Kafka authentication failures do.
     let started = Instant::now();
-    let r = app
-        .post(
-            &format!("/topics/{topic}"),
-            JSON_V2,
-            r#"{"records":[{"value":1}]}"#,
-        )
-        .await;
+    let r = app.produce(&topic, r#"{"records":[{"value":1}]}"#).await;
     assert_eq!(r.status, 401, "{r:?}");
     assert_eq!(r.json()["error_code"], 40101, "{r:?}");
     assert!(

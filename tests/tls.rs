@@ -261,7 +261,7 @@ async fn the_certificate_subject_is_the_principal() {
         .unwrap();
     assert!(response.starts_with("HTTP/1.1 403"), "{response}");
     // Over plaintext there is no certificate, so no principal.
-    let r = app.post(&format!("/topics/{granted}"), JSON_V2, body).await;
+    let r = app.produce(&granted, body).await;
     assert_eq!(r.status, 401, "{r:?}");
     assert_eq!(cluster.high_watermarks(&granted, 1).await, vec![1]);
     assert_eq!(cluster.high_watermarks(&other, 1).await, vec![0]);

@@ -311,6 +311,11 @@ impl TestApp {
             .await
     }
 
+    /// `POST /topics/{topic}` in the json embedded format.
+    pub async fn produce(&self, topic: &str, body: &str) -> Response {
+        self.post(&format!("/topics/{topic}"), JSON_V2, body).await
+    }
+
     /// Triggers the shutdown sequence; the handle resolves when it has finished. The app
     /// still answers (503) meanwhile.
     pub fn begin_stop(&mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
