@@ -25,6 +25,8 @@ use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::domain::TopicPattern;
+
 /// Why the settings could not be loaded; the message names the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -35,7 +37,8 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: &str, reason: impl Into<String>) -> Self {
+    /// A bad value of `key`, and why.
+    pub fn invalid(key: &str, reason: impl Into<String>) -> Self {
         ConfigError::Invalid {
             key: key.to_owned(),
             reason: reason.into(),
@@ -155,7 +158,8 @@ impl Default for ValidationSettings {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopicSchema {
-    pub topics: Vec<String>,
+    /// Exact topic names, or prefixes ending in `*`.
+    pub topics: Vec<TopicPattern>,
     /// JSON Schema (draft 7 or 2020-12, from `$schema`) for record values.
     pub value_schema: Option<PathBuf>,
     /// JSON Schema for record keys.

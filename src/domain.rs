@@ -59,11 +59,25 @@ impl fmt::Display for TopicName {
     }
 }
 
-/// Names topics in configuration: an exact name, or a prefix when it ends in `*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Names topics in configuration: an exact name, or a prefix when it ends in `*`. Parsed
+/// once, where the configuration is read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(from = "String")]
 pub enum TopicPattern {
     Exact(String),
     Prefix(String),
+}
+
+impl From<String> for TopicPattern {
+    fn from(pattern: String) -> TopicPattern {
+        TopicPattern::parse(&pattern)
+    }
+}
+
+impl From<&str> for TopicPattern {
+    fn from(pattern: &str) -> TopicPattern {
+        TopicPattern::parse(pattern)
+    }
 }
 
 impl TopicPattern {
@@ -82,9 +96,9 @@ impl TopicPattern {
     }
 }
 
-/// One record as Kafka will store it: what the embedded formats produce and the producer
-/// takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One record as Kafka will store it: what the formats encode, the produce pipeline checks
+/// and the producer writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
     /// `None` is a null key.
     pub key: Option<Vec<u8>>,
@@ -93,6 +107,19 @@ pub struct Record {
     /// An explicit partition; `None` lets the partitioner choose (murmur2 of the key, or any
     /// partition without one).
     pub partition: Option<Partition>,
+    /// Milliseconds since the epoch; `None` is the time of the request (v2 has no
+    /// timestamps).
+    pub timestamp_ms: Option<i64>,
+    /// Kafka record headers, in order; a name may repeat.
+    pub headers: Vec<Header>,
+}
+
+/// One Kafka record header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    /// `None` is a null header value.
+    pub value: Option<Vec<u8>>,
 }
 
 impl Record {

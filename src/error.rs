@@ -1,22 +1,18 @@
-//! The one place that knows Confluent error codes and HTTP statuses.
-//!
-//! Every error body is `{"error_code": <int>, "message": "<text>"}`; the HTTP status is the
-//! code itself below 600, else the code divided by 100 (40401 -> 404, 50003 -> 500).
+//! The one place that knows Confluent error codes: every layer's error becomes an
+//! [`ApiError`], whose code comes from one `match`; the code gives the HTTP status (the code
+//! itself below 600, else the code divided by 100: 40401 -> 404, 50003 -> 500); the
+//! envelope is `{"error_code": <int>, "message": "<text>"}`. Nothing here is specific to
+//! one API: each adapter in `http/` renders these in its own Content-Type.
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::auth::{AuthError, Operation};
 use crate::domain::InvalidTopicName;
-use crate::formats::json_schema::{SchemaReport, Violation};
 use crate::formats::{FormatError, NegotiationError};
 use crate::kafka::{MetadataError, ProduceError};
-use crate::limits::RateLimited;
-
-/// The Content-Type of every API v2 response.
-pub const V2_CONTENT_TYPE: &str = "application/vnd.kafka.v2+json";
+use crate::limits::{BodyError, Overloaded, RateLimited, RecordLimitError};
+use crate::validation::SchemaReport;
 
 /// A Confluent `error_code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,14 +73,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("The request body did not arrive within {timeout_ms} ms.")]
     RequestTimeout { timeout_ms: u64 },
-    #[error("Too many records: {count} in the request, the limit is {limit}.")]
-    TooManyRecords { count: usize, limit: usize },
-    #[error("Record {index} is {size} bytes (key + value), the limit is {limit} bytes.")]
-    RecordTooLarge {
-        index: usize,
-        size: usize,
-        limit: usize,
-    },
+    /// Too many records, or a record too large (422).
+    #[error(transparent)]
+    RecordLimit(#[from] RecordLimitError),
     /// Some records do not match their topic's JSON Schema; the body lists the violations.
     #[error(
         "{} of {} records do not match the JSON Schema of topic '{}' ({} violations).",
@@ -115,7 +106,7 @@ pub enum ApiError {
     InvalidTopicName(InvalidTopicName),
     #[error("Partition not found.")]
     PartitionNotFound,
-    /// A schema embedded format was used; this service has no Schema Registry client.
+    /// A schema embedded format was used and no Schema Registry is configured.
     #[error("{0}")]
     SchemaRegistryNotConfigured(String),
     #[error("{0}")]
@@ -143,9 +134,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => ErrorCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => ErrorCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout { .. } => ErrorCode::REQUEST_TIMEOUT,
-            ApiError::TooManyRecords { .. } | ApiError::RecordTooLarge { .. } => {
-                ErrorCode::UNPROCESSABLE
-            }
+            ApiError::RecordLimit(_) => ErrorCode::UNPROCESSABLE,
             ApiError::SchemaViolations(_) => ErrorCode::SCHEMA_VIOLATION,
             ApiError::RateLimited(_) => ErrorCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded => ErrorCode::NO_BROKER_AVAILABLE,
@@ -170,10 +159,36 @@ impl From<NegotiationError> for ApiError {
         match error {
             NegotiationError::UnsupportedMediaType => ApiError::UnsupportedMediaType,
             NegotiationError::NotAcceptable => ApiError::NotAcceptable,
-            NegotiationError::SchemaFormat(_) => {
-                ApiError::SchemaRegistryNotConfigured(format!("{error}."))
-            }
         }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            BodyError::Timeout { timeout_ms } => ApiError::RequestTimeout { timeout_ms },
+            BodyError::Unreadable(why) => ApiError::UnreadableBody(why),
+            BodyError::Shed => ApiError::Overloaded,
+        }
+    }
+}
+
+impl From<Overloaded> for ApiError {
+    fn from(_: Overloaded) -> Self {
+        ApiError::Overloaded
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(limited: RateLimited) -> Self {
+        ApiError::RateLimited(limited)
+    }
+}
+
+impl From<SchemaReport> for ApiError {
+    fn from(report: SchemaReport) -> Self {
+        ApiError::SchemaViolations(Box::new(report))
     }
 }
 
@@ -184,37 +199,11 @@ impl From<FormatError> for ApiError {
             FormatError::Envelope(m) => ApiError::InvalidEnvelope(m),
             FormatError::Data(m) => ApiError::InvalidData(m),
             FormatError::NegativePartition => ApiError::PartitionNotFound,
+            FormatError::RegistryNotConfigured(_) => {
+                ApiError::SchemaRegistryNotConfigured(format!("{error}."))
+            }
         }
     }
-}
-
-/// The HTTP status of a produce response, from each record's error code (`None` = written).
-///
-/// Confluent's rule: 401 if any record failed authentication, else 403 if any failed
-/// authorization, else 200. Ours adds: when no record was written, the status of the first
-/// failure, so a partner is never told 200 for a request that wrote nothing.
-pub fn produce_status(record_codes: &[Option<ErrorCode>]) -> ErrorCodeOrOk {
-    let failed = || record_codes.iter().flatten();
-    if let Some(code) = failed().find(|c| **c == ErrorCode::KAFKA_AUTHENTICATION) {
-        return ErrorCodeOrOk::Failed(*code);
-    }
-    if let Some(code) = failed().find(|c| **c == ErrorCode::KAFKA_AUTHORIZATION) {
-        return ErrorCodeOrOk::Failed(*code);
-    }
-    if record_codes.iter().all(Option::is_some) {
-        if let Some(first) = failed().next() {
-            return ErrorCodeOrOk::Failed(*first);
-        }
-    }
-    ErrorCodeOrOk::Ok
-}
-
-/// The outcome [`produce_status`] derives for a whole produce request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCodeOrOk {
-    Ok,
-    /// The status and `Retry-After` hint come from this code.
-    Failed(ErrorCode),
 }
 
 /// The code of a metadata lookup failure.
@@ -249,101 +238,10 @@ pub struct ErrorBody<'a> {
     pub message: &'a str,
 }
 
-/// Builds an error response in the envelope, with `Retry-After` where retrying helps.
-pub fn error_response(code: ErrorCode, message: &str) -> HttpResponse {
-    let mut response = HttpResponse::build(code.status());
-    response.insert_header((header::CONTENT_TYPE, V2_CONTENT_TYPE));
-    if let Some(secs) = code.retry_after_secs() {
-        response.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
-    }
-    let body = serde_json::to_vec(&ErrorBody {
-        error_code: code,
-        message,
-    })
-    .expect("the error envelope always serializes");
-    let mut response = response.body(body);
-    // For the access log and metrics, which see responses, not errors.
-    response.extensions_mut().insert(code);
-    response
-}
-
-/// The 42203 envelope: `error_code` and `message` as always, plus every violation (up to
-/// the configured cap) and how many were left out. Confluent clients ignore the extra
-/// fields.
-fn schema_violations_response(error: &ApiError, report: &SchemaReport) -> HttpResponse {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        error_code: ErrorCode,
-        message: String,
-        violations: &'a [Violation],
-        violations_omitted: usize,
-    }
-    let code = error.code();
-    let body = serde_json::to_vec(&Body {
-        error_code: code,
-        message: error.to_string(),
-        violations: &report.violations,
-        violations_omitted: report.omitted,
-    })
-    .expect("the violations envelope serializes");
-    let mut response = HttpResponse::build(code.status())
-        .insert_header((header::CONTENT_TYPE, V2_CONTENT_TYPE))
-        .body(body);
-    response.extensions_mut().insert(code);
-    response
-}
-
-/// RFC 6750 §3: no error code when no credentials were sent, `invalid_token` otherwise.
-fn www_authenticate(error: &AuthError) -> HeaderValue {
-    let value = match error {
-        AuthError::MissingCredentials => r#"Bearer realm="kafka-rest-proxy""#.to_owned(),
-        other => format!(
-            r#"Bearer realm="kafka-rest-proxy", error="invalid_token", error_description="{}""#,
-            other.to_string().replace('"', "'")
-        ),
-    };
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.code().status()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if let ApiError::SchemaViolations(report) = self {
-            return schema_violations_response(self, report);
-        }
-        let mut response = error_response(self.code(), &self.to_string());
-        match self {
-            ApiError::RateLimited(limited) => {
-                let headers = response.headers_mut();
-                let wait = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(wait));
-                for (name, value) in [
-                    ("ratelimit-limit", u64::from(limited.burst)),
-                    ("ratelimit-remaining", 0),
-                    ("ratelimit-reset", wait),
-                ] {
-                    headers.insert(
-                        header::HeaderName::from_static(name),
-                        HeaderValue::from(value),
-                    );
-                }
-            }
-            ApiError::ShuttingDown | ApiError::RequestTimeout { .. } => {
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            ApiError::Unauthenticated(e) if self.code() == ErrorCode::KAFKA_AUTHENTICATION => {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, www_authenticate(e));
-            }
-            _ => {}
-        }
-        response
+impl ErrorBody<'_> {
+    /// The envelope's JSON bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("the error envelope always serializes")
     }
 }
 
@@ -431,17 +329,17 @@ mod tests {
             (ApiError::Overloaded, 50302, 503, Some(1)),
             (ApiError::RequestTimeout { timeout_ms: 1 }, 408, 408, None),
             (
-                ApiError::TooManyRecords { count: 2, limit: 1 },
+                ApiError::RecordLimit(RecordLimitError::TooMany { count: 2, limit: 1 }),
                 422,
                 422,
                 None,
             ),
             (
-                ApiError::RecordTooLarge {
+                ApiError::RecordLimit(RecordLimitError::TooLarge {
                     index: 0,
                     size: 2,
                     limit: 1,
-                },
+                }),
                 422,
                 422,
                 None,
@@ -449,7 +347,7 @@ mod tests {
         ];
         for (error, code, status, retry) in table {
             assert_eq!(error.code(), ErrorCode(code), "{error:?}");
-            assert_eq!(error.status_code().as_u16(), status, "{error:?}");
+            assert_eq!(error.code().status().as_u16(), status, "{error:?}");
             assert_eq!(error.code().retry_after_secs(), retry, "{error:?}");
         }
     }
@@ -471,60 +369,15 @@ mod tests {
     }
 
     #[test]
-    fn produce_status_rules() {
-        let ok = None;
-        let timeout = Some(ErrorCode::KAFKA_RETRIABLE_ERROR);
-        let auth = Some(ErrorCode::KAFKA_AUTHENTICATION);
-        let denied = Some(ErrorCode::KAFKA_AUTHORIZATION);
-        let full = Some(ErrorCode::NO_BROKER_AVAILABLE);
-        let fatal = Some(ErrorCode::KAFKA_ERROR);
-        let failed = ErrorCodeOrOk::Failed;
-        let table = [
-            (vec![ok, ok], ErrorCodeOrOk::Ok),
-            (vec![ok, timeout], ErrorCodeOrOk::Ok),
-            (vec![ok, denied], failed(ErrorCode::KAFKA_AUTHORIZATION)),
-            (vec![denied, auth], failed(ErrorCode::KAFKA_AUTHENTICATION)),
-            (
-                vec![timeout, timeout],
-                failed(ErrorCode::KAFKA_RETRIABLE_ERROR),
-            ),
-            (vec![full, fatal], failed(ErrorCode::NO_BROKER_AVAILABLE)),
-            (vec![fatal], failed(ErrorCode::KAFKA_ERROR)),
-        ];
-        for (codes, expected) in table {
-            assert_eq!(produce_status(&codes), expected, "{codes:?}");
-        }
-    }
-
-    #[test]
-    fn unauthenticated_responses_carry_www_authenticate() {
-        let response = ApiError::Unauthenticated(AuthError::MissingCredentials).error_response();
-        assert_eq!(
-            response.headers().get(header::WWW_AUTHENTICATE).unwrap(),
-            r#"Bearer realm="kafka-rest-proxy""#
-        );
-        let response = ApiError::Unauthenticated(AuthError::WrongAudience).error_response();
-        assert_eq!(
-            response.headers().get(header::WWW_AUTHENTICATE).unwrap(),
-            r#"Bearer realm="kafka-rest-proxy", error="invalid_token", error_description="The token's audience is not accepted.""#
-        );
-        let response = ApiError::Unauthenticated(AuthError::AddressNotAllowed).error_response();
-        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
-    }
-
-    #[test]
     fn envelope_bytes() {
-        let response = ApiError::Metadata(MetadataError::UnknownTopic).error_response();
-        assert_eq!(response.status(), 404);
-        assert_eq!(
-            response.headers().get(header::CONTENT_TYPE).unwrap(),
-            V2_CONTENT_TYPE
-        );
-        let body = serde_json::to_string(&ErrorBody {
+        let body = ErrorBody {
             error_code: ErrorCode::TOPIC_NOT_FOUND,
             message: "Topic not found.",
-        })
-        .unwrap();
-        assert_eq!(body, r#"{"error_code":40401,"message":"Topic not found."}"#);
+        }
+        .to_vec();
+        assert_eq!(
+            body,
+            br#"{"error_code":40401,"message":"Topic not found."}"#
+        );
     }
 }

@@ -11,16 +11,16 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
 use crate::auth::Authenticator;
-use crate::config::Settings;
-use crate::formats::json_schema::SchemaRegistry;
+use crate::config::{ConfigError, Settings};
 use crate::http::authenticate::{self, AuthState};
+use crate::http::guard::{self, Gate};
 use crate::http::observe::{self, AccessLog, Observability};
 use crate::http::{self, AppState};
 use crate::kafka::{self, Kafka, KafkaSetupError};
-use crate::limits::RateLimits;
+use crate::limits::{BodyLimits, InFlightRequests, RateLimits};
 use crate::metrics::Metrics;
+use crate::produce::ProduceService;
 use crate::shutdown::{self, Lifecycle};
-use tokio::sync::Semaphore;
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,14 +32,9 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Kafka(#[from] KafkaSetupError),
-    #[error("{0}")]
-    Auth(String),
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
-
-/// How often idle callers' rate-limit buckets are forgotten.
-const RATE_LIMIT_HOUSEKEEPING: Duration = Duration::from_secs(60);
 
 /// A bound, not yet running, application.
 pub struct Application {
@@ -50,6 +45,7 @@ pub struct Application {
     metrics_server: Option<(Server, u16)>,
     kafka: Arc<Kafka>,
     lifecycle: Arc<Lifecycle>,
+    in_flight: Arc<InFlightRequests>,
     shutdown_timeout: Duration,
     jwt: Option<Arc<crate::auth::jwt::JwtValidator>>,
     rate_limits: Arc<RateLimits>,
@@ -68,7 +64,7 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
-        let authenticator = Authenticator::new(&settings.auth).map_err(StartupError::Auth)?;
+        let authenticator = Authenticator::new(&settings.auth)?;
         warn_when_open(settings, &authenticator);
         let jwt = authenticator.jwt();
         let metrics = Arc::new(Metrics::new(
@@ -89,22 +85,27 @@ impl Application {
                  process exits."
             );
         }
-        let lifecycle = Arc::new(Lifecycle::new(settings.limits.max_in_flight_requests));
-        let schemas = SchemaRegistry::new(&settings.validation).map_err(StartupError::Config)?;
+        let lifecycle = Arc::new(Lifecycle::default());
+        let in_flight = Arc::new(InFlightRequests::new(
+            settings.limits.max_in_flight_requests,
+            Arc::clone(&metrics),
+        ));
         let rate_limits = Arc::new(RateLimits::new(&settings.limits.rate));
         let state = web::Data::new(AppState {
             kafka: Arc::clone(&kafka),
+            produce: ProduceService::new(
+                settings,
+                Arc::clone(&kafka),
+                Arc::clone(&rate_limits),
+                Arc::clone(&metrics),
+            )?,
+            body_limits: BodyLimits::new(settings, Arc::clone(&metrics)),
             lifecycle: Arc::clone(&lifecycle),
-            metrics: Arc::clone(&metrics),
-            rate_limits: Arc::clone(&rate_limits),
-            schemas,
-            body_budget: Arc::new(Semaphore::new(settings.limits.max_in_flight_bytes)),
-            max_body_bytes: settings.server.max_body_bytes,
-            max_records_per_request: settings.limits.max_records_per_request,
-            max_record_bytes: settings.limits.max_record_bytes,
-            body_read_timeout: Duration::from_millis(settings.limits.body_read_timeout_ms),
         });
-        let lifecycle_data = web::Data::new(Arc::clone(&lifecycle));
+        let gate = web::Data::new(Gate {
+            lifecycle: Arc::clone(&lifecycle),
+            in_flight: Arc::clone(&in_flight),
+        });
         let observability = web::Data::new(Observability {
             metrics: Arc::clone(&metrics),
             access_log: match (settings.log.access_log, settings.json_logs()) {
@@ -118,11 +119,11 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .app_data(lifecycle_data.clone())
+                .app_data(gate.clone())
                 .app_data(observability.clone())
                 .app_data(auth_state.clone())
                 .wrap(from_fn(authenticate::authenticate))
-                .wrap(from_fn(shutdown::track_requests))
+                .wrap(from_fn(guard::admit))
                 .wrap(from_fn(observe::observe))
                 .configure(|cfg| http::routes(cfg, serve_metrics))
         })
@@ -137,8 +138,7 @@ impl Application {
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?;
         if let Some(tls_address) = settings.server.tls.listen {
-            let acceptor =
-                crate::tls::acceptor(&settings.server.tls).map_err(StartupError::Config)?;
+            let acceptor = crate::tls::acceptor(&settings.server.tls)?;
             let tls_listener =
                 TcpListener::bind(tls_address).map_err(|source| StartupError::Bind {
                     address: tls_address,
@@ -176,6 +176,7 @@ impl Application {
             metrics_server,
             kafka,
             lifecycle,
+            in_flight,
             shutdown_timeout: Duration::from_millis(settings.server.shutdown_timeout_ms),
             jwt,
             rate_limits,
@@ -220,13 +221,7 @@ impl Application {
             .jwt
             .clone()
             .map(|jwt| actix_web::rt::spawn(jwt.run_key_refresh()));
-        let rate_limits = Arc::clone(&self.rate_limits);
-        let housekeeping = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(RATE_LIMIT_HOUSEKEEPING).await;
-                rate_limits.retain_recent();
-            }
-        });
+        let housekeeping = tokio::spawn(Arc::clone(&self.rate_limits).run_housekeeping());
         tokio::select! {
             result = &mut server => {
                 probe.abort();
@@ -241,15 +236,15 @@ impl Application {
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         self.lifecycle.begin_drain();
         tracing::info!(
-            in_flight = self.lifecycle.in_flight(),
+            in_flight = self.in_flight.count(),
             "shutting down: refusing new requests, finishing in-flight ones"
         );
-        if tokio::time::timeout_at(deadline, self.lifecycle.wait_idle())
+        if tokio::time::timeout_at(deadline, self.in_flight.wait_idle())
             .await
             .is_err()
         {
             tracing::warn!(
-                in_flight = self.lifecycle.in_flight(),
+                in_flight = self.in_flight.count(),
                 "shutdown timeout reached with requests still in flight"
             );
         }

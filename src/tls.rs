@@ -12,7 +12,7 @@ use openssl::ssl::{
     SslAcceptor, SslAcceptorBuilder, SslFiletype, SslMethod, SslVerifyMode, SslVersion,
 };
 
-use crate::config::TlsSettings;
+use crate::config::{ConfigError, TlsSettings};
 
 /// The verified client certificate of a mutual-TLS connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,9 +25,9 @@ pub struct ClientCertificate {
 ///
 /// # Errors
 /// A message naming the setting whose file is missing or invalid.
-pub fn acceptor(settings: &TlsSettings) -> Result<SslAcceptorBuilder, String> {
+pub fn acceptor(settings: &TlsSettings) -> Result<SslAcceptorBuilder, ConfigError> {
     let fail = |key: &str, e: openssl::error::ErrorStack| {
-        format!("invalid configuration: server.tls.{key}: {e}")
+        ConfigError::invalid(&format!("server.tls.{key}"), e.to_string())
     };
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
         .map_err(|e| fail("listen", e))?;
@@ -37,11 +37,11 @@ pub fn acceptor(settings: &TlsSettings) -> Result<SslAcceptorBuilder, String> {
     let cert = settings
         .cert_file
         .as_ref()
-        .ok_or("server.tls.cert_file is required")?;
+        .ok_or_else(|| ConfigError::invalid("server.tls.cert_file", "required"))?;
     let key = settings
         .key_file
         .as_ref()
-        .ok_or("server.tls.key_file is required")?;
+        .ok_or_else(|| ConfigError::invalid("server.tls.key_file", "required"))?;
     builder
         .set_certificate_chain_file(cert)
         .map_err(|e| fail("cert_file", e))?;

@@ -455,7 +455,7 @@ async fn json_schema_violations_are_listed_and_nothing_is_produced() {
     std::fs::write(dir.path().join("order.json"), ORDER_SCHEMA).unwrap();
     let mut settings = cluster.settings();
     settings.validation.schemas = vec![TopicSchema {
-        topics: vec![validated.clone()],
+        topics: vec![validated.as_str().into()],
         value_schema: Some(dir.path().join("order.json")),
         key_schema: None,
     }];

@@ -9,7 +9,7 @@ pub mod policy;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::AuthSettings;
+use crate::config::{AuthSettings, ConfigError};
 use jwt::JwtValidator;
 use network::Network;
 pub use policy::{Operation, Policy};
@@ -123,8 +123,8 @@ pub struct Credentials<'a> {
 
 impl Authenticator {
     /// # Errors
-    /// When the policy file cannot be loaded.
-    pub fn new(settings: &AuthSettings) -> Result<Authenticator, String> {
+    /// [`ConfigError`] when the policy file cannot be loaded.
+    pub fn new(settings: &AuthSettings) -> Result<Authenticator, ConfigError> {
         let policy = match &settings.policy_file {
             Some(path) if settings.enabled => Policy::load(path)?,
             _ => Policy::default(),

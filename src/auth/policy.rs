@@ -31,6 +31,7 @@ use serde::Deserialize;
 use super::api_key::{ApiKey, ApiKeys};
 use super::network::cidrs_allow;
 use super::Principal;
+use crate::config::ConfigError;
 use crate::domain::TopicPattern;
 
 /// What a grant allows.
@@ -118,18 +119,17 @@ impl Policy {
     /// Loads and checks the policy file.
     ///
     /// # Errors
-    /// A message naming the file and the offending key.
-    pub fn load(path: &Path) -> Result<Policy, String> {
+    /// [`ConfigError`] on `auth.policy_file`, naming the file and the offending key.
+    pub fn load(path: &Path) -> Result<Policy, ConfigError> {
+        let fail = |why: String| ConfigError::invalid("auth.policy_file", why);
         if !path.is_file() {
-            return Err(format!(
-                "invalid configuration: auth.policy_file: {} is not a readable file",
-                path.display()
-            ));
+            return Err(fail(format!("{} is not a readable file", path.display())));
         }
         let file: PolicyFile = Figment::from(Toml::file(path))
             .extract()
-            .map_err(|e| format!("invalid policy file {}: {e}", path.display()))?;
-        Policy::from_file(file).map_err(|e| format!("invalid policy file {}: {e}", path.display()))
+            .map_err(|e| fail(format!("invalid policy file {}: {e}", path.display())))?;
+        Policy::from_file(file)
+            .map_err(|e| fail(format!("invalid policy file {}: {e}", path.display())))
     }
 
     fn from_file(file: PolicyFile) -> Result<Policy, String> {

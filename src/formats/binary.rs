@@ -7,12 +7,14 @@
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
+use serde_json::value::RawValue;
+
+use super::raw::Kind;
 
 const STANDARD_PADDING_OPTIONAL: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
-use serde_json::value::RawValue;
 
 /// Why a binary key or value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,9 +35,7 @@ pub fn decode(raw: &RawValue) -> Result<Option<Vec<u8>>, BinaryError> {
         return Ok(None);
     }
     if !text.starts_with('"') {
-        return Err(BinaryError::NotAString(super::envelope::json_type_name(
-            raw,
-        )));
+        return Err(BinaryError::NotAString(Kind::of(raw).name()));
     }
     let encoded: String =
         serde_json::from_str(text).map_err(|e| BinaryError::InvalidBase64(e.to_string()))?;

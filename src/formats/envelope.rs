@@ -1,12 +1,10 @@
-//! The API v2 produce request body, parsed into a [`ProduceBatch`] at the edge.
+//! Parsing the API v2 produce request body at the edge, into a [`V2Request`] whose keys and
+//! values are still the partner's JSON, to be encoded once their format is resolved.
 //!
 //! ```json
 //! {"key_schema": "...", "key_schema_id": 1, "value_schema": "...", "value_schema_id": 2,
 //!  "records": [{"key": <json|null>, "value": <json|null>, "partition": <int|null>}]}
 //! ```
-//!
-//! Every record is converted before anything is produced, so one bad record fails the
-//! whole request and nothing is written.
 
 use std::fmt;
 
@@ -15,40 +13,33 @@ use std::borrow::Cow;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{binary, json, EmbeddedFormat};
+use super::raw::Kind;
+use super::{FormatError, SchemaRef};
 use crate::domain::Partition;
 
-pub use crate::domain::Record;
-
-/// The records of one produce request, in request order; never empty.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProduceBatch {
-    pub records: Vec<Record>,
+/// A parsed v2 produce body: the schema references of keys and values, and the records in
+/// request order (never empty).
+#[derive(Debug)]
+pub struct V2Request<'a> {
+    pub key_schema: SchemaRef,
+    pub value_schema: SchemaRef,
+    pub records: Vec<RawRecord<'a>>,
 }
 
-/// Why a request body is not a valid produce request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FormatError {
-    /// Not JSON at all (400).
-    #[error("{0}")]
-    Malformed(String),
-    /// JSON, but not the shape of a produce request (422).
-    #[error("{0}")]
-    Envelope(String),
-    /// A key or value that the embedded format cannot convert (400).
-    #[error("{0}")]
-    Data(String),
-    /// A negative explicit partition (40402).
-    #[error("Partition not found.")]
-    NegativePartition,
+/// One record as the partner wrote it; `None` for an absent key or value.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    pub key: Option<&'a RawValue>,
+    pub value: Option<&'a RawValue>,
+    pub partition: Option<Partition>,
 }
 
-impl ProduceBatch {
-    /// Parses and converts a v2 produce body.
+impl<'a> V2Request<'a> {
+    /// Parses a v2 produce body, borrowing keys and values from it.
     ///
     /// # Errors
     /// [`FormatError`] naming the field and record index at fault.
-    pub fn parse(body: &[u8], format: EmbeddedFormat) -> Result<ProduceBatch, FormatError> {
+    pub fn parse(body: &'a [u8]) -> Result<V2Request<'a>, FormatError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(FormatError::Envelope(
                 "Request body is empty. Data is required.".to_owned(),
@@ -56,14 +47,18 @@ impl ProduceBatch {
         }
         let top = parse_object(body, || "the request body".to_owned())?;
         let mut records_raw = None;
+        let mut key_schema = SchemaRef::default();
+        let mut value_schema = SchemaRef::default();
         for (name, value) in &top {
             match name.as_ref() {
                 "records" => records_raw = Some(*value),
-                "key_schema" | "value_schema" => {
-                    expect_kind(name.as_ref(), value, &[Kind::Str])?;
+                "key_schema" => key_schema.text = expect_string("key_schema", value)?,
+                "value_schema" => value_schema.text = expect_string("value_schema", value)?,
+                "key_schema_id" => {
+                    key_schema.id = expect_integer(|| "key_schema_id".into(), value)?
                 }
-                "key_schema_id" | "value_schema_id" => {
-                    expect_integer(|| name.as_ref().to_owned(), value)?;
+                "value_schema_id" => {
+                    value_schema.id = expect_integer(|| "value_schema_id".into(), value)?;
                 }
                 other => return Err(unrecognized(other)),
             }
@@ -80,38 +75,38 @@ impl ProduceBatch {
             ));
         }
         let records = items
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, item)| parse_record(i, item, format))
+            .map(|(i, item)| parse_record(i, item))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ProduceBatch { records })
+        Ok(V2Request {
+            key_schema,
+            value_schema,
+            records,
+        })
     }
 }
 
-fn parse_record(
-    index: usize,
-    item: &RawValue,
-    format: EmbeddedFormat,
-) -> Result<Record, FormatError> {
+fn parse_record(index: usize, item: &RawValue) -> Result<RawRecord<'_>, FormatError> {
     // Field names for messages are built only when there is an error to report.
     let at = || format!("records[{index}]");
     if Kind::of(item) != Kind::Object {
         return Err(FormatError::Envelope(format!(
             "Field '{}' must be an object, found {}.",
             at(),
-            json_type_name(item)
+            Kind::of(item).name()
         )));
     }
     let fields = parse_object(item.get().as_bytes(), at)?;
-    let mut record = Record {
+    let mut record = RawRecord {
         key: None,
         value: None,
         partition: None,
     };
     for (name, value) in &fields {
         match name.as_ref() {
-            "key" => record.key = convert(format, value, index, "key")?,
-            "value" => record.value = convert(format, value, index, "value")?,
+            "key" => record.key = Some(*value),
+            "value" => record.value = Some(*value),
             "partition" => {
                 if let Some(p) = expect_integer(|| format!("{}.partition", at()), value)? {
                     record.partition =
@@ -122,19 +117,6 @@ fn parse_record(
         }
     }
     Ok(record)
-}
-
-fn convert(
-    format: EmbeddedFormat,
-    value: &RawValue,
-    index: usize,
-    field: &str,
-) -> Result<Option<Vec<u8>>, FormatError> {
-    match format {
-        EmbeddedFormat::Json => Ok(json::encode(value)),
-        EmbeddedFormat::Binary => binary::decode(value)
-            .map_err(|e| FormatError::Data(format!("Field 'records[{index}].{field}': {e}."))),
-    }
 }
 
 fn unrecognized(name: &str) -> FormatError {
@@ -209,46 +191,6 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Null,
-    Bool,
-    Number,
-    Str,
-    Array,
-    Object,
-}
-
-impl Kind {
-    /// The kind of an already validated JSON value, from its first byte.
-    fn of(raw: &RawValue) -> Kind {
-        match raw.get().as_bytes().first() {
-            Some(b'n') => Kind::Null,
-            Some(b't' | b'f') => Kind::Bool,
-            Some(b'"') => Kind::Str,
-            Some(b'[') => Kind::Array,
-            Some(b'{') => Kind::Object,
-            _ => Kind::Number,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Null => "null",
-            Kind::Bool => "a boolean",
-            Kind::Number => "a number",
-            Kind::Str => "a string",
-            Kind::Array => "an array",
-            Kind::Object => "an object",
-        }
-    }
-}
-
-/// "a string", "an object"…, for messages about a value's type.
-pub(crate) fn json_type_name(raw: &RawValue) -> &'static str {
-    Kind::of(raw).name()
-}
-
 /// Accepts `null` or one of `kinds`.
 fn expect_kind(name: &str, value: &RawValue, kinds: &[Kind]) -> Result<(), FormatError> {
     let kind = Kind::of(value);
@@ -264,6 +206,17 @@ fn expect_kind(name: &str, value: &RawValue, kinds: &[Kind]) -> Result<(), Forma
         "Field '{name}' must be {wanted}, found {}.",
         kind.name()
     )))
+}
+
+/// `null` or a string.
+fn expect_string(name: &str, value: &RawValue) -> Result<Option<String>, FormatError> {
+    expect_kind(name, value, &[Kind::Str])?;
+    if Kind::of(value) == Kind::Null {
+        return Ok(None);
+    }
+    serde_json::from_str(value.get())
+        .map(Some)
+        .map_err(|e| FormatError::Malformed(format!("Malformed JSON: {e}")))
 }
 
 /// `null` or an integer that fits an `i64`; `name` is built only for the error.
@@ -287,8 +240,8 @@ fn expect_integer(name: impl Fn() -> String, value: &RawValue) -> Result<Option<
 mod tests {
     use super::*;
 
-    fn parse(body: &str) -> Result<ProduceBatch, FormatError> {
-        ProduceBatch::parse(body.as_bytes(), EmbeddedFormat::Json)
+    fn parse(body: &str) -> Result<V2Request<'_>, FormatError> {
+        V2Request::parse(body.as_bytes())
     }
 
     fn envelope_error(body: &str) -> String {
@@ -304,15 +257,37 @@ mod tests {
             parse(r#"{"records":[{"key":"k","value":{"a":1}},{"value":null,"partition":2}]}"#)
                 .unwrap();
         assert_eq!(batch.records.len(), 2);
-        assert_eq!(batch.records[0].key.as_deref(), Some(&b"\"k\""[..]));
-        assert_eq!(batch.records[0].value.as_deref(), Some(&br#"{"a":1}"#[..]));
-        assert_eq!(batch.records[1].value, None);
+        assert_eq!(batch.records[0].key.map(RawValue::get), Some("\"k\""));
+        assert_eq!(
+            batch.records[0].value.map(RawValue::get),
+            Some(r#"{"a":1}"#)
+        );
+        assert_eq!(batch.records[1].value.map(RawValue::get), Some("null"));
+        assert!(batch.records[1].key.is_none());
         assert_eq!(batch.records[1].partition.map(Partition::id), Some(2));
     }
 
     #[test]
-    fn schema_fields_are_ignored_for_json() {
-        assert!(parse(r#"{"key_schema":"x","value_schema_id":3,"records":[{"value":1}]}"#).is_ok());
+    fn schema_fields_are_kept_as_typed_references() {
+        let request =
+            parse(r#"{"key_schema":"\"string\"","value_schema_id":3,"records":[{"value":1}]}"#)
+                .unwrap();
+        assert_eq!(
+            request.key_schema,
+            SchemaRef {
+                text: Some("\"string\"".into()),
+                id: None
+            }
+        );
+        assert_eq!(
+            request.value_schema,
+            SchemaRef {
+                text: None,
+                id: Some(3)
+            }
+        );
+        let request = parse(r#"{"key_schema":null,"records":[{"value":1}]}"#).unwrap();
+        assert_eq!(request.key_schema, SchemaRef::default());
     }
 
     #[test]
@@ -376,25 +351,9 @@ mod tests {
 
     #[test]
     fn negative_partition_names_no_partition() {
-        assert_eq!(
+        assert!(matches!(
             parse(r#"{"records":[{"value":1,"partition":-1}]}"#),
             Err(FormatError::NegativePartition)
-        );
-    }
-
-    #[test]
-    fn binary_errors_name_the_record() {
-        let err = ProduceBatch::parse(
-            br#"{"records":[{"value":"Zm9v"},{"value":"!!"}]}"#,
-            EmbeddedFormat::Binary,
-        )
-        .unwrap_err();
-        match err {
-            FormatError::Data(m) => assert!(
-                m.starts_with("Field 'records[1].value': not valid base64"),
-                "{m}"
-            ),
-            other => panic!("{other:?}"),
-        }
+        ));
     }
 }

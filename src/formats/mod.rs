@@ -1,15 +1,27 @@
-//! Embedded formats of API v2 (how a record's key and value are written in the request) and
-//! media-type negotiation.
+//! How a record's key and value are written in a request, and how they become Kafka bytes:
+//! parse -> resolve -> encode.
 //!
-//! `json` and `binary` are implemented; the schema formats (avro, jsonschema, protobuf) are
-//! recognised so that they get an honest 42206 rather than a 415.
+//! - parse: the v2 envelope ([`envelope`]) is read at the edge into raw JSON keys and values
+//!   and typed schema references ([`SchemaRef`]);
+//! - resolve ([`resolve`], async): the embedded format and the schema references become an
+//!   [`Encoders`] pair. Trivial for json and binary; the Schema Registry formats (avro,
+//!   jsonschema, protobuf) plug in here, and answer 42206 until a registry client exists;
+//! - encode ([`Encoders::encode`]): every record's key and value become bytes, before
+//!   anything is produced, so one bad record fails the whole request.
+//!
+//! [`media`] negotiates `Content-Type` and `Accept`; [`raw`] names the JSON kinds in
+//! messages.
 
 pub mod binary;
+pub mod encode;
 pub mod envelope;
 pub mod json;
-pub mod json_schema;
+pub mod media;
+pub mod raw;
 
-pub use envelope::{FormatError, ProduceBatch, Record};
+pub use encode::{resolve, Encoders};
+pub use envelope::{RawRecord, V2Request};
+pub use media::{check_accept, request_format, NegotiationError};
 
 /// How the keys and values of a v2 produce request are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +30,12 @@ pub enum EmbeddedFormat {
     Json,
     /// A base64 string, written as the bytes it encodes.
     Binary,
+    /// Avro through a Schema Registry.
+    Avro,
+    /// JSON Schema through a Schema Registry.
+    JsonSchema,
+    /// Protobuf through a Schema Registry.
+    Protobuf,
 }
 
 impl EmbeddedFormat {
@@ -26,142 +44,39 @@ impl EmbeddedFormat {
         match self {
             EmbeddedFormat::Json => "json",
             EmbeddedFormat::Binary => "binary",
+            EmbeddedFormat::Avro => "avro",
+            EmbeddedFormat::JsonSchema => "jsonschema",
+            EmbeddedFormat::Protobuf => "protobuf",
         }
     }
 }
 
-/// Why the media types of a request cannot be served.
+/// A reference to the schema of a request's keys or of its values, as the v2 envelope
+/// gives it (`key_schema` / `key_schema_id`, `value_schema` / `value_schema_id`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaRef {
+    /// The schema's text.
+    pub text: Option<String>,
+    /// A Schema Registry id.
+    pub id: Option<i64>,
+}
+
+/// Why a request body cannot be turned into records.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NegotiationError {
-    #[error("unsupported Content-Type")]
-    UnsupportedMediaType,
-    #[error("no acceptable response type")]
-    NotAcceptable,
-    /// A schema embedded format (`avro`, `jsonschema`, `protobuf`).
-    #[error("the {0} embedded format needs a Schema Registry, and none is configured")]
-    SchemaFormat(&'static str),
-}
-
-/// The embedded format named by a produce request's `Content-Type`.
-///
-/// `application/json` is accepted as an alias of the json format, where Confluent answers 415.
-///
-/// # Errors
-/// [`NegotiationError::UnsupportedMediaType`] for a missing or unknown type,
-/// [`NegotiationError::SchemaFormat`] for the schema formats.
-pub fn request_format(content_type: Option<&str>) -> Result<EmbeddedFormat, NegotiationError> {
-    let mime: mime::Mime = content_type
-        .and_then(|v| v.parse().ok())
-        .ok_or(NegotiationError::UnsupportedMediaType)?;
-    match mime.essence_str().to_ascii_lowercase().as_str() {
-        "application/vnd.kafka.json.v2+json" | "application/json" => Ok(EmbeddedFormat::Json),
-        "application/vnd.kafka.binary.v2+json" => Ok(EmbeddedFormat::Binary),
-        "application/vnd.kafka.avro.v2+json" => Err(NegotiationError::SchemaFormat("avro")),
-        "application/vnd.kafka.jsonschema.v2+json" => {
-            Err(NegotiationError::SchemaFormat("jsonschema"))
-        }
-        "application/vnd.kafka.protobuf.v2+json" => Err(NegotiationError::SchemaFormat("protobuf")),
-        _ => Err(NegotiationError::UnsupportedMediaType),
-    }
-}
-
-/// Checks that the `Accept` header allows a v2 response.
-///
-/// Absent, `*/*`, `application/*`, `application/json` and `application/vnd.kafka.v2+json`
-/// are acceptable, in a list and with q-values; a range with `q=0` is a refusal.
-///
-/// # Errors
-/// [`NegotiationError::NotAcceptable`] when no listed range allows a v2 response.
-pub fn check_accept(accept: Option<&str>) -> Result<(), NegotiationError> {
-    let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
-        return Ok(());
-    };
-    let acceptable = accept.split(',').any(|range| {
-        let Ok(mime) = range.trim().parse::<mime::Mime>() else {
-            return false;
-        };
-        let refused = mime
-            .get_param("q")
-            .and_then(|q| q.as_str().parse::<f32>().ok())
-            .is_some_and(|q| q <= 0.0);
-        !refused
-            && matches!(
-                mime.essence_str().to_ascii_lowercase().as_str(),
-                "*/*" | "application/*" | "application/json" | "application/vnd.kafka.v2+json"
-            )
-    });
-    if acceptable {
-        Ok(())
-    } else {
-        Err(NegotiationError::NotAcceptable)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_types() {
-        let ok = [
-            ("application/vnd.kafka.json.v2+json", EmbeddedFormat::Json),
-            (
-                "application/vnd.kafka.json.v2+json; charset=utf-8",
-                EmbeddedFormat::Json,
-            ),
-            ("Application/JSON", EmbeddedFormat::Json),
-            (
-                "application/vnd.kafka.binary.v2+json",
-                EmbeddedFormat::Binary,
-            ),
-        ];
-        for (ct, format) in ok {
-            assert_eq!(request_format(Some(ct)), Ok(format), "{ct}");
-        }
-        for bad in [
-            None,
-            Some("text/plain"),
-            Some("application/vnd.kafka.json.v1+json"),
-            Some("application/vnd.kafka.v2+json"),
-            Some("garbage"),
-        ] {
-            assert_eq!(
-                request_format(bad),
-                Err(NegotiationError::UnsupportedMediaType),
-                "{bad:?}"
-            );
-        }
-        assert_eq!(
-            request_format(Some("application/vnd.kafka.avro.v2+json")),
-            Err(NegotiationError::SchemaFormat("avro"))
-        );
-    }
-
-    #[test]
-    fn accept_ranges() {
-        for ok in [
-            None,
-            Some(""),
-            Some("*/*"),
-            Some("application/*"),
-            Some("application/json"),
-            Some("application/vnd.kafka.v2+json"),
-            Some("text/html, application/vnd.kafka.v2+json; q=0.9"),
-            Some("application/vnd.kafka.v2+json;q=1.0"),
-        ] {
-            assert_eq!(check_accept(ok), Ok(()), "{ok:?}");
-        }
-        for bad in [
-            Some("text/html"),
-            Some("application/xml"),
-            Some("application/json; q=0"),
-            Some("application/vnd.kafka.v1+json"),
-        ] {
-            assert_eq!(
-                check_accept(bad),
-                Err(NegotiationError::NotAcceptable),
-                "{bad:?}"
-            );
-        }
-    }
+pub enum FormatError {
+    /// Not JSON at all (400).
+    #[error("{0}")]
+    Malformed(String),
+    /// JSON, but not the shape of a produce request (422).
+    #[error("{0}")]
+    Envelope(String),
+    /// A key or value that the embedded format cannot convert (400).
+    #[error("{0}")]
+    Data(String),
+    /// A negative explicit partition (40402).
+    #[error("Partition not found.")]
+    NegativePartition,
+    /// A schema format was used and no Schema Registry is configured (42206).
+    #[error("the {} embedded format needs a Schema Registry, and none is configured", .0.as_str())]
+    RegistryNotConfigured(EmbeddedFormat),
 }

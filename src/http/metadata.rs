@@ -4,7 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::authenticate::{authorize, may_describe, AuthState};
-use super::{check_accept, parse_partition, parse_topic, v2_json, AppState};
+use super::v2::json as v2_json;
+use super::{check_accept, parse_partition, parse_topic, AppState};
 use crate::auth::Operation;
 use crate::error::ApiError;
 use crate::kafka::{MetadataError, PartitionMetadata, TopicMetadata};

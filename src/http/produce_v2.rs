@@ -1,6 +1,7 @@
 //! API v2 produce: `POST /topics/{topic}` and `POST /topics/{topic}/partitions/{partition}`.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//!
+//! A thin adapter: negotiate media types, parse the path and the envelope, resolve and
+//! encode the records, hand them to the produce pipeline, render the v2 body and status.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -8,12 +9,12 @@ use serde::Serialize;
 
 use super::authenticate::{authorize, principal, AuthState};
 use super::observe::{client_ip, with_facts};
-use super::{check_accept, parse_partition, parse_topic, read_body, AppState};
-use crate::auth::{Operation, Principal};
-use crate::domain::TopicName;
-use crate::error::{self, ApiError, ErrorCode, ErrorCodeOrOk};
-use crate::formats::{self, EmbeddedFormat, ProduceBatch, Record};
-use crate::kafka::{Delivered, ProduceError};
+use super::{check_accept, parse_partition, parse_topic, read_body, v2, AppState};
+use crate::auth::Operation;
+use crate::error::{self, ApiError, ErrorCode};
+use crate::formats::{self, Encoders, V2Request};
+use crate::kafka::Outcome;
+use crate::produce::{Caller, ProduceRequest};
 
 /// `POST /topics/{topic}`.
 pub async fn produce_to_topic(
@@ -55,150 +56,34 @@ async fn produce(
     let topic = parse_topic(raw_topic)?;
     with_facts(req, |f| f.topic = Some(topic.to_string()));
     authorize(req, auth, Operation::Produce, topic.as_str())?;
-    let principal = principal(req);
     let path_partition = raw_partition.map(parse_partition).transpose()?;
     let body = read_body(req, payload, state).await?;
-    let batch = ProduceBatch::parse(&body.bytes, format)?;
-    with_facts(req, |f| f.records = Some(batch.records.len()));
-    check_sizes(state, &batch)?;
-    let record_bytes: usize = batch.records.iter().map(Record::size_bytes).sum();
-    check_rate(
-        req,
-        state,
-        principal.as_ref(),
-        batch.records.len(),
-        record_bytes,
-    )?;
-    if format == EmbeddedFormat::Json {
-        state
-            .schemas
-            .validate(topic.as_str(), &batch.records)
-            .map_err(|report| ApiError::SchemaViolations(Box::new(report)))?;
-    }
-
-    // Partitions are numbered from 0, so checking the highest one named checks them all.
-    let highest = batch
-        .records
-        .iter()
-        .filter_map(|r| r.partition)
-        .chain(path_partition)
-        .max();
-    state.kafka.topic(&topic, highest).await?;
-
-    let mut records = batch.records;
+    let request = V2Request::parse(&body.bytes)?;
+    with_facts(req, |f| f.records = Some(request.records.len()));
+    let encoders = formats::resolve(format, &request.key_schema, &request.value_schema).await?;
+    let mut records = encoders.encode(&request.records)?;
+    // A record's own partition wins over the path's.
     for record in &mut records {
         record.partition = record.partition.or(path_partition);
     }
-    let results = state.kafka.produce(&topic, &records, now_ms()).await;
-    let principal_id = principal.as_ref().map(|p| p.id.as_str());
-    count_records(state, &topic, principal_id, format, &records, &results);
+    let principal = principal(req);
+    let caller = Caller {
+        principal: principal.as_ref(),
+        client_ip: client_ip(req),
+    };
+    let outcomes = state
+        .produce
+        .produce(ProduceRequest {
+            caller,
+            topic: &topic,
+            format,
+            records,
+        })
+        .await?;
+    let results = outcomes.all_settled().await;
     let failed = results.iter().filter(|r| r.is_err()).count();
     with_facts(req, |f| f.records_failed = Some(failed));
-    Ok(respond(&results))
-}
-
-/// Refuses requests with too many records or a record too large for Kafka, naming the
-/// record and the limit.
-fn check_sizes(state: &AppState, batch: &ProduceBatch) -> Result<(), ApiError> {
-    if batch.records.len() > state.max_records_per_request {
-        return Err(ApiError::TooManyRecords {
-            count: batch.records.len(),
-            limit: state.max_records_per_request,
-        });
-    }
-    if let Some((index, record)) = batch
-        .records
-        .iter()
-        .enumerate()
-        .find(|(_, r)| r.size_bytes() > state.max_record_bytes)
-    {
-        return Err(ApiError::RecordTooLarge {
-            index,
-            size: record.size_bytes(),
-            limit: state.max_record_bytes,
-        });
-    }
-    Ok(())
-}
-
-/// Charges the request to the caller's rate limits (the principal, or the client address
-/// without authentication) and the global ones.
-fn check_rate(
-    req: &HttpRequest,
-    state: &AppState,
-    principal: Option<&Principal>,
-    records: usize,
-    bytes: usize,
-) -> Result<(), ApiError> {
-    if !state.rate_limits.enabled() {
-        return Ok(());
-    }
-    let (key, scopes) = match principal {
-        Some(p) => (p.id.clone(), p.scopes.as_slice()),
-        None => (
-            client_ip(req).map(|ip| ip.to_string()).unwrap_or_default(),
-            &[][..],
-        ),
-    };
-    let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    state
-        .rate_limits
-        .check(&key, scopes, clamp(records), clamp(bytes))
-        .map_err(|limited| {
-            state
-                .metrics
-                .rate_limited
-                .with_label_values(&[limited.scope, limited.unit.as_str()])
-                .inc();
-            ApiError::RateLimited(limited)
-        })
-}
-
-/// Records by outcome, and the bytes of those written.
-fn count_records(
-    state: &AppState,
-    topic: &TopicName,
-    principal: Option<&str>,
-    format: EmbeddedFormat,
-    records: &[Record],
-    results: &[Result<Delivered, ProduceError>],
-) {
-    let metrics = &state.metrics;
-    let topic = metrics.topic_label(topic.as_str());
-    let principal = metrics.principal_label(principal);
-    // One counter update per outcome, not per record: label lookups hash every label.
-    let mut written = 0;
-    let mut written_bytes = 0;
-    let mut failed: Vec<(ErrorCode, u64)> = Vec::new();
-    for (record, result) in records.iter().zip(results) {
-        match result {
-            Ok(_) => {
-                written += 1;
-                written_bytes += record.size_bytes() as u64;
-            }
-            Err(e) => {
-                let code = error::record_error_code(e);
-                match failed.iter_mut().find(|(c, _)| *c == code) {
-                    Some((_, n)) => *n += 1,
-                    None => failed.push((code, 1)),
-                }
-            }
-        }
-    }
-    let outcomes = (written > 0)
-        .then(|| ("ok".to_owned(), written))
-        .into_iter()
-        .chain(failed.into_iter().map(|(code, n)| (code.0.to_string(), n)));
-    for (outcome, n) in outcomes {
-        metrics
-            .records_produced
-            .with_label_values(&[&outcome, format.as_str(), topic, principal])
-            .inc_by(n);
-    }
-    metrics
-        .record_bytes
-        .with_label_values(&[format.as_str(), topic, principal])
-        .inc_by(written_bytes);
+    Ok(respond(&results, Some(&encoders)))
 }
 
 /// One entry of `offsets`.
@@ -217,7 +102,7 @@ struct ProduceResponse {
     value_schema_id: Option<i32>,
 }
 
-fn respond(results: &[Result<Delivered, ProduceError>]) -> HttpResponse {
+fn respond(results: &[Outcome], encoders: Option<&Encoders>) -> HttpResponse {
     let offsets: Vec<OffsetEntry> = results
         .iter()
         .map(|r| match r {
@@ -238,11 +123,11 @@ fn respond(results: &[Result<Delivered, ProduceError>]) -> HttpResponse {
     let codes: Vec<Option<ErrorCode>> = offsets.iter().map(|o| o.error_code).collect();
     let body = ProduceResponse {
         offsets,
-        key_schema_id: None,
-        value_schema_id: None,
+        key_schema_id: encoders.and_then(|e| e.key_schema_id),
+        value_schema_id: encoders.and_then(|e| e.value_schema_id),
     };
-    let mut response = super::v2_json(&body);
-    if let ErrorCodeOrOk::Failed(code) = error::produce_status(&codes) {
+    let mut response = v2::json(&body);
+    if let ErrorCodeOrOk::Failed(code) = produce_status(&codes) {
         *response.status_mut() = code.status();
         response.extensions_mut().insert(code);
         if let Some(secs) = code.retry_after_secs() {
@@ -254,16 +139,39 @@ fn respond(results: &[Result<Delivered, ProduceError>]) -> HttpResponse {
     response
 }
 
-/// The record timestamp: v2 has none, so it is the time of the request.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+/// The HTTP status of a produce response, from each record's error code (`None` = written).
+///
+/// Confluent's rule: 401 if any record failed authentication, else 403 if any failed
+/// authorization, else 200. Ours adds: when no record was written, the status of the first
+/// failure, so a partner is never told 200 for a request that wrote nothing.
+pub fn produce_status(record_codes: &[Option<ErrorCode>]) -> ErrorCodeOrOk {
+    let failed = || record_codes.iter().flatten();
+    if let Some(code) = failed().find(|c| **c == ErrorCode::KAFKA_AUTHENTICATION) {
+        return ErrorCodeOrOk::Failed(*code);
+    }
+    if let Some(code) = failed().find(|c| **c == ErrorCode::KAFKA_AUTHORIZATION) {
+        return ErrorCodeOrOk::Failed(*code);
+    }
+    if record_codes.iter().all(Option::is_some) {
+        if let Some(first) = failed().next() {
+            return ErrorCodeOrOk::Failed(*first);
+        }
+    }
+    ErrorCodeOrOk::Ok
+}
+
+/// The outcome [`produce_status`] derives for a whole produce request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCodeOrOk {
+    Ok,
+    /// The status and `Retry-After` hint come from this code.
+    Failed(ErrorCode),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::{Delivered, ProduceError};
     use actix_web::body::MessageBody;
 
     fn body_of(response: HttpResponse) -> String {
@@ -273,13 +181,16 @@ mod tests {
 
     #[test]
     fn partial_failure_is_200_with_per_record_errors() {
-        let response = respond(&[
-            Ok(Delivered {
-                partition: 1,
-                offset: 42,
-            }),
-            Err(ProduceError::Retriable("Local: Message timed out".into())),
-        ]);
+        let response = respond(
+            &[
+                Ok(Delivered {
+                    partition: 1,
+                    offset: 42,
+                }),
+                Err(ProduceError::Retriable("Local: Message timed out".into())),
+            ],
+            None,
+        );
         assert_eq!(response.status(), 200);
         assert!(response.headers().get(header::RETRY_AFTER).is_none());
         assert_eq!(
@@ -290,8 +201,37 @@ mod tests {
 
     #[test]
     fn nothing_written_is_never_200() {
-        let response = respond(&[Err(ProduceError::QueueFull), Err(ProduceError::QueueFull)]);
+        let response = respond(
+            &[Err(ProduceError::QueueFull), Err(ProduceError::QueueFull)],
+            None,
+        );
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+    }
+
+    #[test]
+    fn produce_status_rules() {
+        let ok = None;
+        let timeout = Some(ErrorCode::KAFKA_RETRIABLE_ERROR);
+        let auth = Some(ErrorCode::KAFKA_AUTHENTICATION);
+        let denied = Some(ErrorCode::KAFKA_AUTHORIZATION);
+        let full = Some(ErrorCode::NO_BROKER_AVAILABLE);
+        let fatal = Some(ErrorCode::KAFKA_ERROR);
+        let failed = ErrorCodeOrOk::Failed;
+        let table = [
+            (vec![ok, ok], ErrorCodeOrOk::Ok),
+            (vec![ok, timeout], ErrorCodeOrOk::Ok),
+            (vec![ok, denied], failed(ErrorCode::KAFKA_AUTHORIZATION)),
+            (vec![denied, auth], failed(ErrorCode::KAFKA_AUTHENTICATION)),
+            (
+                vec![timeout, timeout],
+                failed(ErrorCode::KAFKA_RETRIABLE_ERROR),
+            ),
+            (vec![full, fatal], failed(ErrorCode::NO_BROKER_AVAILABLE)),
+            (vec![fatal], failed(ErrorCode::KAFKA_ERROR)),
+        ];
+        for (codes, expected) in table {
+            assert_eq!(produce_status(&codes), expected, "{codes:?}");
+        }
     }
 }

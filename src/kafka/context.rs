@@ -1,18 +1,22 @@
-//! The rdkafka client context: where librdkafka's global error callback lands.
+//! The rdkafka client context (where librdkafka's global error callback, its statistics
+//! and its delivery reports land) and the producer type built on it.
 
 use std::sync::Arc;
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
 use super::delivery::Opaque;
 use super::health::Health;
-use super::producer::{Delivered, ProduceError};
+use super::outcome::{Delivered, ProduceError};
 use crate::metrics::{BrokerStats, Metrics, ProducerStats};
+
+/// The service's producer: librdkafka's own polling thread runs the callbacks below.
+pub type Producer = ThreadedProducer<ProxyContext>;
 
 /// Routes librdkafka's global errors into [`Health`] and its statistics into [`Metrics`].
 pub struct ProxyContext {
@@ -75,7 +79,6 @@ impl ProducerContext for ProxyContext {
 
     /// Runs on the producer's polling thread: hands the record's outcome to its request.
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: Opaque) {
-        let (batch, index) = *opaque;
         let outcome = match result {
             Ok(message) => Ok(Delivered {
                 partition: message.partition(),
@@ -83,6 +86,6 @@ impl ProducerContext for ProxyContext {
             }),
             Err((error, _)) => Err(ProduceError::from_kafka(error)),
         };
-        batch.complete(index, outcome);
+        opaque.settle(outcome);
     }
 }

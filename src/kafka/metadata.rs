@@ -1,15 +1,14 @@
-//! Cluster and topic metadata: owned copies of librdkafka's answers, and the topic cache that
-//! gives unknown topics and partitions a fast 404 instead of a delivery timeout.
+//! Cluster and topic metadata: owned copies of librdkafka's answers, and the one call that
+//! asks the cluster for them.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rdkafka::metadata::Metadata;
-use rdkafka::producer::{Producer as _, ThreadedProducer};
+use rdkafka::producer::Producer as _;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::context::ProxyContext;
+use super::context::Producer;
 
 /// One partition as the cluster describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,25 +40,6 @@ pub struct ClusterMetadata {
     pub brokers: Vec<i32>,
     pub topics: Vec<TopicMetadata>,
 }
-
-/// Why topic metadata could not be had.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MetadataError {
-    #[error("Topic not found.")]
-    UnknownTopic,
-    #[error("Partition not found.")]
-    UnknownPartition,
-    #[error("Kafka authentication failed: {0}")]
-    Authentication(String),
-    #[error("Not authorized to access the topic: {0}")]
-    Authorization(String),
-    #[error("No Kafka broker is available: {0}")]
-    Unavailable(String),
-    #[error("The Kafka producer failed and cannot recover: {0}")]
-    Fatal(String),
-}
-
-pub(super) type Producer = ThreadedProducer<ProxyContext>;
 
 /// What one metadata request returned: the brokers, and each topic or its error.
 pub(super) struct Fetched {
@@ -123,95 +103,15 @@ fn convert(metadata: &Metadata) -> Fetched {
     Fetched { brokers, topics }
 }
 
-/// What the cache knows of a topic name.
-pub(super) enum Cached {
-    Known {
-        topic: Arc<TopicMetadata>,
-        age: Duration,
-    },
-    Unknown {
-        age: Duration,
-    },
-    Miss,
-}
-
-enum Entry {
-    Known {
-        topic: Arc<TopicMetadata>,
-        at: Instant,
-    },
-    Unknown {
-        at: Instant,
-    },
-}
-
-/// Topic name to metadata, refreshed on a miss and by the periodic full refresh.
-#[derive(Default)]
-pub(super) struct MetadataCache {
-    entries: RwLock<HashMap<String, Entry>>,
-}
-
-impl MetadataCache {
-    pub fn get(&self, name: &str) -> Cached {
-        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        match entries.get(name) {
-            Some(Entry::Known { topic, at }) => Cached::Known {
-                topic: Arc::clone(topic),
-                age: at.elapsed(),
-            },
-            Some(Entry::Unknown { at }) => Cached::Unknown { age: at.elapsed() },
-            None => Cached::Miss,
-        }
-    }
-
-    pub fn put_known(&self, topic: TopicMetadata) -> Arc<TopicMetadata> {
-        let topic = Arc::new(topic);
-        let entry = Entry::Known {
-            topic: Arc::clone(&topic),
-            at: Instant::now(),
-        };
-        self.write().insert(topic.name.clone(), entry);
-        topic
-    }
-
-    pub fn put_unknown(&self, name: &str) {
-        let entry = Entry::Unknown { at: Instant::now() };
-        self.write().insert(name.to_owned(), entry);
-    }
-
-    /// Replaces the cache with a full listing: new and changed topics are known, deleted
-    /// ones are forgotten.
-    pub fn replace_all(&self, topics: Vec<TopicMetadata>, unknown_ttl: Duration) {
-        let now = Instant::now();
-        let mut entries = self.write();
-        // Unknown names are kept only while they still answer 40401 by themselves, so that
-        // made-up topic names cannot grow the cache without bound.
-        entries.retain(|_, e| matches!(e, Entry::Unknown { at } if at.elapsed() < unknown_ttl));
-        for topic in topics {
-            let name = topic.name.clone();
-            entries.insert(
-                name,
-                Entry::Known {
-                    topic: Arc::new(topic),
-                    at: now,
-                },
-            );
-        }
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Entry>> {
-        self.entries.write().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn topic(name: &str, partitions: i32) -> TopicMetadata {
-        TopicMetadata {
-            name: name.into(),
-            partitions: (0..partitions)
+    #[test]
+    fn partition_lookup() {
+        let t = TopicMetadata {
+            name: "a".into(),
+            partitions: (0..2)
                 .map(|id| PartitionMetadata {
                     id,
                     leader: 1,
@@ -219,32 +119,7 @@ mod tests {
                     in_sync_replicas: vec![1],
                 })
                 .collect(),
-        }
-    }
-
-    #[test]
-    fn full_refresh_forgets_deleted_topics_and_keeps_negative_entries() {
-        let cache = MetadataCache::default();
-        cache.put_known(topic("a", 1));
-        cache.put_known(topic("gone", 1));
-        cache.put_unknown("typo");
-        cache.replace_all(vec![topic("a", 3), topic("b", 1)], Duration::from_secs(60));
-        assert!(
-            matches!(cache.get("a"), Cached::Known { topic, .. } if topic.partitions.len() == 3)
-        );
-        assert!(matches!(cache.get("b"), Cached::Known { .. }));
-        assert!(matches!(cache.get("gone"), Cached::Miss));
-        assert!(matches!(cache.get("typo"), Cached::Unknown { .. }));
-        cache.replace_all(Vec::new(), Duration::ZERO);
-        assert!(
-            matches!(cache.get("typo"), Cached::Miss),
-            "stale unknown names go"
-        );
-    }
-
-    #[test]
-    fn partition_lookup() {
-        let t = topic("a", 2);
+        };
         assert!(t.partition(1).is_some());
         assert!(t.partition(2).is_none());
     }

@@ -1,5 +1,10 @@
 //! The only code that imports rdkafka: the shared producer, its health, the topic metadata
 //! cache and the embedded dev cluster.
+//!
+//! Imports run one way: `outcome` (what a produce or a lookup comes to) and `health` import
+//! nothing of `kafka/`; `delivery` tracks outcomes; `context` (librdkafka's callbacks and the
+//! producer type) builds on those; `metadata` asks the cluster through the producer;
+//! `metadata_cache` keeps its answers; `producer`, the façade the service uses, sits on top.
 
 pub mod client_config;
 mod context;
@@ -7,8 +12,12 @@ mod delivery;
 mod dev;
 mod health;
 mod metadata;
+mod metadata_cache;
+mod outcome;
 mod producer;
 
+pub use delivery::Deliveries;
 pub use health::{Health, NotReady};
-pub use metadata::{ClusterMetadata, MetadataError, PartitionMetadata, TopicMetadata};
-pub use producer::{librdkafka_version, Delivered, Kafka, KafkaSetupError, ProduceError};
+pub use metadata::{ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use outcome::{Delivered, MetadataError, Outcome, ProduceError};
+pub use producer::{librdkafka_version, Kafka, KafkaSetupError};

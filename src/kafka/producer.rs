@@ -1,92 +1,26 @@
-//! The shared producer: topic lookups through the metadata cache, ordered enqueueing with a
-//! bounded wait for queue space, per-record delivery results, flushing on shutdown.
+//! The façade the service uses: topic lookups through the metadata cache, ordered
+//! enqueueing with a bounded wait for queue space, per-record delivery results in request
+//! order, flushing on shutdown.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::client_config::producer_config;
-use super::context::ProxyContext;
-use super::delivery::{Batch, Opaque};
+use super::context::{Producer, ProxyContext};
+use super::delivery::{Deliveries, Opaque};
 use super::dev::DevCluster;
 use super::health::Health;
-use super::metadata::{
-    self, Cached, ClusterMetadata, MetadataCache, MetadataError, Producer, TopicMetadata,
-};
+use super::metadata::{self, ClusterMetadata, TopicMetadata};
+use super::metadata_cache::{Cached, MetadataCache};
+use super::outcome::{MetadataError, ProduceError};
 use crate::config::Settings;
 use crate::domain::{Partition, Record, TopicName};
 use crate::metrics::Metrics;
-
-/// Where Kafka stored a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivered {
-    pub partition: i32,
-    pub offset: i64,
-}
-
-/// Why one record was not written. The message is what the partner reads in `error`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProduceError {
-    /// Worth retrying: timeouts, leader elections, too few in-sync replicas.
-    #[error("{0}")]
-    Retriable(String),
-    #[error("{0}")]
-    NonRetriable(String),
-    /// The local queue stayed full for the whole bounded wait.
-    #[error("The producer's queue is full; retry later.")]
-    QueueFull,
-    #[error("Kafka authentication failed: {0}")]
-    Authentication(String),
-    #[error("Not authorized to write to the topic: {0}")]
-    Authorization(String),
-    #[error("Topic not found.")]
-    UnknownTopic,
-    #[error("Partition not found.")]
-    UnknownPartition,
-}
-
-impl ProduceError {
-    pub(super) fn from_kafka(error: &KafkaError) -> ProduceError {
-        let Some(code) = error.rdkafka_error_code() else {
-            return ProduceError::NonRetriable(error.to_string());
-        };
-        use RDKafkaErrorCode as C;
-        match code {
-            C::QueueFull => ProduceError::QueueFull,
-            C::Authentication | C::SaslAuthenticationFailed => {
-                ProduceError::Authentication(code.to_string())
-            }
-            C::TopicAuthorizationFailed
-            | C::ClusterAuthorizationFailed
-            | C::TransactionalIdAuthorizationFailed => {
-                ProduceError::Authorization(code.to_string())
-            }
-            C::UnknownTopic | C::UnknownTopicOrPartition => ProduceError::UnknownTopic,
-            C::UnknownPartition => ProduceError::UnknownPartition,
-            C::MessageTimedOut
-            | C::OperationTimedOut
-            | C::RequestTimedOut
-            | C::BrokerTransportFailure
-            | C::AllBrokersDown
-            | C::NetworkException
-            | C::LeaderNotAvailable
-            | C::NotLeaderForPartition
-            | C::BrokerNotAvailable
-            | C::ReplicaNotAvailable
-            | C::NotEnoughReplicas
-            | C::NotEnoughReplicasAfterAppend
-            | C::KafkaStorageError
-            | C::FencedLeaderEpoch
-            | C::UnknownLeaderEpoch
-            | C::PurgeQueue
-            | C::PurgeInflight => ProduceError::Retriable(code.to_string()),
-            _ => ProduceError::NonRetriable(code.to_string()),
-        }
-    }
-}
 
 /// Why the producer could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -281,42 +215,37 @@ impl Kafka {
         }
     }
 
-    /// Produces `records` to `topic`, in order, and waits for every delivery report.
+    /// Enqueues `records` to `topic`, in order, and returns their outcomes, which arrive in
+    /// request order as librdkafka reports them.
     ///
-    /// Records are enqueued in request order; when the local queue is full the request waits
-    /// up to `queue_full_wait_ms` for room, and the records still not enqueued then fail with
-    /// [`ProduceError::QueueFull`]. The result has one entry per record, in order.
+    /// When the local queue is full the request waits up to `queue_full_wait_ms` for room,
+    /// and the records still not enqueued then fail with [`ProduceError::QueueFull`].
+    /// Records without a timestamp get `default_timestamp_ms`.
     pub async fn produce(
         &self,
         topic: &TopicName,
         records: &[Record],
-        timestamp_ms: i64,
-    ) -> Vec<Result<Delivered, ProduceError>> {
+        default_timestamp_ms: i64,
+    ) -> Deliveries {
         if let Err(e) = self.fail_fast() {
             let error = match e {
                 MetadataError::Authentication(reason) => ProduceError::Authentication(reason),
                 other => ProduceError::NonRetriable(other.to_string()),
             };
-            return vec![Err(error); records.len()];
+            return Deliveries::failed(records.len(), &error);
         }
         let deadline = Instant::now() + self.queue_full_wait;
-        let (batch, all_done) = Batch::new(records.len());
-        for (index, record) in records.iter().enumerate() {
-            let opaque: Opaque = Box::new((Arc::clone(&batch), index));
-            if let Err(error) = self
-                .enqueue(topic, record, timestamp_ms, deadline, opaque)
-                .await
-            {
-                batch.complete(index, Err(error));
-            }
+        let (deliveries, pending) = Deliveries::new(records.len());
+        for (record, pending) in records.iter().zip(pending) {
+            let timestamp_ms = record.timestamp_ms.unwrap_or(default_timestamp_ms);
+            self.enqueue(topic, record, timestamp_ms, deadline, Box::new(pending))
+                .await;
         }
-        // The sender lives in the batch, which librdkafka's opaques keep alive until every
-        // record is reported: the wait ends with the last report.
-        let _ = all_done.await;
-        batch.outcomes()
+        deliveries
     }
 
     /// Hands one record to librdkafka, waiting (until `deadline`) while its queue is full.
+    /// A record that cannot be enqueued is settled with its error at once.
     async fn enqueue(
         &self,
         topic: &TopicName,
@@ -324,7 +253,7 @@ impl Kafka {
         timestamp_ms: i64,
         deadline: Instant,
         opaque: Opaque,
-    ) -> Result<(), ProduceError> {
+    ) {
         let mut base_record =
             BaseRecord::<[u8], [u8], Opaque>::with_opaque_to(topic.as_str(), opaque)
                 .timestamp(timestamp_ms);
@@ -337,16 +266,32 @@ impl Kafka {
         if let Some(partition) = record.partition {
             base_record = base_record.partition(partition.id());
         }
+        if !record.headers.is_empty() {
+            let headers = record.headers.iter().fold(
+                OwnedHeaders::new_with_capacity(record.headers.len()),
+                |headers, h| {
+                    headers.insert(Header {
+                        key: &h.name,
+                        value: h.value.as_deref(),
+                    })
+                },
+            );
+            base_record = base_record.headers(headers);
+        }
         loop {
             match self.producer.send(base_record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                     if Instant::now() < deadline =>
                 {
                     base_record = back;
                     tokio::time::sleep(QUEUE_FULL_POLL).await;
                 }
-                Err((error, _)) => return Err(ProduceError::from_kafka(&error)),
+                Err((error, back)) => {
+                    back.delivery_opaque
+                        .settle(Err(ProduceError::from_kafka(&error)));
+                    return;
+                }
             }
         }
     }
@@ -418,41 +363,3 @@ pub fn librdkafka_version() -> String {
 const QUEUE_FULL_POLL: Duration = Duration::from_millis(5);
 /// Pause after an early probe request, so a burst of callbacks yields one probe.
 const PROBE_DEBOUNCE: Duration = Duration::from_millis(200);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kafka_errors_are_classified() {
-        let classify = |code| ProduceError::from_kafka(&KafkaError::MessageProduction(code));
-        assert_eq!(
-            classify(RDKafkaErrorCode::QueueFull),
-            ProduceError::QueueFull
-        );
-        assert!(matches!(
-            classify(RDKafkaErrorCode::MessageTimedOut),
-            ProduceError::Retriable(_)
-        ));
-        assert!(matches!(
-            classify(RDKafkaErrorCode::NotEnoughReplicas),
-            ProduceError::Retriable(_)
-        ));
-        assert!(matches!(
-            classify(RDKafkaErrorCode::MessageSizeTooLarge),
-            ProduceError::NonRetriable(_)
-        ));
-        assert!(matches!(
-            classify(RDKafkaErrorCode::TopicAuthorizationFailed),
-            ProduceError::Authorization(_)
-        ));
-        assert!(matches!(
-            classify(RDKafkaErrorCode::SaslAuthenticationFailed),
-            ProduceError::Authentication(_)
-        ));
-        assert_eq!(
-            classify(RDKafkaErrorCode::UnknownPartition),
-            ProduceError::UnknownPartition
-        );
-    }
-}

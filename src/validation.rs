@@ -1,5 +1,6 @@
 //! Per-topic JSON Schema validation of json-format keys and values (jsonschema crate;
-//! draft 7 and 2020-12, chosen by each schema's `$schema`).
+//! draft 7 and 2020-12, chosen by each schema's `$schema`), from schema files named in the
+//! configuration. Not a Schema Registry: that is the registry client's name.
 //!
 //! Schemas are compiled once at startup. Every record of a request is checked before
 //! anything is produced, and every violation is reported with the record index and the
@@ -10,9 +11,8 @@ use std::path::Path;
 use jsonschema::Validator;
 use serde::Serialize;
 
-use super::Record;
-use crate::config::ValidationSettings;
-use crate::domain::TopicPattern;
+use crate::config::{ConfigError, ValidationSettings};
+use crate::domain::{Record, TopicPattern};
 
 /// One violation, as listed in the 42203 answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,41 +40,38 @@ pub struct SchemaReport {
     pub omitted: usize,
 }
 
-struct TopicSchemas {
+/// The schemas of the topics matching `topics`.
+struct Entry {
     topics: Vec<TopicPattern>,
     key: Option<Validator>,
     value: Option<Validator>,
 }
 
-/// The compiled schemas.
-pub struct SchemaRegistry {
-    entries: Vec<TopicSchemas>,
+/// Every configured topic's compiled schemas.
+pub struct TopicSchemas {
+    entries: Vec<Entry>,
     max_violations: usize,
 }
 
-fn compile(path: &Path, key: &str) -> Result<Validator, String> {
-    let fail = |why: String| format!("invalid configuration: {key}: {}: {why}", path.display());
+fn compile(path: &Path, key: &str) -> Result<Validator, ConfigError> {
+    let fail = |why: String| ConfigError::invalid(key, format!("{}: {why}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
     let schema: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
     jsonschema::validator_for(&schema).map_err(|e| fail(format!("not a valid JSON Schema: {e}")))
 }
 
-impl SchemaRegistry {
+impl TopicSchemas {
     /// Compiles every configured schema.
     ///
     /// # Errors
-    /// A message naming the setting and the file that cannot be read or compiled.
-    pub fn new(settings: &ValidationSettings) -> Result<SchemaRegistry, String> {
+    /// [`ConfigError`] naming the setting and the file that cannot be read or compiled.
+    pub fn new(settings: &ValidationSettings) -> Result<TopicSchemas, ConfigError> {
         let mut entries = Vec::new();
         for (i, entry) in settings.schemas.iter().enumerate() {
             let key = |field: &str| format!("validation.schemas[{i}].{field}");
-            entries.push(TopicSchemas {
-                topics: entry
-                    .topics
-                    .iter()
-                    .map(|t| TopicPattern::parse(t))
-                    .collect(),
+            entries.push(Entry {
+                topics: entry.topics.clone(),
                 key: entry
                     .key_schema
                     .as_deref()
@@ -87,7 +84,7 @@ impl SchemaRegistry {
                     .transpose()?,
             });
         }
-        Ok(SchemaRegistry {
+        Ok(TopicSchemas {
             entries,
             max_violations: settings.max_violations,
         })
@@ -159,25 +156,27 @@ mod tests {
     use crate::config::TopicSchema;
     use std::io::Write;
 
-    fn registry(schema: &str, max_violations: usize) -> (SchemaRegistry, tempfile::NamedTempFile) {
+    fn registry(schema: &str, max_violations: usize) -> (TopicSchemas, tempfile::NamedTempFile) {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(schema.as_bytes()).unwrap();
         let settings = ValidationSettings {
             schemas: vec![TopicSchema {
-                topics: vec!["orders".into(), "orders.*".into()],
+                topics: vec![
+                    TopicPattern::parse("orders"),
+                    TopicPattern::parse("orders.*"),
+                ],
                 value_schema: Some(file.path().to_owned()),
                 key_schema: None,
             }],
             max_violations,
         };
-        (SchemaRegistry::new(&settings).unwrap(), file)
+        (TopicSchemas::new(&settings).unwrap(), file)
     }
 
     fn record(value: &str) -> Record {
         Record {
-            key: None,
             value: Some(value.as_bytes().to_vec()),
-            partition: None,
+            ..Record::default()
         }
     }
 
@@ -243,13 +242,13 @@ mod tests {
         file.write_all(br#"{"type": 12}"#).unwrap();
         let settings = ValidationSettings {
             schemas: vec![TopicSchema {
-                topics: vec!["t".into()],
+                topics: vec![TopicPattern::parse("t")],
                 value_schema: Some(file.path().to_owned()),
                 key_schema: None,
             }],
             max_violations: 10,
         };
-        let err = SchemaRegistry::new(&settings).err().unwrap();
+        let err = TopicSchemas::new(&settings).err().unwrap().to_string();
         assert!(err.contains("validation.schemas[0].value_schema"), "{err}");
         assert!(err.contains(&file.path().display().to_string()), "{err}");
     }

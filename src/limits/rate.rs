@@ -1,11 +1,10 @@
-//! Rate limiting (governor's GCRA buckets) and overload shedding.
-//!
-//! Rate limits count records and bytes per second, per principal (by client address when
-//! authentication is off) and for the whole instance. Every limit is per instance: behind
-//! N tasks a partner gets N times its limit.
+//! Rate limits (governor's GCRA buckets): records and bytes per second, per principal (by
+//! client address when authentication is off) and for the whole instance. Every limit is
+//! per instance: behind N tasks a partner gets N times its limit.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -186,7 +185,18 @@ impl RateLimits {
             limit.retain_recent();
         }
     }
+
+    /// Runs [`RateLimits::retain_recent`] every minute until the future is dropped.
+    pub async fn run_housekeeping(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(HOUSEKEEPING_INTERVAL).await;
+            self.retain_recent();
+        }
+    }
 }
+
+/// How often idle callers' buckets are forgotten.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,132 @@
+//! What a produce or a metadata lookup comes to: the bottom of `kafka/`, imported by the
+//! rest of it and by the layers above, importing nothing of `kafka/` itself.
+
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Where Kafka stored a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One record's outcome.
+pub type Outcome = Result<Delivered, ProduceError>;
+
+/// Why one record was not written. The message is what the partner reads in `error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProduceError {
+    /// Worth retrying: timeouts, leader elections, too few in-sync replicas.
+    #[error("{0}")]
+    Retriable(String),
+    #[error("{0}")]
+    NonRetriable(String),
+    /// The local queue stayed full for the whole bounded wait.
+    #[error("The producer's queue is full; retry later.")]
+    QueueFull,
+    #[error("Kafka authentication failed: {0}")]
+    Authentication(String),
+    #[error("Not authorized to write to the topic: {0}")]
+    Authorization(String),
+    #[error("Topic not found.")]
+    UnknownTopic,
+    #[error("Partition not found.")]
+    UnknownPartition,
+}
+
+impl ProduceError {
+    /// The classification of a librdkafka error for one record.
+    pub fn from_kafka(error: &KafkaError) -> ProduceError {
+        let Some(code) = error.rdkafka_error_code() else {
+            return ProduceError::NonRetriable(error.to_string());
+        };
+        use RDKafkaErrorCode as C;
+        match code {
+            C::QueueFull => ProduceError::QueueFull,
+            C::Authentication | C::SaslAuthenticationFailed => {
+                ProduceError::Authentication(code.to_string())
+            }
+            C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::TransactionalIdAuthorizationFailed => {
+                ProduceError::Authorization(code.to_string())
+            }
+            C::UnknownTopic | C::UnknownTopicOrPartition => ProduceError::UnknownTopic,
+            C::UnknownPartition => ProduceError::UnknownPartition,
+            C::MessageTimedOut
+            | C::OperationTimedOut
+            | C::RequestTimedOut
+            | C::BrokerTransportFailure
+            | C::AllBrokersDown
+            | C::NetworkException
+            | C::LeaderNotAvailable
+            | C::NotLeaderForPartition
+            | C::BrokerNotAvailable
+            | C::ReplicaNotAvailable
+            | C::NotEnoughReplicas
+            | C::NotEnoughReplicasAfterAppend
+            | C::KafkaStorageError
+            | C::FencedLeaderEpoch
+            | C::UnknownLeaderEpoch
+            | C::PurgeQueue
+            | C::PurgeInflight => ProduceError::Retriable(code.to_string()),
+            _ => ProduceError::NonRetriable(code.to_string()),
+        }
+    }
+}
+
+/// Why topic metadata could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    #[error("Topic not found.")]
+    UnknownTopic,
+    #[error("Partition not found.")]
+    UnknownPartition,
+    #[error("Kafka authentication failed: {0}")]
+    Authentication(String),
+    #[error("Not authorized to access the topic: {0}")]
+    Authorization(String),
+    #[error("No Kafka broker is available: {0}")]
+    Unavailable(String),
+    #[error("The Kafka producer failed and cannot recover: {0}")]
+    Fatal(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_errors_are_classified() {
+        let classify = |code| ProduceError::from_kafka(&KafkaError::MessageProduction(code));
+        assert_eq!(
+            classify(RDKafkaErrorCode::QueueFull),
+            ProduceError::QueueFull
+        );
+        assert!(matches!(
+            classify(RDKafkaErrorCode::MessageTimedOut),
+            ProduceError::Retriable(_)
+        ));
+        assert!(matches!(
+            classify(RDKafkaErrorCode::NotEnoughReplicas),
+            ProduceError::Retriable(_)
+        ));
+        assert!(matches!(
+            classify(RDKafkaErrorCode::MessageSizeTooLarge),
+            ProduceError::NonRetriable(_)
+        ));
+        assert!(matches!(
+            classify(RDKafkaErrorCode::TopicAuthorizationFailed),
+            ProduceError::Authorization(_)
+        ));
+        assert!(matches!(
+            classify(RDKafkaErrorCode::SaslAuthenticationFailed),
+            ProduceError::Authentication(_)
+        ));
+        assert_eq!(
+            classify(RDKafkaErrorCode::UnknownPartition),
+            ProduceError::UnknownPartition
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Reading a request body within its guard rails: the body cap (`server.max_body_bytes`),
+//! the body read timeout (`limits.body_read_timeout_ms`) and the in-flight byte budget
+//! (`limits.max_in_flight_bytes`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+
+/// Why a body was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("Request body is larger than the limit of {limit} bytes.")]
+    TooLarge { limit: usize },
+    #[error("The request body did not arrive within {timeout_ms} ms.")]
+    Timeout { timeout_ms: u64 },
+    #[error("Could not read the request body: {0}")]
+    Unreadable(String),
+    /// The in-flight byte budget is spent: shed before reading more.
+    #[error("the in-flight byte budget is spent")]
+    Shed,
+}
+
+/// A request body, with its share of the in-flight byte budget (released on drop).
+pub struct Body {
+    pub bytes: Bytes,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// The body guard rails, shared by every handler that reads a body.
+pub struct BodyLimits {
+    max_body_bytes: usize,
+    budget: Arc<Semaphore>,
+    read_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl BodyLimits {
+    pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> BodyLimits {
+        BodyLimits {
+            max_body_bytes: settings.server.max_body_bytes,
+            budget: Arc::new(Semaphore::new(settings.limits.max_in_flight_bytes)),
+            read_timeout: Duration::from_millis(settings.limits.body_read_timeout_ms),
+            metrics,
+        }
+    }
+
+    /// Reads the body within the read timeout. A body larger than the limit is refused from
+    /// `declared` (`Content-Length`) before a byte is read, and a chunked one as soon as it
+    /// passes the limit. The bytes count against the in-flight budget until the [`Body`] is
+    /// dropped; when the budget is spent the request is shed.
+    ///
+    /// # Errors
+    /// [`BodyError`]: too large, too slow, unreadable, or shed.
+    pub async fn read<E: std::fmt::Display>(
+        &self,
+        declared: Option<u64>,
+        mut payload: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    ) -> Result<Body, BodyError> {
+        let limit = self.max_body_bytes;
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(BodyError::TooLarge { limit });
+        }
+        let mut budget = None;
+        let declared = declared.map_or(0, |l| l as usize);
+        self.take_budget(&mut budget, declared)?;
+        let read = async {
+            let mut body = BytesMut::with_capacity(declared);
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| BodyError::Unreadable(e.to_string()))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(BodyError::TooLarge { limit });
+                }
+                if declared == 0 {
+                    // Chunked: no size was announced, so the budget is taken as bytes arrive.
+                    self.take_budget(&mut budget, chunk.len())?;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body.freeze())
+        };
+        let bytes = tokio::time::timeout(self.read_timeout, read)
+            .await
+            .map_err(|_| BodyError::Timeout {
+                timeout_ms: self.read_timeout.as_millis() as u64,
+            })??;
+        Ok(Body {
+            bytes,
+            _budget: budget,
+        })
+    }
+
+    /// Takes `n` bytes of the in-flight budget, merging with what `held` already has.
+    fn take_budget(
+        &self,
+        held: &mut Option<OwnedSemaphorePermit>,
+        n: usize,
+    ) -> Result<(), BodyError> {
+        let Some(n) = u32::try_from(n).ok().filter(|n| *n > 0) else {
+            return Ok(());
+        };
+        let permit = Arc::clone(&self.budget)
+            .try_acquire_many_owned(n)
+            .map_err(|_| {
+                self.metrics.shed.with_label_values(&["bytes"]).inc();
+                BodyError::Shed
+            })?;
+        match held {
+            Some(held) => held.merge(permit),
+            None => *held = Some(permit),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+//! The outcomes of one produce request as they settle, counted in the metrics on the way.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+
+use crate::domain::{Record, TopicName};
+use crate::error::{self, ErrorCode};
+use crate::formats::EmbeddedFormat;
+use crate::kafka::{Deliveries, Outcome};
+use crate::metrics::Metrics;
+
+/// One outcome per record, in request order, each as soon as that record and every record
+/// before it are settled. Read them one by one as a [`Stream`] (v3 writes a line each), or
+/// all at once with [`Outcomes::all_settled`] (v2).
+///
+/// Outcomes are counted in `kafka_rest_records_produced_total` and
+/// `kafka_rest_record_bytes_total` as they are handed out, one counter update per outcome
+/// kind when this is dropped (label lookups hash every label, so not one per record).
+pub struct Outcomes<'a> {
+    deliveries: Deliveries,
+    records: Vec<Record>,
+    /// The first record not handed out yet.
+    next: usize,
+    tally: Tally,
+    metrics: &'a Metrics,
+    topic: &'a TopicName,
+    principal: Option<&'a str>,
+    format: EmbeddedFormat,
+}
+
+#[derive(Default)]
+struct Tally {
+    written: u64,
+    written_bytes: u64,
+    failed: Vec<(ErrorCode, u64)>,
+}
+
+impl<'a> Outcomes<'a> {
+    pub(super) fn new(
+        deliveries: Deliveries,
+        records: Vec<Record>,
+        metrics: &'a Metrics,
+        topic: &'a TopicName,
+        principal: Option<&'a str>,
+        format: EmbeddedFormat,
+    ) -> Outcomes<'a> {
+        Outcomes {
+            deliveries,
+            records,
+            next: 0,
+            tally: Tally::default(),
+            metrics,
+            topic,
+            principal,
+            format,
+        }
+    }
+
+    /// Waits for every record; the outcomes not yet handed out, in request order.
+    pub async fn all_settled(mut self) -> Vec<Outcome> {
+        let outcomes = self.deliveries.all_settled().await;
+        for outcome in &outcomes {
+            self.count(outcome);
+        }
+        outcomes
+    }
+
+    fn count(&mut self, outcome: &Outcome) {
+        match outcome {
+            Ok(_) => {
+                self.tally.written += 1;
+                self.tally.written_bytes += self.records[self.next].size_bytes() as u64;
+            }
+            Err(e) => {
+                let code = error::record_error_code(e);
+                match self.tally.failed.iter_mut().find(|(c, _)| *c == code) {
+                    Some((_, n)) => *n += 1,
+                    None => self.tally.failed.push((code, 1)),
+                }
+            }
+        }
+        self.next += 1;
+    }
+}
+
+impl Stream for Outcomes<'_> {
+    type Item = Outcome;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Outcome>> {
+        let polled = Pin::new(&mut self.deliveries).poll_next(cx);
+        if let Poll::Ready(Some(outcome)) = &polled {
+            self.count(outcome);
+        }
+        polled
+    }
+}
+
+impl Drop for Outcomes<'_> {
+    fn drop(&mut self) {
+        let metrics = self.metrics;
+        let topic = metrics.topic_label(self.topic.as_str());
+        let principal = metrics.principal_label(self.principal);
+        let format = self.format.as_str();
+        let tally = std::mem::take(&mut self.tally);
+        let outcomes = (tally.written > 0)
+            .then(|| ("ok".to_owned(), tally.written))
+            .into_iter()
+            .chain(
+                tally
+                    .failed
+                    .into_iter()
+                    .map(|(code, n)| (code.0.to_string(), n)),
+            );
+        for (outcome, n) in outcomes {
+            metrics
+                .records_produced
+                .with_label_values(&[&outcome, format, topic, principal])
+                .inc_by(n);
+        }
+        metrics
+            .record_bytes
+            .with_label_values(&[format, topic, principal])
+            .inc_by(tally.written_bytes);
+    }
+}
