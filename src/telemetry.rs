@@ -2,15 +2,25 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogSettings;
+use crate::config::{ConfigError, LogSettings};
+
+/// Why logging could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot install the logger: {0}")]
+    Install(String),
+}
 
 /// Installs the global subscriber: JSON lines when `json`, else text.
 ///
 /// # Errors
-/// When the level is not a valid filter.
-pub fn init(settings: &LogSettings, json: bool) -> Result<(), String> {
+/// [`ConfigError`] on `log.level` when it is not a valid filter; a message when a logger
+/// is already installed.
+pub fn init(settings: &LogSettings, json: bool) -> Result<(), TelemetryError> {
     let filter = EnvFilter::try_new(&settings.level)
-        .map_err(|e| format!("invalid configuration: log.level: {e}"))?;
+        .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
@@ -23,5 +33,5 @@ pub fn init(settings: &LogSettings, json: bool) -> Result<(), String> {
     } else {
         builder.try_init()
     };
-    result.map_err(|e| format!("cannot install the logger: {e}"))
+    result.map_err(|e| TelemetryError::Install(e.to_string()))
 }

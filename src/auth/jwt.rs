@@ -20,7 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use super::{AuthError, AuthMethod, Principal};
-use crate::config::JwtSettings;
+use crate::config::{JwtAlgorithm, JwtSettings};
 
 /// Where the signing keys come from.
 #[derive(Debug, Clone)]
@@ -177,6 +177,25 @@ impl Jwks {
     }
 }
 
+/// The jsonwebtoken algorithm of a configured one: every configured algorithm has one, so
+/// none is dropped on the way.
+fn algorithm(configured: JwtAlgorithm) -> Algorithm {
+    match configured {
+        JwtAlgorithm::Hs256 => Algorithm::HS256,
+        JwtAlgorithm::Hs384 => Algorithm::HS384,
+        JwtAlgorithm::Hs512 => Algorithm::HS512,
+        JwtAlgorithm::Rs256 => Algorithm::RS256,
+        JwtAlgorithm::Rs384 => Algorithm::RS384,
+        JwtAlgorithm::Rs512 => Algorithm::RS512,
+        JwtAlgorithm::Ps256 => Algorithm::PS256,
+        JwtAlgorithm::Ps384 => Algorithm::PS384,
+        JwtAlgorithm::Ps512 => Algorithm::PS512,
+        JwtAlgorithm::Es256 => Algorithm::ES256,
+        JwtAlgorithm::Es384 => Algorithm::ES384,
+        JwtAlgorithm::EdDsa => Algorithm::EdDSA,
+    }
+}
+
 /// Validates bearer tokens.
 pub struct JwtValidator {
     issuer: String,
@@ -194,11 +213,7 @@ impl JwtValidator {
     /// `None` when JWT authentication is not configured (no issuer).
     pub fn new(settings: &JwtSettings) -> Option<JwtValidator> {
         let issuer = settings.issuer.clone()?;
-        let algorithms = settings
-            .algorithms
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect();
+        let algorithms = settings.algorithms.iter().map(|a| algorithm(*a)).collect();
         Some(JwtValidator {
             jwks: Jwks::new(settings, &issuer),
             issuer,

@@ -1,0 +1,182 @@
+//! `[auth]`: partner authentication (network allowlist, API keys, JWT) and the policy file.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// Partner authentication (network allowlist, API keys, JWT) and authorization.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Authenticate and authorize every request except the health probes and
+    /// `anonymous_paths`. Off, everything is open (dev mode default).
+    pub enabled: bool,
+    /// The policy file: API keys (as hashes), grants of topics to principals and scopes,
+    /// per-principal address allowlists. Required when enabled.
+    pub policy_file: Option<PathBuf>,
+    /// Header carrying an API key.
+    pub api_key_header: String,
+    /// CIDRs allowed to call at all (IPv4 and IPv6); empty allows any address.
+    pub allow_cidrs: Vec<ipnet::IpNet>,
+    /// CIDRs of proxies whose `X-Forwarded-For` is believed (API Gateway's VPC link, the
+    /// NLB); from anyone else the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Paths open without credentials besides `/healthz` and `/readyz` (e.g. `/metrics`).
+    pub anonymous_paths: Vec<String>,
+    /// A verified client certificate (mutual TLS) authenticates its subject's common name
+    /// as the principal, when the request carries no token or API key.
+    pub client_certificates: bool,
+    /// JWT bearer tokens; off unless `issuer` is set.
+    pub jwt: JwtSettings,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            enabled: false,
+            policy_file: None,
+            api_key_header: "X-API-Key".to_owned(),
+            allow_cidrs: Vec::new(),
+            trusted_proxies: Vec::new(),
+            anonymous_paths: Vec::new(),
+            client_certificates: false,
+            jwt: JwtSettings::default(),
+        }
+    }
+}
+
+/// JWT bearer-token validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtSettings {
+    /// Expected `iss`; setting it turns JWT authentication on.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values; a token must name at least one. Empty skips the check.
+    pub audiences: Vec<String>,
+    /// Where the signing keys are; unset means OIDC discovery from the issuer
+    /// (`<issuer>/.well-known/openid-configuration`).
+    pub jwks_url: Option<String>,
+    /// Accepted signature algorithms; the token's `alg` must be one of them. `none` never is.
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// Claim holding the principal id.
+    pub principal_claim: String,
+    /// Claims holding scopes (a space-separated string or an array), merged.
+    pub scope_claims: Vec<String>,
+    /// Claims a token must carry.
+    pub required_claims: Vec<String>,
+    /// Background refresh period of the signing keys.
+    pub refresh_interval_ms: u64,
+    /// Shortest interval between refreshes triggered by an unknown `kid`.
+    pub unknown_kid_refresh_interval_ms: u64,
+    /// Timeout of one JWKS or discovery request.
+    pub fetch_timeout_ms: u64,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        JwtSettings {
+            issuer: None,
+            audiences: Vec::new(),
+            jwks_url: None,
+            algorithms: vec![JwtAlgorithm::Rs256, JwtAlgorithm::Es256],
+            leeway_secs: 30,
+            principal_claim: "sub".to_owned(),
+            scope_claims: vec!["scope".to_owned(), "scp".to_owned()],
+            required_claims: vec!["exp".to_owned()],
+            refresh_interval_ms: 300_000,
+            unknown_kid_refresh_interval_ms: 10_000,
+            fetch_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// A JWT signature algorithm, by its JOSE name. `none` is not one: unsigned tokens are
+/// never accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum JwtAlgorithm {
+    Hs256,
+    Hs384,
+    Hs512,
+    Rs256,
+    Rs384,
+    Rs512,
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    Es384,
+    EdDsa,
+}
+
+impl JwtAlgorithm {
+    const ALL: [JwtAlgorithm; 12] = [
+        JwtAlgorithm::Hs256,
+        JwtAlgorithm::Hs384,
+        JwtAlgorithm::Hs512,
+        JwtAlgorithm::Rs256,
+        JwtAlgorithm::Rs384,
+        JwtAlgorithm::Rs512,
+        JwtAlgorithm::Ps256,
+        JwtAlgorithm::Ps384,
+        JwtAlgorithm::Ps512,
+        JwtAlgorithm::Es256,
+        JwtAlgorithm::Es384,
+        JwtAlgorithm::EdDsa,
+    ];
+
+    /// The JOSE name (`RS256`...), as in a token's `alg`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::Hs256 => "HS256",
+            JwtAlgorithm::Hs384 => "HS384",
+            JwtAlgorithm::Hs512 => "HS512",
+            JwtAlgorithm::Rs256 => "RS256",
+            JwtAlgorithm::Rs384 => "RS384",
+            JwtAlgorithm::Rs512 => "RS512",
+            JwtAlgorithm::Ps256 => "PS256",
+            JwtAlgorithm::Ps384 => "PS384",
+            JwtAlgorithm::Ps512 => "PS512",
+            JwtAlgorithm::Es256 => "ES256",
+            JwtAlgorithm::Es384 => "ES384",
+            JwtAlgorithm::EdDsa => "EdDSA",
+        }
+    }
+}
+
+impl TryFrom<String> for JwtAlgorithm {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<JwtAlgorithm, String> {
+        if name.eq_ignore_ascii_case("none") {
+            return Err("\"none\" would accept unsigned tokens".to_owned());
+        }
+        JwtAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.as_str() == name)
+            .ok_or_else(|| format!("unknown algorithm {name:?}"))
+    }
+}
+
+impl fmt::Display for JwtAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AuthSettings {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.enabled && self.policy_file.is_none() {
+            return Err(ConfigError::invalid(
+                "auth.policy_file",
+                "required when auth.enabled is true (without grants, everything is denied)",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,135 @@
+//! Compatibility with the environments this service replaces: the Confluent REST Proxy
+//! image's variables (layer 3) and `KAFKA_CREDS`, a Secrets Manager secret that ECS injects
+//! whole (layer 4).
+
+use std::collections::BTreeMap;
+
+use figment::Figment;
+
+use super::ConfigError;
+
+/// Layer 3: the Confluent REST Proxy image's environment variables.
+pub(super) fn merge_confluent_env(
+    mut figment: Figment,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Figment, ConfigError> {
+    if let Some(v) = env("KAFKA_REST_BOOTSTRAP_SERVERS") {
+        figment = figment.merge(("kafka.bootstrap_servers", strip_listener_prefixes(&v)));
+    }
+    if let Some(v) = env("KAFKA_REST_CLIENT_SECURITY_PROTOCOL") {
+        figment = figment.merge(("kafka.security_protocol", v.to_ascii_uppercase()));
+    }
+    if let Some(v) = env("KAFKA_REST_CLIENT_SASL_MECHANISM") {
+        figment = figment.merge(("kafka.sasl_mechanism", v.to_ascii_uppercase()));
+    }
+    if let Some(v) = env("KAFKA_REST_CLIENT_SASL_JAAS_CONFIG") {
+        let creds = parse_jaas(&v).ok_or_else(|| {
+            ConfigError::invalid(
+                "KAFKA_REST_CLIENT_SASL_JAAS_CONFIG",
+                "expected a PlainLoginModule or ScramLoginModule line with \
+                 username=\"...\" and password=\"...\"",
+            )
+        })?;
+        figment = figment
+            .merge(("kafka.sasl_username", creds.username))
+            .merge(("kafka.sasl_password", creds.password));
+    }
+    Ok(figment)
+}
+
+/// Confluent's image accepts `SASL_SSL://host:9096` style entries; librdkafka wants `host:port`.
+fn strip_listener_prefixes(servers: &str) -> String {
+    servers
+        .split(',')
+        .map(|s| {
+            let s = s.trim();
+            s.split_once("://").map_or(s, |(_, rest)| rest)
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+struct JaasCredentials {
+    username: String,
+    password: String,
+}
+
+/// Extracts username and password from a Kafka JAAS line such as
+/// `org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p";`.
+fn parse_jaas(line: &str) -> Option<JaasCredentials> {
+    let module = line.split_whitespace().next()?;
+    if !(module.ends_with("PlainLoginModule") || module.ends_with("ScramLoginModule")) {
+        return None;
+    }
+    Some(JaasCredentials {
+        username: jaas_option(line, "username")?,
+        password: jaas_option(line, "password")?,
+    })
+}
+
+/// The value of `name="value"` in a JAAS line, honouring `\"` and `\\` escapes.
+fn jaas_option(line: &str, name: &str) -> Option<String> {
+    let mut rest = line;
+    loop {
+        let at = rest.find(name)?;
+        let preceded_ok = at == 0
+            || rest[..at]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_whitespace);
+        let after = rest[at + name.len()..].trim_start();
+        if preceded_ok {
+            if let Some(quoted) = after.strip_prefix('=').map(str::trim_start) {
+                let quoted = quoted.strip_prefix('"')?;
+                let mut value = String::new();
+                let mut chars = quoted.chars();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.push(chars.next()?),
+                        '"' => return Some(value),
+                        c => value.push(c),
+                    }
+                }
+                return None;
+            }
+        }
+        rest = &rest[at + name.len()..];
+    }
+}
+
+/// Layer 4: `KAFKA_CREDS`, a Secrets Manager secret injected whole by ECS.
+pub(super) fn merge_kafka_creds(
+    mut figment: Figment,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Figment, ConfigError> {
+    let Some(raw) = env("KAFKA_CREDS") else {
+        return Ok(figment);
+    };
+    // The error deliberately omits serde's detail: it could quote part of the secret.
+    let creds: BTreeMap<String, serde_json::Value> = serde_json::from_str(&raw)
+        .map_err(|_| ConfigError::invalid("KAFKA_CREDS", "not a JSON object of strings"))?;
+    for (secret_key, setting) in [
+        ("BOOTSTRAP_SERVERS", "kafka.bootstrap_servers"),
+        ("SASL_USERNAME", "kafka.sasl_username"),
+        ("SASL_PASSWORD", "kafka.sasl_password"),
+    ] {
+        match creds.get(secret_key) {
+            None => {}
+            Some(serde_json::Value::String(v)) => {
+                let v = if secret_key == "BOOTSTRAP_SERVERS" {
+                    strip_listener_prefixes(v)
+                } else {
+                    v.clone()
+                };
+                figment = figment.merge((setting, v));
+            }
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    &format!("KAFKA_CREDS.{secret_key}"),
+                    "must be a string",
+                ))
+            }
+        }
+    }
+    Ok(figment)
+}

@@ -1,0 +1,378 @@
+//! One typed settings tree, layered from defaults, a TOML file and the environment.
+//!
+//! Precedence, lowest first (a later layer overrides an earlier one key by key):
+//!
+//! 1. built-in defaults (each section's `Default`, mirrored in `config/default.toml`);
+//! 2. the TOML file given with `--config`;
+//! 3. the Confluent REST Proxy image's variables, so a migrated task definition keeps working:
+//!    `KAFKA_REST_BOOTSTRAP_SERVERS`, `KAFKA_REST_CLIENT_SECURITY_PROTOCOL`,
+//!    `KAFKA_REST_CLIENT_SASL_MECHANISM`, `KAFKA_REST_CLIENT_SASL_JAAS_CONFIG`;
+//! 4. `KAFKA_CREDS`, one JSON object as ECS injects a whole Secrets Manager secret
+//!    (`SASL_USERNAME`, `SASL_PASSWORD`, `BOOTSTRAP_SERVERS`; other keys are ignored);
+//! 5. `KRP_<SECTION>__<KEY>` variables, e.g. `KRP_KAFKA__LINGER_MS=10`;
+//! 6. the `--listen` command-line flag.
+//!
+//! Unknown keys and bad values fail startup with a message naming the key. Secrets are
+//! [`SecretString`]s: they never reach a log line, an error or a `Debug` print.
+//!
+//! One file per section, each with its own checks (`server`, `kafka` with `metadata` and
+//! `dev`, `auth`, `limits`, `validation`, `observability` for `log` and `metrics`); `env`
+//! holds the Confluent/ECS environment compatibility; this file layers them and checks the
+//! settings that span sections. Every loader of a file named in the settings (TLS, the
+//! policy, schemas, the log filter) reports its failures as a [`ConfigError`] too.
+
+mod auth;
+mod env;
+mod kafka;
+mod limits;
+mod observability;
+mod server;
+mod validation;
+
+use std::path::Path;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+
+pub use auth::{AuthSettings, JwtAlgorithm, JwtSettings};
+pub use kafka::{
+    Compression, DevSettings, KafkaSettings, MetadataSettings, RawProperties, SaslMechanism,
+    SecurityProtocol, GUARDED_LIBRDKAFKA_KEYS,
+};
+pub use limits::{LimitSettings, Rate, RateLimitSettings};
+pub use observability::{LogFormat, LogSettings, MetricsSettings};
+pub use server::{ServerSettings, TlsSettings};
+pub use validation::{TopicSchema, ValidationSettings};
+
+use serde::Deserialize;
+
+/// Why the settings could not be loaded; the message names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+impl ConfigError {
+    /// A bad value of `key`, and why.
+    pub fn invalid(key: &str, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The whole configuration of the service.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The HTTP server.
+    pub server: ServerSettings,
+    /// The Kafka cluster and the producer.
+    pub kafka: KafkaSettings,
+    /// Topic metadata cache and readiness probing.
+    pub metadata: MetadataSettings,
+    /// Application logs.
+    pub log: LogSettings,
+    /// The embedded development cluster used when no bootstrap servers are configured.
+    pub dev: DevSettings,
+    /// Prometheus metrics.
+    pub metrics: MetricsSettings,
+    /// Partner authentication and the authorization policy.
+    pub auth: AuthSettings,
+    /// Request limits, rate limits and overload shedding.
+    pub limits: LimitSettings,
+    /// Per-topic JSON Schema validation of json-format records.
+    pub validation: ValidationSettings,
+}
+
+impl Settings {
+    /// Loads the layered settings from an optional file and the process environment.
+    ///
+    /// # Errors
+    /// A message naming the key for unknown keys, bad values and conflicting settings.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, |name| std::env::var(name).ok())
+    }
+
+    /// [`Settings::load`] with an injectable environment, for tests.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::invalid(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = env::merge_confluent_env(figment, &env)?;
+        figment = env::merge_kafka_creds(figment, &env)?;
+        // KRP_CONFIG names the file (a CLI flag's variable), not a setting.
+        figment = figment.merge(Env::prefixed("KRP_").split("__").ignore(&["config"]));
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Each section's own checks, then those that span sections.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        self.kafka.validate()?;
+        self.metadata.validate()?;
+        self.dev.validate()?;
+        self.auth.validate()?;
+        self.limits.validate(self.server.max_body_bytes)?;
+        let k = &self.kafka;
+        if k.message_timeout_ms + k.queue_full_wait_ms >= self.server.request_timeout_ms {
+            return Err(ConfigError::invalid(
+                "kafka.message_timeout_ms",
+                format!(
+                    "message_timeout_ms + queue_full_wait_ms ({} ms) must stay below \
+                     server.request_timeout_ms ({} ms) so a request always gets an answer",
+                    k.message_timeout_ms + k.queue_full_wait_ms,
+                    self.server.request_timeout_ms
+                ),
+            ));
+        }
+        if self.auth.client_certificates && self.server.tls.client_ca_file.is_none() {
+            return Err(ConfigError::invalid(
+                "auth.client_certificates",
+                "needs server.tls.client_ca_file: only verified certificates can name a principal",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether logs are JSON lines (else human-readable text).
+    pub fn json_logs(&self) -> bool {
+        match self.log.format {
+            LogFormat::Json => true,
+            LogFormat::Text => false,
+            LogFormat::Auto => !self.dev_mode(),
+        }
+    }
+
+    /// True when no cluster is configured and the embedded mock cluster is used.
+    pub fn dev_mode(&self) -> bool {
+        self.kafka.bootstrap_servers.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(toml.as_bytes()).unwrap();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        // Env::prefixed reads the real process environment; the tests only use KRP_ keys
+        // through the file, so the injected map covers the other layers.
+        Settings::load_from(Some(file.path()), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_dev_mode_on_confluents_port() {
+        let s = load("", &[]).unwrap();
+        assert!(s.dev_mode());
+        assert_eq!(s.server.listen.port(), 8082);
+        assert_eq!(s.kafka.security_protocol, SecurityProtocol::Plaintext);
+    }
+
+    #[test]
+    fn the_documented_defaults_file_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let from_file = Settings::load_from(Some(&path), |_| None).unwrap();
+        assert_eq!(
+            format!("{from_file:?}"),
+            format!("{:?}", Settings::default())
+        );
+    }
+
+    #[test]
+    fn the_production_example_loads_with_the_ecs_secret() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/production.toml");
+        let creds =
+            r#"{"SASL_USERNAME":"svc","SASL_PASSWORD":"pw","BOOTSTRAP_SERVERS":"b-1:9096"}"#;
+        let s = Settings::load_from(Some(&path), |k| (k == "KAFKA_CREDS").then(|| creds.into()))
+            .unwrap();
+        assert_eq!(s.kafka.security_protocol, SecurityProtocol::SaslSsl);
+        assert!(!s.dev_mode());
+    }
+
+    #[test]
+    fn the_example_policy_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policy.example.toml");
+        let policy = crate::auth::Policy::load(&path).unwrap();
+        assert_eq!(policy.principal_ids(), ["partner-acme"]);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load("[kafka]\nbootstrap_server = \"x:9092\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bootstrap_server"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = load("[kafka]\nsecurity_protocol = \"TLS\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("security_protocol"), "{err}");
+        assert!(err.contains("TLS"), "{err}");
+    }
+
+    #[test]
+    fn sasl_requires_mechanism_and_credentials() {
+        let err = load(
+            "[kafka]\nbootstrap_servers = \"b:9096\"\nsecurity_protocol = \"SASL_SSL\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("kafka.sasl_mechanism"), "{err}");
+    }
+
+    #[test]
+    fn guarded_librdkafka_keys_are_rejected() {
+        let err = load(
+            "[kafka.librdkafka]\npartitioner = \"consistent_random\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("partitioner"), "{err}");
+    }
+
+    #[test]
+    fn jwt_algorithms_are_parsed_once_and_none_is_refused() {
+        let s = load("[auth.jwt]\nalgorithms = [\"ES384\", \"EdDSA\"]\n", &[]).unwrap();
+        assert_eq!(
+            s.auth.jwt.algorithms,
+            [JwtAlgorithm::Es384, JwtAlgorithm::EdDsa]
+        );
+        for (bad, why) in [
+            ("none", "would accept unsigned tokens"),
+            ("RS999", "unknown algorithm"),
+        ] {
+            let err = load(&format!("[auth.jwt]\nalgorithms = [\"{bad}\"]\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("auth.jwt.algorithms"), "{err}");
+            assert!(err.contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn timeouts_must_fit_the_request() {
+        let err = load("[kafka]\nmessage_timeout_ms = 30000\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka.message_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn kafka_creds_secret_fills_the_credentials() {
+        let creds = r#"{"SASL_USERNAME":"svc","SASL_PASSWORD":"s3cr3t","BOOTSTRAP_SERVERS":"SASL_SSL://b-1:9096,b-2:9096","OTHER":1}"#;
+        let s = load(
+            "[kafka]\nsecurity_protocol = \"SASL_SSL\"\nsasl_mechanism = \"SCRAM-SHA-512\"\n",
+            &[("KAFKA_CREDS", creds)],
+        )
+        .unwrap();
+        assert_eq!(
+            s.kafka.bootstrap_servers.as_deref(),
+            Some("b-1:9096,b-2:9096")
+        );
+        assert_eq!(s.kafka.sasl_username.as_deref(), Some("svc"));
+        assert_eq!(s.kafka.sasl_password.unwrap().expose_secret(), "s3cr3t");
+    }
+
+    #[test]
+    fn kafka_creds_errors_do_not_quote_the_secret() {
+        let err = load("", &[("KAFKA_CREDS", "{\"SASL_PASSWORD\": hunter2")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("KAFKA_CREDS"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn kafka_creds_override_the_file_and_confluent_vars() {
+        let s = load(
+            "[kafka]\nbootstrap_servers = \"file:9092\"\n",
+            &[
+                ("KAFKA_REST_BOOTSTRAP_SERVERS", "confluent:9092"),
+                ("KAFKA_CREDS", r#"{"BOOTSTRAP_SERVERS":"secret:9092"}"#),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.kafka.bootstrap_servers.as_deref(), Some("secret:9092"));
+    }
+
+    #[test]
+    fn confluent_image_variables_work() {
+        let s = load(
+            "",
+            &[
+                ("KAFKA_REST_BOOTSTRAP_SERVERS", "SASL_SSL://b-1:9096"),
+                ("KAFKA_REST_CLIENT_SECURITY_PROTOCOL", "SASL_SSL"),
+                ("KAFKA_REST_CLIENT_SASL_MECHANISM", "SCRAM-SHA-512"),
+                (
+                    "KAFKA_REST_CLIENT_SASL_JAAS_CONFIG",
+                    r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="partner-gw" password="p\"w;d";"#,
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.kafka.bootstrap_servers.as_deref(), Some("b-1:9096"));
+        assert_eq!(s.kafka.security_protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(s.kafka.sasl_mechanism, Some(SaslMechanism::ScramSha512));
+        assert_eq!(s.kafka.sasl_username.as_deref(), Some("partner-gw"));
+        assert_eq!(s.kafka.sasl_password.unwrap().expose_secret(), "p\"w;d");
+    }
+
+    #[test]
+    fn jaas_for_an_unsupported_module_is_rejected() {
+        let err = load(
+            "",
+            &[(
+                "KAFKA_REST_CLIENT_SASL_JAAS_CONFIG",
+                "com.sun.security.auth.module.Krb5LoginModule required;",
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("KAFKA_REST_CLIENT_SASL_JAAS_CONFIG"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let s = load(
+            "[kafka]\nsecurity_protocol = \"SASL_PLAINTEXT\"\nsasl_mechanism = \"PLAIN\"\n\
+             bootstrap_servers = \"b:9092\"\nsasl_username = \"u\"\nsasl_password = \"pa55word\"\n\
+             [kafka.librdkafka]\n\"ssl.key.password\" = \"keypa55\"\n",
+            &[],
+        )
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("pa55word"), "{debug}");
+        assert!(!debug.contains("keypa55"), "{debug}");
+        assert!(debug.contains("ssl.key.password"), "{debug}");
+    }
+}

@@ -1,0 +1,79 @@
+//! `[server]`: the HTTP listeners.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// The HTTP server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on; Confluent's REST Proxy port by default.
+    pub listen: SocketAddr,
+    /// HTTP worker threads; defaults to the number of cores.
+    pub workers: Option<usize>,
+    /// Largest accepted request body, checked from `Content-Length` before reading.
+    pub max_body_bytes: usize,
+    /// The answer time promised to clients (API Gateway gives up after 29 s). Not a timer:
+    /// startup checks that the producer's delivery timeout plus its queue wait fit inside it,
+    /// which bounds every produce request.
+    pub request_timeout_ms: u64,
+    /// Budget from SIGTERM to exit: drain in-flight requests, then flush the producer.
+    /// Keep it below ECS's `stopTimeout` (30 s by default).
+    pub shutdown_timeout_ms: u64,
+    /// An HTTPS listener, beside the plaintext one.
+    pub tls: TlsSettings,
+}
+
+/// The HTTPS listener (OpenSSL): TLS 1.2 and 1.3 only, optional client certificates.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// Address of the HTTPS listener; setting it turns HTTPS on.
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    pub key_file: Option<PathBuf>,
+    /// PEM CA bundle for client certificates; setting it requires every HTTPS client to
+    /// present a certificate it signed (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8082)),
+            workers: None,
+            max_body_bytes: 8 * 1024 * 1024,
+            request_timeout_ms: 25_000,
+            shutdown_timeout_ms: 25_000,
+            tls: TlsSettings::default(),
+        }
+    }
+}
+
+impl ServerSettings {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "server.max_body_bytes",
+                "must be positive",
+            ));
+        }
+        if self.workers == Some(0) {
+            return Err(ConfigError::invalid("server.workers", "must be positive"));
+        }
+        let tls = &self.tls;
+        if tls.listen.is_some() && (tls.cert_file.is_none() || tls.key_file.is_none()) {
+            return Err(ConfigError::invalid(
+                "server.tls.cert_file",
+                "server.tls.listen needs cert_file and key_file",
+            ));
+        }
+        Ok(())
+    }
+}
