@@ -28,7 +28,9 @@ pub fn init(settings: &LogSettings, json: bool) -> Result<(), TelemetryError> {
         builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // The request span: request_id and principal on every line of a request.
+            .with_current_span(true)
+            .with_span_list(false)
             .try_init()
     } else {
         builder.try_init()

@@ -59,6 +59,7 @@ pub async fn authenticate(
     };
     match auth.authenticate(client, credentials).await {
         Ok(principal) => {
+            tracing::Span::current().record("principal", principal.id.as_str());
             with_facts(req.request(), |f| f.principal = Some(principal.id.clone()));
             req.extensions_mut().insert(principal);
             next.call(req)

@@ -1,5 +1,9 @@
-//! Per-request telemetry: the request id, the HTTP metrics and one access-log line per
-//! request.
+//! Per-request telemetry: the request id, the request's tracing span, the HTTP metrics and
+//! one access-log line per request.
+//!
+//! Every request runs inside a `request` span carrying its `request_id` (and its
+//! `principal` once authenticated), so every log line written while handling it, from any
+//! module, carries them too.
 //!
 //! Handlers add what only they know (topic, record counts, principal) as [`RequestFacts`]
 //! in the request's extensions; error responses carry their Confluent code in the
@@ -14,6 +18,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::error::ErrorCode;
 use crate::metrics::Metrics;
@@ -137,9 +142,14 @@ pub async fn observe(
     let metrics = &observability.metrics;
     let request_id = incoming_request_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
 
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        principal = tracing::field::Empty
+    );
     // A guard, not inc/dec around the await: a client that disconnects drops this future.
     let in_flight = InFlightGauge::enter(&metrics.http_requests_in_flight);
-    let result = next.call(req).await;
+    let result = next.call(req).instrument(span).await;
     drop(in_flight);
     let mut response = result?;
     let latency = started.elapsed();
