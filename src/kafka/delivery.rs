@@ -202,6 +202,10 @@ mod tests {
     use super::*;
     use futures_util::{FutureExt, StreamExt};
 
+    fn three(pending: Vec<Pending>) -> [Pending; 3] {
+        pending.try_into().ok().expect("three records")
+    }
+
     fn ok(partition: i32, offset: i64) -> Outcome {
         Ok(Delivered { partition, offset })
     }
@@ -209,12 +213,7 @@ mod tests {
     #[tokio::test]
     async fn all_waits_for_every_record_and_keeps_request_order() {
         let (mut deliveries, pending) = Deliveries::new(3);
-        let mut pending = pending.into_iter();
-        let (first, second, third) = (
-            pending.next().unwrap(),
-            pending.next().unwrap(),
-            pending.next().unwrap(),
-        );
+        let [first, second, third] = three(pending);
         third.settle(Err(ProduceError::QueueFull));
         first.settle(ok(0, 7));
         let all = tokio::spawn(async move { deliveries.all_settled().await });
@@ -231,12 +230,7 @@ mod tests {
     #[tokio::test]
     async fn the_stream_yields_each_record_once_it_and_all_before_it_are_settled() {
         let (mut deliveries, pending) = Deliveries::new(3);
-        let mut pending = pending.into_iter();
-        let (first, second, third) = (
-            pending.next().unwrap(),
-            pending.next().unwrap(),
-            pending.next().unwrap(),
-        );
+        let [first, second, third] = three(pending);
         second.settle(ok(0, 2));
         assert!(
             deliveries.next().now_or_never().is_none(),

@@ -102,25 +102,3 @@ fn convert(metadata: &Metadata) -> Fetched {
         .collect();
     Fetched { brokers, topics }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partition_lookup() {
-        let t = TopicMetadata {
-            name: "a".into(),
-            partitions: (0..2)
-                .map(|id| PartitionMetadata {
-                    id,
-                    leader: 1,
-                    replicas: vec![1],
-                    in_sync_replicas: vec![1],
-                })
-                .collect(),
-        };
-        assert!(t.partition(1).is_some());
-        assert!(t.partition(2).is_none());
-    }
-}

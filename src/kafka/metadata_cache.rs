@@ -126,4 +126,11 @@ mod tests {
             "stale unknown names go"
         );
     }
+
+    #[test]
+    fn partition_lookup() {
+        let t = topic("a", 2);
+        assert!(t.partition(1).is_some());
+        assert!(t.partition(2).is_none());
+    }
 }
