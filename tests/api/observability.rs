@@ -1,11 +1,9 @@
 //! Metrics, a real Prometheus scraping them, alert rules, and the JSON access log.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{sample, tool, Binary, Cluster, TestApp, JSON_V2};
+use crate::helpers::{sample, tool, Binary, Cluster, TestApp, JSON_V2};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
@@ -189,7 +187,7 @@ async fn a_real_prometheus_scrapes_the_produced_record_count() {
         ),
     )
     .unwrap();
-    let port = common::free_port();
+    let port = crate::helpers::free_port();
     let _prometheus = Killed(
         Command::new(tool("prometheus"))
             .arg(format!(

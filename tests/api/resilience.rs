@@ -1,10 +1,8 @@
 //! Failure modes: per-record Kafka errors, a broker that goes away, draining and SIGTERM.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Cluster, OwnBroker, TestApp, JSON_V2, V2};
+use crate::helpers::{Cluster, OwnBroker, TestApp, JSON_V2, V2};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -182,7 +180,7 @@ async fn sigterm_during_a_stream_of_requests_loses_no_acknowledged_record() {
     let cluster = Cluster::plaintext();
     let partitions = 2;
     let topic = cluster.create_topic(partitions).await;
-    let port = common::free_port();
+    let port = crate::helpers::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-rest-proxy"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env_clear()

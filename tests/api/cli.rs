@@ -1,10 +1,8 @@
 //! The command line: help, configuration errors at startup, the healthcheck subcommand.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Cluster, TestApp};
+use crate::helpers::{Cluster, TestApp};
 
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kafka-rest-proxy"));
@@ -69,7 +67,7 @@ async fn healthcheck_exits_0_for_a_live_service_and_1_otherwise() {
     .await
     .unwrap();
     assert!(status.success());
-    let url = format!("http://127.0.0.1:{}/healthz", common::free_port());
+    let url = format!("http://127.0.0.1:{}/healthz", crate::helpers::free_port());
     let status = tokio::task::spawn_blocking(move || {
         binary()
             .args(["healthcheck", "--url", &url])

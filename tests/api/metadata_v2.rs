@@ -1,8 +1,6 @@
 //! API v2 metadata endpoints (SPEC §3) against a real broker.
 
-mod common;
-
-use common::{Cluster, TestApp};
+use crate::helpers::{Cluster, TestApp};
 
 #[actix_web::test]
 async fn metadata_endpoints() {

@@ -1,16 +1,14 @@
 //! Authentication and authorization: JWTs from a local JWKS server with keys made here,
 //! API keys, address allowlists, trusted proxies, and the topic policy.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::helpers::{Cluster, TestApp, JSON_V2};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{Cluster, TestApp, JSON_V2};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use openssl::bn::BigNumContext;
 use openssl::ec::{EcGroup, EcKey};
@@ -224,7 +222,11 @@ allow_cidrs = ["203.0.113.0/24"]
     (app, dir)
 }
 
-async fn produce_with(app: &TestApp, topic: &str, headers: &[(&str, &str)]) -> common::Response {
+async fn produce_with(
+    app: &TestApp,
+    topic: &str,
+    headers: &[(&str, &str)],
+) -> crate::helpers::Response {
     let mut all = vec![("content-type", JSON_V2)];
     all.extend_from_slice(headers);
     app.request(
@@ -241,7 +243,7 @@ fn bearer(token: &str) -> String {
 }
 
 #[track_caller]
-fn assert_401(r: &common::Response, message: &str) {
+fn assert_401(r: &crate::helpers::Response, message: &str) {
     r.assert_exact(
         401,
         &json!({"error_code": 40101, "message": message}).to_string(),
@@ -517,14 +519,14 @@ async fn api_keys_valid_wrong_and_disabled() {
         .await
         .body;
     assert_eq!(
-        common::sample(
+        crate::helpers::sample(
             &m,
             r#"kafka_rest_auth_failures_total{reason="invalid_api_key"}"#
         ),
         1.0
     );
     assert_eq!(
-        common::sample(
+        crate::helpers::sample(
             &m,
             r#"kafka_rest_records_produced_total{format="json",outcome="ok",principal="key-partner",topic="_other"}"#
         ),

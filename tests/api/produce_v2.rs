@@ -1,11 +1,9 @@
 //! API v2 produce against a real broker: exact bodies, what lands in Kafka, and every
 //! refusal of SPEC §1-2.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{java_partition, murmur2, Cluster, TestApp, BINARY_V2, JSON_V2, V2};
+use crate::helpers::{java_partition, murmur2, Cluster, TestApp, BINARY_V2, JSON_V2, V2};
 
 async fn app() -> (TestApp, Cluster) {
     let cluster = Cluster::plaintext();

@@ -1,11 +1,9 @@
 //! Guard rails: body and record limits, rate limits, overload shedding, slow clients, a
 //! full producer queue, and per-topic JSON Schema validation.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Cluster, TestApp, JSON_V2, V2};
+use crate::helpers::{Cluster, TestApp, JSON_V2, V2};
 use kafka_rest_proxy::config::{Rate, Settings, TopicSchema};
 use rdkafka::mocking::MockCluster;
 use sha2::{Digest, Sha256};
@@ -172,7 +170,12 @@ fn two_partners(settings: &mut Settings, dir: &std::path::Path) {
     settings.auth.policy_file = Some(dir.join("policy.toml"));
 }
 
-async fn produce_as(app: &TestApp, topic: &str, key: &str, records: usize) -> common::Response {
+async fn produce_as(
+    app: &TestApp,
+    topic: &str,
+    key: &str,
+    records: usize,
+) -> crate::helpers::Response {
     produce_values(app, topic, key, records, "0123456789").await
 }
 
@@ -183,7 +186,7 @@ async fn produce_values(
     key: &str,
     records: usize,
     value: &str,
-) -> common::Response {
+) -> crate::helpers::Response {
     let record = format!(r#"{{"value":"{value}"}}"#);
     let body = format!(r#"{{"records":[{}]}}"#, vec![record; records].join(","));
     app.request(

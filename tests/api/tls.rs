@@ -1,13 +1,11 @@
 //! The HTTPS listener: TLS 1.2 and 1.3 only, mutual TLS, the certificate subject as the
 //! principal, and the plaintext listener beside it.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 
-use common::{Cluster, TestApp, JSON_V2};
+use crate::helpers::{Cluster, TestApp, JSON_V2};
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;

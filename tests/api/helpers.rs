@@ -1,7 +1,6 @@
 //! The integration test harness: the real app on port 0 against the real tansu brokers that
 //! `scripts/test.sh` starts, an independent consumer to read back what was written, and an
 //! independent murmur2.
-#![allow(dead_code)] // each test binary uses its own part of the harness
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,10 +1,8 @@
 //! SASL/SCRAM-SHA-512 against a real broker that requires it.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Cluster, TestApp, JSON_V2};
+use crate::helpers::{Cluster, TestApp, JSON_V2};
 
 #[actix_web::test]
 async fn scram_sha_512_with_good_credentials() {
