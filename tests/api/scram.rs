@@ -7,8 +7,7 @@ use crate::helpers::{Cluster, TestApp, JSON_V2};
 #[actix_web::test]
 async fn scram_sha_512_with_good_credentials() {
     let cluster = Cluster::scram();
-    let app = TestApp::spawn(cluster.settings()).await;
-    app.wait_ready().await;
+    let app = TestApp::spawn_ready(cluster.settings()).await;
     let topic = cluster.create_topic(1).await;
     let r = app
         .produce(&topic, r#"{"records":[{"value":"over SASL"}]}"#)
@@ -74,8 +73,7 @@ async fn wrong_password_is_unready_and_never_200() {
 async fn a_long_sasl_session_stays_ready_through_reauthentication() {
     let cluster = Cluster::scram();
     let topic = cluster.create_topic(1).await;
-    let app = TestApp::spawn(cluster.settings()).await;
-    app.wait_ready().await;
+    let app = TestApp::spawn_ready(cluster.settings()).await;
     let path = format!("/topics/{topic}");
     let started = Instant::now();
     let mut produced = 0;
