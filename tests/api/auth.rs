@@ -10,7 +10,7 @@ use kafka_rest_proxy::config::Settings;
 use serde_json::{json, Value};
 
 use crate::helpers::idp::{claims, ec_key, now, rsa_key, sign, Idp, AUDIENCE, ISSUER};
-use crate::helpers::{sample, Cluster, Policy, Response, TestApp};
+use crate::helpers::{sample, wait_until, Cluster, Policy, Response, TestApp};
 
 /// An app with auth on: JWTs from `idp` (discovery unless `jwks_url`), the API keys and
 /// grants below, and `extra` settings applied last.
@@ -219,7 +219,7 @@ async fn unknown_kid_refetches_once_and_rotation_needs_no_restart() {
 
     // A kid nobody published: one refetch, then 401; a second try within the interval
     // does not refetch. (Wait out the interval in case the first request, racing the
-    // startup fetch, used it.)
+    // startup fetch, used it: a sleep, because what must pass is time itself.)
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let stranger = rsa_key("stranger");
     let token = sign(&stranger, &claims("p", "orders:write"));
@@ -267,9 +267,14 @@ async fn an_idp_outage_keeps_cached_keys_working() {
     idp.go_down();
     let fetches = idp.fetches();
     // Several failed background refreshes later, the cached key still validates.
-    while idp.fetches() < fetches + 3 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(Duration::from_secs(30), async || {
+        if idp.fetches() >= fetches + 3 {
+            Ok(())
+        } else {
+            Err(format!("{} failed refreshes", idp.fetches() - fetches))
+        }
+    })
+    .await;
     let r = produce_with(&app, &a, &[("authorization", &bearer(&token))]).await;
     assert_eq!(r.status, 200, "{r:?}");
     app.stop().await.unwrap();

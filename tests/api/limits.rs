@@ -160,7 +160,8 @@ async fn a_partner_over_its_record_rate_gets_429_and_others_do_not() {
     // Nothing of the refused request was written: 10 + 10.
     assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![20]);
 
-    // The bucket refills at 5 records/s.
+    // A sleep, because what must pass is time itself: the bucket refills at 5 records/s,
+    // and Retry-After says when the 4 records fit.
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     assert_eq!(produce_as(&app, &topic, "key-a", 4).await.status, 200);
     let m = app
@@ -218,6 +219,8 @@ async fn a_full_producer_queue_is_503_within_the_bound() {
         .librdkafka
         .0
         .insert("queue.buffering.max.messages".into(), "5".into());
+    // Queue depth reaches the metrics with librdkafka's statistics: report them often.
+    settings.metrics.statistics_interval_ms = 100;
     let app = TestApp::spawn_ready(settings).await;
     let r = app
         .post("/topics/slow", JSON_V2, r#"{"records":[{"value":0}]}"#)
@@ -241,7 +244,8 @@ async fn a_full_producer_queue_is_503_within_the_bound() {
                 .map(|r| r.status().as_u16())
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for_sample("kafka_rest_producer_queue_messages", 5.0)
+        .await;
     let started = Instant::now();
     let r = app
         .post(
@@ -310,6 +314,9 @@ async fn in_flight_requests_and_bytes_are_bounded() {
     settings.limits.max_in_flight_requests = 1;
     settings.server.max_body_bytes = 1000;
     settings.limits.max_in_flight_bytes = 1000;
+    // Metrics on a listener of their own, so that asking how many requests are in flight
+    // does not need the only slot.
+    settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
     let app = TestApp::spawn_ready(settings).await;
     let overloaded =
         r#"{"error_code":50302,"message":"The service is overloaded; retry the request."}"#;
@@ -320,7 +327,7 @@ async fn in_flight_requests_and_bytes_are_bounded() {
             "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
         ))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for_in_flight(1).await;
     let r = app.produce(&topic, r#"{"records":[{"value":1}]}"#).await;
     r.assert_exact(503, overloaded);
     assert_eq!(r.header("retry-after"), Some("1"));
@@ -340,7 +347,9 @@ async fn in_flight_requests_and_bytes_are_bounded() {
             "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
         ))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // In flight, the request holds the 800 bytes it announced: the budget is taken before
+    // the first read of the body.
+    app.wait_for_in_flight(1).await;
     let body = format!(r#"{{"records":[{{"value":"{}"}}]}}"#, "x".repeat(474));
     assert_eq!(body.len(), 500);
     let r = app.produce(&topic, &body).await;

@@ -1,12 +1,13 @@
 //! Metrics, a real Prometheus scraping them, alert rules, and the JSON access log.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::helpers::{
-    free_port, mock_cluster, sample, tool, Binary, Cluster, TestApp, JSON_V2, PRODUCED_OK,
+    free_port, mock_cluster, sample, tool, wait_until, Binary, Cluster, TestApp, JSON_V2,
+    PRODUCED_OK,
 };
 
 fn promtool_accepts_metrics(exposition: &str) {
@@ -218,9 +219,8 @@ async fn a_real_prometheus_scrapes_the_produced_record_count() {
             .replace('"', "%22")
             .replace('=', "%3D")
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
-    loop {
+    wait_until(Duration::from_secs(60), async || {
         // Until Prometheus is up (and has scraped), its answers are errors or plain text.
         if let Ok(mut response) = client.get(&url).send().await {
             let bytes = response.body().await.unwrap_or_default();
@@ -229,19 +229,16 @@ async fn a_real_prometheus_scrapes_the_produced_record_count() {
                     if body["data"]["result"][0]["value"][1].as_str()
                         == Some(produced.to_string().as_str())
                     {
-                        break;
+                        return Ok(());
                     }
                     last = body.to_string();
                 }
                 Err(_) => last = String::from_utf8_lossy(&bytes).into_owned(),
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus never saw {produced} records: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Err(format!("Prometheus never saw {produced} records: {last}"))
+    })
+    .await;
     app.stop().await.unwrap();
 }
 

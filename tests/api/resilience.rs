@@ -1,11 +1,13 @@
 //! Failure modes: per-record Kafka errors, a broker that goes away, draining and SIGTERM.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{mock_cluster, Binary, Cluster, OwnBroker, TestApp, JSON_V2, V2};
+use crate::helpers::{
+    mock_cluster, wait_until, Binary, Cluster, OwnBroker, TestApp, JSON_V2, PRODUCED_OK, V2,
+};
 
 #[actix_web::test]
 async fn one_failed_record_leaves_the_others_written_and_the_status_200() {
@@ -93,16 +95,16 @@ async fn a_stopped_broker_gets_no_200_and_readiness_drops() {
     assert!(r.json()["offsets"][0]["offset"].is_null());
     assert_eq!(r.header("retry-after"), Some("1"));
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    wait_until(Duration::from_secs(20), async || {
         let r = app.get("/readyz").await;
         if r.status == 503 {
             assert!(r.body.contains("unreachable"), "{r:?}");
-            break;
+            Ok(())
+        } else {
+            Err("still ready without a broker".to_owned())
         }
-        assert!(Instant::now() < deadline, "still ready without a broker");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     app.stop().await.unwrap();
 }
 
@@ -121,10 +123,19 @@ async fn draining_refuses_new_requests_and_finishes_in_flight_ones() {
             body.len()
         ))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for_in_flight(1).await;
 
     let stopping = app.begin_stop();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The stop signal reaches the app on its own task; /readyz says when it has.
+    wait_until(Duration::from_secs(10), async || {
+        let r = app.get("/readyz").await;
+        if r.body.contains("draining") {
+            Ok(())
+        } else {
+            Err(format!("not draining: {r:?}"))
+        }
+    })
+    .await;
     let r = app.produce(&topic, body).await;
     r.assert_exact(
         503,
@@ -211,7 +222,8 @@ async fn sigterm_during_a_stream_of_requests_loses_no_acknowledged_record() {
             acknowledged
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // SIGTERM once the stream is flowing: dozens of records acknowledged, more on the way.
+    binary.wait_for_sample(PRODUCED_OK, 40.0).await;
     let (exit, _, _) = binary.terminate().await;
     assert!(exit.success(), "exit status {exit:?}");
 

@@ -8,7 +8,11 @@ use kafka_rest_proxy::startup::Application;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{JSON_V2, V2};
+use super::wait::wait_for_sample;
+use super::{wait_until, JSON_V2, V2};
+
+/// The gauge of requests being served, by the main listener.
+const IN_FLIGHT: &str = "kafka_rest_http_requests_in_flight";
 
 /// An HTTP response, read whole.
 #[derive(Debug)]
@@ -86,15 +90,15 @@ impl TestApp {
 
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        wait_until(Duration::from_secs(30), async || {
             let r = self.get("/readyz").await;
             if r.status == StatusCode::OK {
-                return;
+                Ok(())
+            } else {
+                Err(format!("never ready: {r:?}"))
             }
-            assert!(Instant::now() < deadline, "never ready: {r:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
     }
 
     pub async fn request(
@@ -104,9 +108,20 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Response {
+        self.send(&self.address, method, path, headers, body).await
+    }
+
+    async fn send(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
         let mut request = self
             .client
-            .request(method.parse().unwrap(), format!("{}{}", self.address, path));
+            .request(method.parse().unwrap(), format!("{base}{path}"));
         // Appended, so a name listed twice is sent as two headers.
         for (name, value) in headers {
             request = request.append_header((*name, *value));
@@ -159,6 +174,27 @@ impl TestApp {
         let mut stream = TcpStream::connect(address).await.unwrap();
         stream.write_all(head.as_bytes()).await.unwrap();
         stream
+    }
+
+    /// The Prometheus exposition: from the separate metrics listener when there is one, else
+    /// from `/metrics` on the main listener (which needs auth off, and a free in-flight slot).
+    pub async fn metrics(&self) -> String {
+        let base = self.metrics_address.as_deref().unwrap_or(&self.address);
+        let r = self.send(base, "GET", "/metrics", &[], "").await;
+        assert_eq!(r.status, StatusCode::OK, "GET /metrics: {r:?}");
+        r.body
+    }
+
+    /// Waits until the sample `series` in [`TestApp::metrics`] is at least `value`.
+    pub async fn wait_for_sample(&self, series: &str, value: f64) {
+        wait_for_sample(series, value, async || self.metrics().await).await;
+    }
+
+    /// Waits until at least `n` requests are in flight, not counting the one that asks:
+    /// served by the main listener, `/metrics` counts itself in the gauge.
+    pub async fn wait_for_in_flight(&self, n: u32) {
+        let asking = if self.metrics_address.is_some() { 0 } else { 1 };
+        self.wait_for_sample(IN_FLIGHT, f64::from(n + asking)).await;
     }
 
     /// Triggers the shutdown sequence; the handle resolves when it has finished. The app

@@ -4,9 +4,10 @@
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::free_port;
+use super::wait::wait_for_sample;
+use super::{free_port, wait_until};
 
 /// The binary, started with a clean environment plus some variables, listening on a free
 /// loopback port; killed when dropped before [`Binary::terminate`].
@@ -49,21 +50,25 @@ impl Binary {
 
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = self
-                .client
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .await
-            {
-                if r.status() == 200 {
-                    return;
-                }
+        let url = format!("{}/readyz", self.base);
+        wait_until(Duration::from_secs(30), async || {
+            match self.client.get(&url).send().await {
+                Ok(r) if r.status() == 200 => Ok(()),
+                _ => Err("the binary never became ready".to_owned()),
             }
-            assert!(Instant::now() < deadline, "the binary never became ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
+    }
+
+    /// Waits until the sample `series` in `/metrics` is at least `value`.
+    pub async fn wait_for_sample(&self, series: &str, value: f64) {
+        let url = format!("{}/metrics", self.base);
+        wait_for_sample(series, value, async || {
+            let mut r = self.client.get(&url).send().await.expect("GET /metrics");
+            assert_eq!(r.status(), 200, "GET /metrics");
+            String::from_utf8(r.body().await.unwrap().to_vec()).unwrap()
+        })
+        .await;
     }
 
     /// Sends SIGTERM, waits for the exit, and returns the exit status, stdout and stderr.

@@ -1,13 +1,15 @@
 //! What the integration tests share: the app in this process ([`TestApp`]) or as the real
 //! binary ([`Binary`]), the tansu brokers that `scripts/test.sh` starts and librdkafka's mock
-//! cluster ([`Cluster`], [`mock_cluster`]), policy files ([`Policy`]), and a local identity
-//! provider ([`idp`]).
+//! cluster ([`Cluster`], [`mock_cluster`]), policy files ([`Policy`]), a local identity
+//! provider ([`idp`]), and waits for a condition where a fixed sleep would be a guess
+//! ([`wait_until`] and the metric waits built on it).
 
 mod app;
 mod binary;
 mod cluster;
 pub mod idp;
 mod policy;
+mod wait;
 
 use std::path::PathBuf;
 
@@ -15,6 +17,7 @@ pub use app::{body_of, read_response, Response, TestApp};
 pub use binary::Binary;
 pub use cluster::{mock_cluster, Cluster, OwnBroker};
 pub use policy::Policy;
+pub use wait::wait_until;
 
 pub const V2: &str = "application/vnd.kafka.v2+json";
 pub const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
