@@ -4,6 +4,7 @@
 # the brokers.
 #
 #   scripts/test.sh [extra cargo test args...]
+#   scripts/test.sh --test api produce_v2::     one module of the integration tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,19 @@ scripts/brokers.sh start "$WORK"
 # shellcheck disable=SC1091
 source "$WORK/env"
 
+# Every target, unless the arguments pick some: cargo runs --all-targets even beside
+# --test api, and a filter such as produce_v2:: would then pick unit tests too.
+targets=(--all-targets)
+for arg in "$@"; do
+    case "$arg" in
+    --) break ;;
+    --lib | --bins | --bin | --bin=* | --tests | --test | --test=* | --examples | --example | \
+        --example=* | --benches | --bench | --bench=* | --doc | --all-targets)
+        targets=()
+        ;;
+    esac
+done
+
 started=$(date +%s)
-cargo test --all-targets --no-fail-fast "$@"
+cargo test "${targets[@]}" --no-fail-fast "$@"
 echo "test suite finished in $(( $(date +%s) - started )) s" >&2

@@ -1,35 +1,26 @@
 //! The command line: help, configuration errors at startup, the healthcheck subcommand.
 
-mod common;
-
-use std::process::Command;
-
-use common::{Cluster, TestApp};
-
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kafka-rest-proxy"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    command
-}
+use crate::helpers::{free_port, Binary, Cluster, TestApp};
 
 #[test]
 fn help_documents_serving_and_the_healthcheck() {
-    let out = binary().arg("--help").output().unwrap();
+    let out = Binary::command().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     for needle in ["--config", "--listen", "healthcheck"] {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");
     }
-    let out = binary().args(["healthcheck", "--help"]).output().unwrap();
+    let out = Binary::command()
+        .args(["healthcheck", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(help.contains("--url"), "{help}");
 }
 
 #[test]
 fn a_bad_setting_fails_startup_naming_the_key() {
-    let out = binary()
+    let out = Binary::command()
         .env("KRP_KAFKA__LINGER_MS", "soon")
         .output()
         .unwrap();
@@ -38,7 +29,10 @@ fn a_bad_setting_fails_startup_naming_the_key() {
     let stderr = String::from_utf8(out.stderr).unwrap().to_lowercase();
     assert!(stderr.contains("kafka.linger_ms"), "{stderr}");
 
-    let out = binary().env("KRP_KAFKA__LINGERMS", "5").output().unwrap();
+    let out = Binary::command()
+        .env("KRP_KAFKA__LINGERMS", "5")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap().to_lowercase();
     assert!(stderr.contains("lingerms"), "{stderr}");
@@ -46,7 +40,7 @@ fn a_bad_setting_fails_startup_naming_the_key() {
 
 #[test]
 fn a_secret_in_a_bad_kafka_creds_never_reaches_stderr() {
-    let out = binary()
+    let out = Binary::command()
         .env("KAFKA_CREDS", r#"{"SASL_PASSWORD": "hunter2", "#)
         .output()
         .unwrap();
@@ -61,7 +55,7 @@ async fn healthcheck_exits_0_for_a_live_service_and_1_otherwise() {
     let app = TestApp::spawn(Cluster::plaintext().settings()).await;
     let url = format!("{}/healthz", app.address);
     let status = tokio::task::spawn_blocking(move || {
-        binary()
+        Binary::command()
             .args(["healthcheck", "--url", &url])
             .status()
             .unwrap()
@@ -69,9 +63,9 @@ async fn healthcheck_exits_0_for_a_live_service_and_1_otherwise() {
     .await
     .unwrap();
     assert!(status.success());
-    let url = format!("http://127.0.0.1:{}/healthz", common::free_port());
+    let url = format!("http://127.0.0.1:{}/healthz", free_port());
     let status = tokio::task::spawn_blocking(move || {
-        binary()
+        Binary::command()
             .args(["healthcheck", "--url", &url])
             .status()
             .unwrap()

@@ -1,32 +1,19 @@
 //! Failure modes: per-record Kafka errors, a broker that goes away, draining and SIGTERM.
 
-mod common;
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
-use common::{Cluster, OwnBroker, TestApp, JSON_V2, V2};
-use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn mock_settings(
-    mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-) -> kafka_rest_proxy::config::Settings {
-    let mut settings = Cluster {
-        bootstrap: mock.bootstrap_servers(),
-        scram: None,
-    }
-    .settings();
-    settings.kafka.message_timeout_ms = 2_000;
-    settings
-}
+use crate::helpers::{
+    mock_cluster, wait_until, Binary, Cluster, OwnBroker, TestApp, JSON_V2, PRODUCED_OK, V2,
+};
 
 #[actix_web::test]
 async fn one_failed_record_leaves_the_others_written_and_the_status_200() {
-    let mock = MockCluster::new(2).unwrap();
-    mock.create_topic("faulty", 2, 1).unwrap();
-    let app = TestApp::spawn(mock_settings(&mock)).await;
-    app.wait_ready().await;
+    let (mock, mut settings) = mock_cluster(2, "faulty", 2);
+    settings.kafka.message_timeout_ms = 2_000;
+    let app = TestApp::spawn_ready(settings).await;
     // Partitions 0 and 1 have different leaders, so the two records travel in two produce
     // requests; the first request the cluster sees fails for good.
     mock.request_errors(
@@ -60,10 +47,9 @@ async fn one_failed_record_leaves_the_others_written_and_the_status_200() {
 
 #[actix_web::test]
 async fn nothing_written_is_never_200() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic("unwritable", 1, 1).unwrap();
-    let app = TestApp::spawn(mock_settings(&mock)).await;
-    app.wait_ready().await;
+    let (mock, mut settings) = mock_cluster(1, "unwritable", 1);
+    settings.kafka.message_timeout_ms = 2_000;
+    let app = TestApp::spawn_ready(settings).await;
     // Retriable errors for longer than the delivery timeout.
     mock.request_errors(
         RDKafkaApiKey::Produce,
@@ -93,8 +79,7 @@ async fn a_stopped_broker_gets_no_200_and_readiness_drops() {
     let topic = cluster.create_topic(1).await;
     let mut settings = cluster.settings();
     settings.kafka.message_timeout_ms = 3_000;
-    let app = TestApp::spawn(settings).await;
-    app.wait_ready().await;
+    let app = TestApp::spawn_ready(settings).await;
     let path = format!("/topics/{topic}");
     let r = app
         .post(&path, JSON_V2, r#"{"records":[{"value":"before"}]}"#)
@@ -110,16 +95,16 @@ async fn a_stopped_broker_gets_no_200_and_readiness_drops() {
     assert!(r.json()["offsets"][0]["offset"].is_null());
     assert_eq!(r.header("retry-after"), Some("1"));
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    wait_until(Duration::from_secs(20), async || {
         let r = app.get("/readyz").await;
         if r.status == 503 {
             assert!(r.body.contains("unreachable"), "{r:?}");
-            break;
+            Ok(())
+        } else {
+            Err("still ready without a broker".to_owned())
         }
-        assert!(Instant::now() < deadline, "still ready without a broker");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     app.stop().await.unwrap();
 }
 
@@ -127,23 +112,30 @@ async fn a_stopped_broker_gets_no_200_and_readiness_drops() {
 async fn draining_refuses_new_requests_and_finishes_in_flight_ones() {
     let cluster = Cluster::plaintext();
     let topic = cluster.create_topic(1).await;
-    let mut app = TestApp::spawn(cluster.settings()).await;
-    app.wait_ready().await;
+    let mut app = TestApp::spawn_ready(cluster.settings()).await;
 
     // A request in flight: headers sent, body only half.
     let body = r#"{"records":[{"value":"in flight"}]}"#;
     let (first, rest) = body.split_at(10);
-    let address = app.address.trim_start_matches("http://").to_owned();
-    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let head = format!(
-        "POST /topics/{topic} HTTP/1.1\r\nHost: x\r\nContent-Type: {JSON_V2}\r\nContent-Length: {}\r\n\r\n{first}",
-        body.len()
-    );
-    slow.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut slow = app
+        .raw(&format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: x\r\nContent-Type: {JSON_V2}\r\nContent-Length: {}\r\n\r\n{first}",
+            body.len()
+        ))
+        .await;
+    app.wait_for_in_flight(1).await;
 
     let stopping = app.begin_stop();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The stop signal reaches the app on its own task; /readyz says when it has.
+    wait_until(Duration::from_secs(10), async || {
+        let r = app.get("/readyz").await;
+        if r.body.contains("draining") {
+            Ok(())
+        } else {
+            Err(format!("not draining: {r:?}"))
+        }
+    })
+    .await;
     let r = app.produce(&topic, body).await;
     r.assert_exact(
         503,
@@ -176,43 +168,24 @@ async fn draining_refuses_new_requests_and_finishes_in_flight_ones() {
 
 #[actix_web::test]
 async fn sigterm_during_a_stream_of_requests_loses_no_acknowledged_record() {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
-
     let cluster = Cluster::plaintext();
     let partitions = 2;
     let topic = cluster.create_topic(partitions).await;
-    let port = common::free_port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-rest-proxy"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KRP_KAFKA__BOOTSTRAP_SERVERS", &cluster.bootstrap)
-        .env("KRP_SERVER__SHUTDOWN_TIMEOUT_MS", "20000")
-        .env("KRP_LOG__LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let binary = Binary::start(&[
+        ("KRP_KAFKA__BOOTSTRAP_SERVERS", &cluster.bootstrap),
+        ("KRP_SERVER__SHUTDOWN_TIMEOUT_MS", "20000"),
+        ("KRP_LOG__LEVEL", "warn"),
+    ]);
+    binary.wait_ready().await;
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            if r.status() == 200 {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "the binary never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // Four clients produce as fast as they can until the service goes away.
     let mut writers = Vec::new();
     for w in 0..4 {
         let client = client.clone();
-        let url = format!("{base}/topics/{topic}");
+        let url = format!("{}/topics/{topic}", binary.base);
         writers.push(actix_web::rt::spawn(async move {
             let mut acknowledged = Vec::new();
             let mut refused = 0;
@@ -249,12 +222,9 @@ async fn sigterm_during_a_stream_of_requests_loses_no_acknowledged_record() {
             acknowledged
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    // SIGTERM once the stream is flowing: dozens of records acknowledged, more on the way.
+    binary.wait_for_sample(PRODUCED_OK, 40.0).await;
+    let (exit, _, _) = binary.terminate().await;
     assert!(exit.success(), "exit status {exit:?}");
 
     let mut acknowledged = Vec::new();

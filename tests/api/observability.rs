@@ -1,15 +1,14 @@
 //! Metrics, a real Prometheus scraping them, alert rules, and the JSON access log.
 
-mod common;
-
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{sample, tool, Binary, Cluster, TestApp, JSON_V2};
-use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
-const PRODUCE_OK: &str = r#"kafka_rest_records_produced_total{format="json",outcome="ok",principal="anonymous",topic="_other"}"#;
+use crate::helpers::{
+    free_port, mock_cluster, sample, tool, wait_until, Binary, Cluster, TestApp, JSON_V2,
+    PRODUCED_OK,
+};
 
 fn promtool_accepts_metrics(exposition: &str) {
     let mut child = Command::new(tool("promtool"))
@@ -38,8 +37,7 @@ fn promtool_accepts_metrics(exposition: &str) {
 #[actix_web::test]
 async fn metrics_follow_traffic_and_pass_promtool() {
     let cluster = Cluster::plaintext();
-    let app = TestApp::spawn(cluster.settings()).await;
-    app.wait_ready().await;
+    let app = TestApp::spawn_ready(cluster.settings()).await;
     let topic = cluster.create_topic(1).await;
     let path = format!("/topics/{topic}");
     let before = app.get("/metrics").await.body;
@@ -71,7 +69,7 @@ async fn metrics_follow_traffic_and_pass_promtool() {
     );
     let after = r.body;
     let delta = |series: &str| sample(&after, series) - sample(&before, series);
-    assert_eq!(delta(PRODUCE_OK), 3.0, "{after}");
+    assert_eq!(delta(PRODUCED_OK), 3.0, "{after}");
     let route = r#"route="/topics/{topic}""#;
     assert_eq!(
         delta(&format!(
@@ -110,18 +108,11 @@ async fn metrics_follow_traffic_and_pass_promtool() {
 
 #[actix_web::test]
 async fn failed_records_are_counted_by_error_code() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic("metered", 1, 1).unwrap();
-    let mut settings = Cluster {
-        bootstrap: mock.bootstrap_servers(),
-        scram: None,
-    }
-    .settings();
+    let (mock, mut settings) = mock_cluster(1, "metered", 1);
     settings.kafka.message_timeout_ms = 1_500;
     settings.metrics.topics = vec!["metered".into()];
     settings.metrics.statistics_interval_ms = 200;
-    let app = TestApp::spawn(settings).await;
-    app.wait_ready().await;
+    let app = TestApp::spawn_ready(settings).await;
     mock.request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 300],
@@ -173,8 +164,7 @@ async fn a_real_prometheus_scrapes_the_produced_record_count() {
     let cluster = Cluster::plaintext();
     let mut settings = cluster.settings();
     settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
-    let app = TestApp::spawn(settings).await;
-    app.wait_ready().await;
+    let app = TestApp::spawn_ready(settings).await;
     let metrics_address = app.metrics_address.clone().unwrap();
     // /metrics lives on its own listener, not on the API port.
     assert_eq!(app.get("/metrics").await.status, 404);
@@ -189,7 +179,7 @@ async fn a_real_prometheus_scrapes_the_produced_record_count() {
         ),
     )
     .unwrap();
-    let port = common::free_port();
+    let port = free_port();
     let _prometheus = Killed(
         Command::new(tool("prometheus"))
             .arg(format!(
@@ -229,9 +219,8 @@ async fn a_real_prometheus_scrapes_the_produced_record_count() {
             .replace('"', "%22")
             .replace('=', "%3D")
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
-    loop {
+    wait_until(Duration::from_secs(60), async || {
         // Until Prometheus is up (and has scraped), its answers are errors or plain text.
         if let Ok(mut response) = client.get(&url).send().await {
             let bytes = response.body().await.unwrap_or_default();
@@ -240,19 +229,16 @@ async fn a_real_prometheus_scrapes_the_produced_record_count() {
                     if body["data"]["result"][0]["value"][1].as_str()
                         == Some(produced.to_string().as_str())
                     {
-                        break;
+                        return Ok(());
                     }
                     last = body.to_string();
                 }
                 Err(_) => last = String::from_utf8_lossy(&bytes).into_owned(),
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus never saw {produced} records: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Err(format!("Prometheus never saw {produced} records: {last}"))
+    })
+    .await;
     app.stop().await.unwrap();
 }
 
@@ -303,8 +289,8 @@ async fn access_log_lines_are_json_with_every_field_and_no_secret() {
         ("KRP_LOG__FORMAT", "json"),
         ("KRP_LOG__LEVEL", "debug"),
     ]);
+    binary.wait_ready().await;
     let client = awc::Client::default();
-    binary.wait_ready(&client).await;
     let token = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl";
     let send = |method: &str, path: &str, content_type: &str, body: &str, id: &str| {
         client

@@ -1,64 +1,14 @@
 //! Guard rails: body and record limits, rate limits, overload shedding, slow clients, a
 //! full producer queue, and per-topic JSON Schema validation.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Cluster, TestApp, JSON_V2, V2};
 use kafka_rest_proxy::config::{Rate, Settings, TopicSchema};
-use rdkafka::mocking::MockCluster;
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 
-/// Connects to the app and sends `head` (and nothing more).
-async fn raw(app: &TestApp, head: &str) -> TcpStream {
-    let address = app.address.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream
-}
-
-/// Reads what the server sends until it has sent a whole response or closed.
-async fn read_response(stream: &mut TcpStream, within: Duration) -> String {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 8192];
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-            Err(_) => panic!(
-                "no complete response within {within:?}: {}",
-                String::from_utf8_lossy(&got)
-            ),
-        }
-        let text = String::from_utf8_lossy(&got);
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head.lines().find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length: ")
-                    .map(|v| v.trim().parse::<usize>().unwrap())
-            });
-            if length.is_some_and(|len| body.len() >= len) {
-                break;
-            }
-        }
-    }
-    String::from_utf8(got).unwrap()
-}
-
-fn body_of(response: &str) -> &str {
-    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
-}
-
-async fn app_with(settings: Settings) -> TestApp {
-    let app = TestApp::spawn(settings).await;
-    app.wait_ready().await;
-    app
-}
+use crate::helpers::{
+    body_of, mock_cluster, read_response, Cluster, Policy, Response, TestApp, JSON_V2, V2,
+};
 
 #[actix_web::test]
 async fn a_huge_content_length_is_refused_before_the_body_is_sent() {
@@ -67,11 +17,10 @@ async fn a_huge_content_length_is_refused_before_the_body_is_sent() {
     let mut settings = cluster.settings();
     settings.server.max_body_bytes = 1000;
     settings.limits.max_in_flight_bytes = 1000;
-    let app = app_with(settings).await;
+    let app = TestApp::spawn_ready(settings).await;
     let started = Instant::now();
-    let mut stream = raw(
-        &app,
-        &format!(
+    let mut stream = app
+        .raw(&format!(
             "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 5000000000\r\n\r\n"
         ),
     )
@@ -96,10 +45,9 @@ async fn a_chunked_body_over_the_limit_is_cut_off() {
     let mut settings = cluster.settings();
     settings.server.max_body_bytes = 1000;
     settings.limits.max_in_flight_bytes = 1000;
-    let app = app_with(settings).await;
-    let mut stream = raw(
-        &app,
-        &format!(
+    let app = TestApp::spawn_ready(settings).await;
+    let mut stream = app
+        .raw(&format!(
             "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nTransfer-Encoding: chunked\r\n\r\n"
         ),
     )
@@ -123,7 +71,7 @@ async fn too_many_records_and_too_large_records_are_422_and_produce_nothing() {
     let mut settings = cluster.settings();
     settings.limits.max_records_per_request = 3;
     settings.limits.max_record_bytes = 20;
-    let app = app_with(settings).await;
+    let app = TestApp::spawn_ready(settings).await;
     let path = format!("/topics/{topic}");
     let r = app
         .post(
@@ -151,28 +99,16 @@ async fn too_many_records_and_too_large_records_are_422_and_produce_nothing() {
     app.stop().await.unwrap();
 }
 
-fn sha256_hex(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Auth on with two API keys ("key-a", "key-b") granted every topic.
 fn two_partners(settings: &mut Settings, dir: &std::path::Path) {
-    let policy = format!(
-        "[[api_keys]]\nprincipal = \"partner-a\"\nsha256 = \"{}\"\n\n\
-         [[api_keys]]\nprincipal = \"partner-b\"\nsha256 = \"{}\"\n\n\
-         [[grants]]\nprincipals = [\"partner-a\", \"partner-b\"]\ntopics = [\"*\"]\noperations = [\"produce\"]\n",
-        sha256_hex("key-a"),
-        sha256_hex("key-b")
-    );
-    std::fs::write(dir.join("policy.toml"), policy).unwrap();
-    settings.auth.enabled = true;
-    settings.auth.policy_file = Some(dir.join("policy.toml"));
+    Policy::default()
+        .api_key("partner-a", "key-a")
+        .api_key("partner-b", "key-b")
+        .grant(&["partner-a", "partner-b"], &["*"], &["produce"])
+        .apply(settings, dir);
 }
 
-async fn produce_as(app: &TestApp, topic: &str, key: &str, records: usize) -> common::Response {
+async fn produce_as(app: &TestApp, topic: &str, key: &str, records: usize) -> Response {
     produce_values(app, topic, key, records, "0123456789").await
 }
 
@@ -183,16 +119,10 @@ async fn produce_values(
     key: &str,
     records: usize,
     value: &str,
-) -> common::Response {
+) -> Response {
     let record = format!(r#"{{"value":"{value}"}}"#);
     let body = format!(r#"{{"records":[{}]}}"#, vec![record; records].join(","));
-    app.request(
-        "POST",
-        &format!("/topics/{topic}"),
-        &[("content-type", JSON_V2), ("x-api-key", key)],
-        &body,
-    )
-    .await
+    app.produce_with(topic, &[("x-api-key", key)], &body).await
 }
 
 #[actix_web::test]
@@ -208,7 +138,7 @@ async fn a_partner_over_its_record_rate_gets_429_and_others_do_not() {
         records_burst: Some(10),
         ..Rate::default()
     };
-    let app = app_with(settings).await;
+    let app = TestApp::spawn_ready(settings).await;
 
     assert_eq!(produce_as(&app, &topic, "key-a", 10).await.status, 200);
     let r = produce_as(&app, &topic, "key-a", 4).await;
@@ -230,7 +160,8 @@ async fn a_partner_over_its_record_rate_gets_429_and_others_do_not() {
     // Nothing of the refused request was written: 10 + 10.
     assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![20]);
 
-    // The bucket refills at 5 records/s.
+    // A sleep, because what must pass is time itself: the bucket refills at 5 records/s,
+    // and Retry-After says when the 4 records fit.
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     assert_eq!(produce_as(&app, &topic, "key-a", 4).await.status, 200);
     let m = app
@@ -260,7 +191,7 @@ async fn a_partner_over_its_byte_rate_gets_429() {
             ..Rate::default()
         },
     );
-    let app = app_with(settings).await;
+    let app = TestApp::spawn_ready(settings).await;
     // Each record's value is 100 characters plus quotes: 102 bytes. 30 records: 3060 bytes
     // of the 4000-byte burst; 10 more (1020 bytes) do not fit.
     let value = "v".repeat(100);
@@ -280,13 +211,7 @@ async fn a_partner_over_its_byte_rate_gets_429() {
 
 #[actix_web::test]
 async fn a_full_producer_queue_is_503_within_the_bound() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic("slow", 1, 1).unwrap();
-    let mut settings = Cluster {
-        bootstrap: mock.bootstrap_servers(),
-        scram: None,
-    }
-    .settings();
+    let (mock, mut settings) = mock_cluster(1, "slow", 1);
     settings.kafka.message_timeout_ms = 8_000;
     settings.kafka.queue_full_wait_ms = 500;
     settings
@@ -294,7 +219,9 @@ async fn a_full_producer_queue_is_503_within_the_bound() {
         .librdkafka
         .0
         .insert("queue.buffering.max.messages".into(), "5".into());
-    let app = app_with(settings).await;
+    // Queue depth reaches the metrics with librdkafka's statistics: report them often.
+    settings.metrics.statistics_interval_ms = 100;
+    let app = TestApp::spawn_ready(settings).await;
     let r = app
         .post("/topics/slow", JSON_V2, r#"{"records":[{"value":0}]}"#)
         .await;
@@ -317,7 +244,8 @@ async fn a_full_producer_queue_is_503_within_the_bound() {
                 .map(|r| r.status().as_u16())
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for_sample("kafka_rest_producer_queue_messages", 5.0)
+        .await;
     let started = Instant::now();
     let r = app
         .post(
@@ -346,18 +274,19 @@ async fn slow_clients_are_cut_off() {
     let mut settings = cluster.settings();
     settings.limits.header_read_timeout_ms = 500;
     settings.limits.body_read_timeout_ms = 500;
-    let app = app_with(settings).await;
+    let app = TestApp::spawn_ready(settings).await;
 
     // Headers that never finish.
-    let mut stream = raw(&app, "POST /topics/x HTTP/1.1\r\nHost: t\r\nContent-Ty").await;
+    let mut stream = app
+        .raw("POST /topics/x HTTP/1.1\r\nHost: t\r\nContent-Ty")
+        .await;
     let response = read_response(&mut stream, Duration::from_secs(5)).await;
     assert!(response.starts_with("HTTP/1.1 408"), "{response:?}");
 
     // A body that never finishes.
     let started = Instant::now();
-    let mut stream = raw(
-        &app,
-        &format!(
+    let mut stream = app
+        .raw(&format!(
             "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 100\r\n\r\n{{\"records\":"
         ),
     )
@@ -385,19 +314,20 @@ async fn in_flight_requests_and_bytes_are_bounded() {
     settings.limits.max_in_flight_requests = 1;
     settings.server.max_body_bytes = 1000;
     settings.limits.max_in_flight_bytes = 1000;
-    let app = app_with(settings).await;
+    // Metrics on a listener of their own, so that asking how many requests are in flight
+    // does not need the only slot.
+    settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let app = TestApp::spawn_ready(settings).await;
     let overloaded =
         r#"{"error_code":50302,"message":"The service is overloaded; retry the request."}"#;
 
     // One request in flight (its body half sent) holds the only slot.
-    let mut slow = raw(
-        &app,
-        &format!(
+    let mut slow = app
+        .raw(&format!(
             "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
-        ),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+        ))
+        .await;
+    app.wait_for_in_flight(1).await;
     let r = app.produce(&topic, r#"{"records":[{"value":1}]}"#).await;
     r.assert_exact(503, overloaded);
     assert_eq!(r.header("retry-after"), Some("1"));
@@ -411,15 +341,15 @@ async fn in_flight_requests_and_bytes_are_bounded() {
     settings.limits.max_in_flight_bytes = 1000;
     // The held request times out soon after the checks, so shutdown need not wait long.
     settings.limits.body_read_timeout_ms = 2_000;
-    let app = app_with(settings).await;
-    let _slow = raw(
-        &app,
-        &format!(
+    let app = TestApp::spawn_ready(settings).await;
+    let _slow = app
+        .raw(&format!(
             "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
-        ),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+        ))
+        .await;
+    // In flight, the request holds the 800 bytes it announced: the budget is taken before
+    // the first read of the body.
+    app.wait_for_in_flight(1).await;
     let body = format!(r#"{{"records":[{{"value":"{}"}}]}}"#, "x".repeat(474));
     assert_eq!(body.len(), 500);
     let r = app.produce(&topic, &body).await;
@@ -459,7 +389,7 @@ async fn json_schema_violations_are_listed_and_nothing_is_produced() {
         value_schema: Some(dir.path().join("order.json")),
         key_schema: None,
     }];
-    let app = app_with(settings).await;
+    let app = TestApp::spawn_ready(settings).await;
 
     let r = app.produce(&validated, r#"{"records":[{"value":{"id":1,"user":{"id":"u1"},"amount":10}},{"value":{"id":2,"user":{"id":"u2"}}}]}"#).await;
     assert_eq!(r.status, 200, "valid records pass: {r:?}");
@@ -521,11 +451,7 @@ async fn json_schema_violations_are_listed_and_nothing_is_produced() {
 fn a_bad_schema_file_fails_startup_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("broken.json"), r#"{"type": "objekt"}"#).unwrap();
-    let mut settings = Cluster {
-        bootstrap: "127.0.0.1:1".into(),
-        scram: None,
-    }
-    .settings();
+    let mut settings = Cluster::at("127.0.0.1:1").settings();
     settings.validation.schemas = vec![TopicSchema {
         topics: vec!["t".into()],
         value_schema: Some(dir.path().join("broken.json")),

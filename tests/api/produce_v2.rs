@@ -1,16 +1,13 @@
 //! API v2 produce against a real broker: exact bodies, what lands in Kafka, and every
-//! refusal of SPEC §1-2.
-
-mod common;
+//! refusal of SPEC §1-2. Placement is checked against an independent murmur2 (below).
 
 use std::time::{Duration, Instant};
 
-use common::{java_partition, murmur2, Cluster, TestApp, BINARY_V2, JSON_V2, V2};
+use crate::helpers::{Cluster, TestApp, BINARY_V2, JSON_V2, V2};
 
 async fn app() -> (TestApp, Cluster) {
     let cluster = Cluster::plaintext();
-    let app = TestApp::spawn(cluster.settings()).await;
-    app.wait_ready().await;
+    let app = TestApp::spawn_ready(cluster.settings()).await;
     (app, cluster)
 }
 
@@ -531,4 +528,51 @@ async fn unknown_routes_and_methods() {
     );
     assert_eq!(r.header("content-type"), Some(V2));
     app.stop().await.unwrap();
+}
+
+/// Kafka's murmur2 (Java `Utils.murmur2`), written from the Java source, independent of
+/// librdkafka's.
+fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let length = data.len() as u32;
+    let mut h = SEED ^ length;
+    let chunks = data.chunks_exact(4);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    match tail.len() {
+        3 => {
+            h ^= u32::from(tail[2]) << 16;
+            h ^= u32::from(tail[1]) << 8;
+            h ^= u32::from(tail[0]);
+            h = h.wrapping_mul(M);
+        }
+        2 => {
+            h ^= u32::from(tail[1]) << 8;
+            h ^= u32::from(tail[0]);
+            h = h.wrapping_mul(M);
+        }
+        1 => {
+            h ^= u32::from(tail[0]);
+            h = h.wrapping_mul(M);
+        }
+        _ => {}
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The partition Java's default partitioner picks for a keyed record.
+fn java_partition(key: &[u8], partitions: i32) -> i32 {
+    (murmur2(key) & 0x7fff_ffff) % partitions
 }

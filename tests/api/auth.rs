@@ -1,169 +1,16 @@
 //! Authentication and authorization: JWTs from a local JWKS server with keys made here,
 //! API keys, address allowlists, trusted proxies, and the topic policy.
 
-mod common;
+use std::time::Duration;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use actix_web::{web, App, HttpResponse, HttpServer};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{Cluster, TestApp, JSON_V2};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use openssl::bn::BigNumContext;
-use openssl::ec::{EcGroup, EcKey};
-use openssl::nid::Nid;
-use openssl::pkey::PKey;
-use openssl::rsa::Rsa;
+use kafka_rest_proxy::config::Settings;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
-const ISSUER: &str = "https://idp.test/";
-const AUDIENCE: &str = "kafka-rest-proxy";
-
-/// A signing key made for the test, with its public JWK.
-struct SigningKey {
-    kid: String,
-    alg: Algorithm,
-    private_pem: Vec<u8>,
-    public_pem: Vec<u8>,
-    jwk: Value,
-}
-
-fn rsa_key(kid: &str) -> SigningKey {
-    let rsa = Rsa::generate(2048).unwrap();
-    let b64 = |b: Vec<u8>| URL_SAFE_NO_PAD.encode(b);
-    let jwk = json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-        "n": b64(rsa.n().to_vec()), "e": b64(rsa.e().to_vec())});
-    SigningKey {
-        kid: kid.into(),
-        alg: Algorithm::RS256,
-        private_pem: rsa.private_key_to_pem().unwrap(),
-        public_pem: rsa.public_key_to_pem().unwrap(),
-        jwk,
-    }
-}
-
-fn ec_key(kid: &str) -> SigningKey {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let ec = EcKey::generate(&group).unwrap();
-    let mut ctx = BigNumContext::new().unwrap();
-    let mut x = openssl::bn::BigNum::new().unwrap();
-    let mut y = openssl::bn::BigNum::new().unwrap();
-    ec.public_key()
-        .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
-        .unwrap();
-    let b64 = |b: Vec<u8>| URL_SAFE_NO_PAD.encode(b);
-    let jwk = json!({"kty": "EC", "kid": kid, "use": "sig", "alg": "ES256", "crv": "P-256",
-        "x": b64(x.to_vec_padded(32).unwrap()), "y": b64(y.to_vec_padded(32).unwrap())});
-    let pkey = PKey::from_ec_key(ec).unwrap();
-    SigningKey {
-        kid: kid.into(),
-        alg: Algorithm::ES256,
-        private_pem: pkey.private_key_to_pem_pkcs8().unwrap(),
-        public_pem: pkey.public_key_to_pem().unwrap(),
-        jwk,
-    }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn claims(sub: &str, scope: &str) -> Value {
-    json!({"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "scope": scope,
-        "iat": now(), "exp": now() + 600})
-}
-
-fn sign(key: &SigningKey, claims: &Value) -> String {
-    let mut header = Header::new(key.alg);
-    header.kid = Some(key.kid.clone());
-    let encoding = match key.alg {
-        Algorithm::RS256 => EncodingKey::from_rsa_pem(&key.private_pem).unwrap(),
-        _ => EncodingKey::from_ec_pem(&key.private_pem).unwrap(),
-    };
-    jsonwebtoken::encode(&header, claims, &encoding).unwrap()
-}
-
-/// A local IdP: serves OIDC discovery and a JWKS that the test can change or take down.
-struct Idp {
-    base: String,
-    keys: Arc<Mutex<Vec<Value>>>,
-    up: Arc<AtomicBool>,
-    jwks_fetches: Arc<AtomicUsize>,
-}
-
-impl Idp {
-    fn start(keys: &[&SigningKey]) -> Idp {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let jwks: Arc<Mutex<Vec<Value>>> =
-            Arc::new(Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect()));
-        let up = Arc::new(AtomicBool::new(true));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let (j, u, f, b) = (jwks.clone(), up.clone(), fetches.clone(), base.clone());
-        let server = HttpServer::new(move || {
-            let (j, u, f, b) = (j.clone(), u.clone(), f.clone(), b.clone());
-            let (u2, b2) = (u.clone(), b.clone());
-            App::new()
-                .route(
-                    "/.well-known/openid-configuration",
-                    web::get().to(move || {
-                        let (u, b) = (u2.clone(), b2.clone());
-                        async move {
-                            if !u.load(Ordering::SeqCst) {
-                                return HttpResponse::ServiceUnavailable().finish();
-                            }
-                            HttpResponse::Ok().json(
-                                json!({"issuer": ISSUER, "jwks_uri": format!("{b}/jwks.json")}),
-                            )
-                        }
-                    }),
-                )
-                .route(
-                    "/jwks.json",
-                    web::get().to(move || {
-                        let (j, u, f) = (j.clone(), u.clone(), f.clone());
-                        async move {
-                            f.fetch_add(1, Ordering::SeqCst);
-                            if !u.load(Ordering::SeqCst) {
-                                return HttpResponse::ServiceUnavailable().finish();
-                            }
-                            HttpResponse::Ok().json(json!({"keys": *j.lock().unwrap()}))
-                        }
-                    }),
-                )
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        actix_web::rt::spawn(server);
-        Idp {
-            base,
-            keys: jwks,
-            up,
-            jwks_fetches: fetches,
-        }
-    }
-
-    fn fetches(&self) -> usize {
-        self.jwks_fetches.load(Ordering::SeqCst)
-    }
-}
-
-fn sha256_hex(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use crate::helpers::idp::{claims, ec_key, now, rsa_key, sign, Idp, AUDIENCE, ISSUER};
+use crate::helpers::{sample, wait_until, Cluster, Policy, Response, TestApp};
 
 /// An app with auth on: JWTs from `idp` (discovery unless `jwks_url`), the API keys and
 /// grants below, and `extra` settings applied last.
@@ -171,46 +18,22 @@ async fn app_with_auth(
     idp: Option<&Idp>,
     topic_a: &str,
     _topic_b: &str,
-    extra: impl FnOnce(&mut kafka_rest_proxy::config::Settings),
+    extra: impl FnOnce(&mut Settings),
 ) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let policy = format!(
-        r#"
-[[api_keys]]
-principal = "key-partner"
-sha256 = "{good}"
-scopes = []
-
-[[api_keys]]
-principal = "retired-partner"
-sha256 = "{disabled}"
-enabled = false
-
-[[api_keys]]
-principal = "fenced-partner"
-sha256 = "{fenced}"
-
-[[grants]]
-principals = ["key-partner", "fenced-partner"]
-topics = ["{topic_a}"]
-operations = ["produce", "describe"]
-
-[[grants]]
-scopes = ["orders:write"]
-topics = ["{topic_a}"]
-operations = ["produce", "describe"]
-
-[principals.fenced-partner]
-allow_cidrs = ["203.0.113.0/24"]
-"#,
-        good = sha256_hex("good-key"),
-        disabled = sha256_hex("disabled-key"),
-        fenced = sha256_hex("fenced-key"),
-    );
-    std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
     let mut settings = Cluster::plaintext().settings();
-    settings.auth.enabled = true;
-    settings.auth.policy_file = Some(dir.path().join("policy.toml"));
+    Policy::default()
+        .api_key("key-partner", "good-key")
+        .disabled_api_key("retired-partner", "disabled-key")
+        .api_key("fenced-partner", "fenced-key")
+        .grant(
+            &["key-partner", "fenced-partner"],
+            &[topic_a],
+            &["produce", "describe"],
+        )
+        .grant_scopes(&["orders:write"], &[topic_a], &["produce", "describe"])
+        .allow_cidrs("fenced-partner", &["203.0.113.0/24"])
+        .apply(&mut settings, dir.path());
     if let Some(idp) = idp {
         settings.auth.jwt.issuer = Some(ISSUER.into());
         settings.auth.jwt.audiences = vec![AUDIENCE.into()];
@@ -219,21 +42,12 @@ allow_cidrs = ["203.0.113.0/24"]
         settings.auth.jwt.unknown_kid_refresh_interval_ms = 60_000;
     }
     extra(&mut settings);
-    let app = TestApp::spawn(settings).await;
-    app.wait_ready().await;
-    (app, dir)
+    (TestApp::spawn_ready(settings).await, dir)
 }
 
-async fn produce_with(app: &TestApp, topic: &str, headers: &[(&str, &str)]) -> common::Response {
-    let mut all = vec![("content-type", JSON_V2)];
-    all.extend_from_slice(headers);
-    app.request(
-        "POST",
-        &format!("/topics/{topic}"),
-        &all,
-        r#"{"records":[{"value":"authenticated"}]}"#,
-    )
-    .await
+async fn produce_with(app: &TestApp, topic: &str, headers: &[(&str, &str)]) -> Response {
+    app.produce_with(topic, headers, r#"{"records":[{"value":"authenticated"}]}"#)
+        .await
 }
 
 fn bearer(token: &str) -> String {
@@ -241,7 +55,7 @@ fn bearer(token: &str) -> String {
 }
 
 #[track_caller]
-fn assert_401(r: &common::Response, message: &str) {
+fn assert_401(r: &Response, message: &str) {
     r.assert_exact(
         401,
         &json!({"error_code": 40101, "message": message}).to_string(),
@@ -405,8 +219,8 @@ async fn unknown_kid_refetches_once_and_rotation_needs_no_restart() {
 
     // A kid nobody published: one refetch, then 401; a second try within the interval
     // does not refetch. (Wait out the interval in case the first request, racing the
-    // startup fetch, used it.)
-    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    // startup fetch, used it: a sleep, because what must pass is time itself.)
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     let stranger = rsa_key("stranger");
     let token = sign(&stranger, &claims("p", "orders:write"));
     let before = idp.fetches();
@@ -424,7 +238,7 @@ async fn unknown_kid_refetches_once_and_rotation_needs_no_restart() {
     })
     .await;
     let new = ec_key("new");
-    idp.keys.lock().unwrap().push(new.jwk.clone());
+    idp.publish(&new);
     let r = produce_with(
         &app,
         &a,
@@ -450,12 +264,17 @@ async fn an_idp_outage_keeps_cached_keys_working() {
     let token = sign(&rsa, &claims("p", "orders:write"));
     let r = produce_with(&app, &a, &[("authorization", &bearer(&token))]).await;
     assert_eq!(r.status, 200, "{r:?}");
-    idp.up.store(false, Ordering::SeqCst);
+    idp.go_down();
     let fetches = idp.fetches();
     // Several failed background refreshes later, the cached key still validates.
-    while idp.fetches() < fetches + 3 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_until(Duration::from_secs(30), async || {
+        if idp.fetches() >= fetches + 3 {
+            Ok(())
+        } else {
+            Err(format!("{} failed refreshes", idp.fetches() - fetches))
+        }
+    })
+    .await;
     let r = produce_with(&app, &a, &[("authorization", &bearer(&token))]).await;
     assert_eq!(r.status, 200, "{r:?}");
     app.stop().await.unwrap();
@@ -466,7 +285,7 @@ async fn no_keys_ever_fetched_is_401_not_500() {
     let (_cluster, a, b) = topics().await;
     let rsa = rsa_key("rsa-1");
     let idp = Idp::start(&[&rsa]);
-    idp.up.store(false, Ordering::SeqCst);
+    idp.go_down();
     let (app, _dir) = app_with_auth(Some(&idp), &a, &b, |s| {
         // Discovery this time: the issuer's well-known document is down too.
         s.auth.jwt.jwks_url = None;
@@ -517,14 +336,14 @@ async fn api_keys_valid_wrong_and_disabled() {
         .await
         .body;
     assert_eq!(
-        common::sample(
+        sample(
             &m,
             r#"kafka_rest_auth_failures_total{reason="invalid_api_key"}"#
         ),
         1.0
     );
     assert_eq!(
-        common::sample(
+        sample(
             &m,
             r#"kafka_rest_records_produced_total{format="json",outcome="ok",principal="key-partner",topic="_other"}"#
         ),

@@ -1,13 +1,10 @@
 //! The HTTPS listener: TLS 1.2 and 1.3 only, mutual TLS, the certificate subject as the
 //! principal, and the plaintext listener beside it.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 
-use common::{Cluster, TestApp, JSON_V2};
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
@@ -16,6 +13,8 @@ use openssl::rsa::Rsa;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
 use openssl::x509::{X509NameBuilder, X509};
+
+use crate::helpers::{Cluster, Policy, TestApp, JSON_V2};
 
 struct Issued {
     cert: X509,
@@ -229,18 +228,11 @@ async fn the_certificate_subject_is_the_principal() {
     let other = cluster.create_topic(1).await;
     let pki = std::sync::Arc::new(pki());
     let mut settings = tls_settings(&pki, true);
-    std::fs::write(
-        pki.dir.path().join("policy.toml"),
-        format!(
-            "[[grants]]\nprincipals = [\"partner-mtls\"]\ntopics = [\"{granted}\"]\noperations = [\"produce\"]\n"
-        ),
-    )
-    .unwrap();
-    settings.auth.enabled = true;
+    Policy::default()
+        .grant(&["partner-mtls"], &[&granted], &["produce"])
+        .apply(&mut settings, pki.dir.path());
     settings.auth.client_certificates = true;
-    settings.auth.policy_file = Some(pki.dir.path().join("policy.toml"));
-    let app = TestApp::spawn(settings).await;
-    app.wait_ready().await;
+    let app = TestApp::spawn_ready(settings).await;
     let port = app.tls_port.unwrap();
     let body = r#"{"records":[{"value":"over mTLS"}]}"#;
     let request = |topic: &str| {

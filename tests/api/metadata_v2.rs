@@ -1,14 +1,11 @@
 //! API v2 metadata endpoints (SPEC §3) against a real broker.
 
-mod common;
-
-use common::{Cluster, TestApp};
+use crate::helpers::{Cluster, TestApp};
 
 #[actix_web::test]
 async fn metadata_endpoints() {
     let cluster = Cluster::plaintext();
-    let app = TestApp::spawn(cluster.settings()).await;
-    app.wait_ready().await;
+    let app = TestApp::spawn_ready(cluster.settings()).await;
     let topic = cluster.create_topic(3).await;
 
     app.get("/").await.assert_exact(200, "{}");

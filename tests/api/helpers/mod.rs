@@ -1,0 +1,58 @@
+//! What the integration tests share: the app in this process ([`TestApp`]) or as the real
+//! binary ([`Binary`]), the tansu brokers that `scripts/test.sh` starts and librdkafka's mock
+//! cluster ([`Cluster`], [`mock_cluster`]), policy files ([`Policy`]), a local identity
+//! provider ([`idp`]), and waits for a condition where a fixed sleep would be a guess
+//! ([`wait_until`] and the metric waits built on it).
+
+mod app;
+mod binary;
+mod cluster;
+pub mod idp;
+mod policy;
+mod wait;
+
+use std::path::PathBuf;
+
+pub use app::{body_of, read_response, Response, TestApp};
+pub use binary::Binary;
+pub use cluster::{mock_cluster, Cluster, OwnBroker};
+pub use policy::Policy;
+pub use wait::wait_until;
+
+pub const V2: &str = "application/vnd.kafka.v2+json";
+pub const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
+pub const BINARY_V2: &str = "application/vnd.kafka.binary.v2+json";
+
+/// The records acknowledged to anonymous clients in the json format, on topics the metrics
+/// configuration does not list.
+pub const PRODUCED_OK: &str = r#"kafka_rest_records_produced_total{format="json",outcome="ok",principal="anonymous",topic="_other"}"#;
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The path of a command on PATH, or a panic saying how to get it.
+pub fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} is not installed: run scripts/install-test-tools.sh"))
+}
+
+/// The value of the sample `name{labels}` (labels in the exposition's sorted order) in a
+/// Prometheus text exposition; 0 when absent.
+pub fn sample(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().unwrap())
+        })
+        .unwrap_or(0.0)
+}

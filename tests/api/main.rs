@@ -1,0 +1,15 @@
+//! The integration tests: one binary, one module per area, the harness in [`helpers`]. They
+//! run the real app on port 0 (or the real binary) against the brokers that
+//! `scripts/test.sh` starts, each test with a random topic of its own.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod limits;
+mod metadata_v2;
+mod observability;
+mod produce_v2;
+mod resilience;
+mod scram;
+mod tls;
