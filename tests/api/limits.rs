@@ -376,6 +376,57 @@ const ORDER_SCHEMA: &str = r#"{
   }
 }"#;
 
+/// The pipeline charges a request to its rate limit only once the checks before the rate
+/// limit (record limits, JSON Schema validation) have passed: a refused request costs
+/// nothing, so a partner fixing its payload is not then told to slow down.
+#[actix_web::test]
+async fn a_request_refused_before_the_rate_limit_is_not_charged() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("order.json"), ORDER_SCHEMA).unwrap();
+    let mut settings = cluster.settings();
+    settings.validation.schemas = vec![TopicSchema {
+        topics: vec![topic.as_str().into()],
+        value_schema: Some(dir.path().join("order.json")),
+        key_schema: None,
+    }];
+    settings.limits.max_records_per_request = 10;
+    // One full request per 10 s: a second charge within the test would be refused.
+    settings.limits.rate.default = Rate {
+        records_per_second: 1,
+        records_burst: Some(10),
+        ..Rate::default()
+    };
+    let app = TestApp::spawn_ready(settings).await;
+    let batch = |value: &str| format!(r#"{{"records":[{}]}}"#, [value; 10].join(","));
+
+    let invalid = app.produce(&topic, &batch(r#"{"value":{"id":"x"}}"#)).await;
+    assert_eq!(invalid.json()["error_code"], 42203, "{invalid:?}");
+    let too_many = app
+        .produce(
+            &topic,
+            &batch(r#"{"value":{"id":1,"user":{}}}"#).replacen('[', "[{\"value\":null},", 1),
+        )
+        .await;
+    assert_eq!(too_many.status, 422, "{too_many:?}");
+    assert!(too_many.body.contains("Too many records"), "{too_many:?}");
+
+    let valid = app
+        .produce(&topic, &batch(r#"{"value":{"id":1,"user":{}}}"#))
+        .await;
+    assert_eq!(
+        valid.status, 200,
+        "the refused requests were charged: {valid:?}"
+    );
+    let again = app
+        .produce(&topic, &batch(r#"{"value":{"id":1,"user":{}}}"#))
+        .await;
+    assert_eq!(again.status, 429, "the accepted one was: {again:?}");
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![10]);
+    app.stop().await.unwrap();
+}
+
 #[actix_web::test]
 async fn json_schema_violations_are_listed_and_nothing_is_produced() {
     let cluster = Cluster::plaintext();

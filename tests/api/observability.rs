@@ -6,7 +6,7 @@ use std::time::Duration;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::helpers::{
-    free_port, mock_cluster, sample, tool, wait_until, Binary, Cluster, TestApp, JSON_V2,
+    free_port, mock_cluster, sample, tool, wait_until, Binary, Cluster, Policy, TestApp, JSON_V2,
     PRODUCED_OK,
 };
 
@@ -418,4 +418,42 @@ async fn access_log_lines_are_json_with_every_field_and_no_secret() {
     assert!(lines
         .iter()
         .any(|l| l["fields"]["message"].is_string() || l["message"].is_string()));
+}
+
+/// Every log line written while a request is handled carries its request id and, once
+/// authenticated, its principal, whichever module writes it: here the Kafka layer's line
+/// about creating a topic in the dev cluster, written during a produce.
+#[actix_web::test]
+async fn log_lines_written_for_a_request_carry_its_id_and_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = kafka_rest_proxy::config::Settings::default();
+    Policy::default()
+        .api_key("partner-a", "key-a")
+        .grant(&["partner-a"], &["*"], &["produce"])
+        .apply(&mut settings, dir.path());
+    let policy = settings.auth.policy_file.unwrap();
+    let binary = Binary::start(&[
+        ("KRP_LOG__FORMAT", "json"),
+        ("KRP_AUTH__ENABLED", "true"),
+        ("KRP_AUTH__POLICY_FILE", policy.to_str().unwrap()),
+    ]);
+    binary.wait_ready().await;
+    let r = awc::Client::default()
+        .post(format!("{}/topics/span-demo", binary.base))
+        .insert_header(("content-type", JSON_V2))
+        .insert_header(("x-request-id", "req-span-1"))
+        .insert_header(("x-api-key", "key-a"))
+        .send_body(r#"{"records":[{"value":1}]}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, stdout, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+    let line = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "created topic in the dev cluster")
+        .unwrap_or_else(|| panic!("no topic-creation line in: {stdout}"));
+    assert_eq!(line["span"]["request_id"], "req-span-1", "{line}");
+    assert_eq!(line["span"]["principal"], "partner-a", "{line}");
 }

@@ -11,6 +11,7 @@ use kafka_rest_proxy::config::{SaslMechanism, SecurityProtocol, Settings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -160,6 +161,12 @@ impl Cluster {
                         key: m.key().map(<[u8]>::to_vec),
                         value: m.payload().map(<[u8]>::to_vec),
                         timestamp_ms: m.timestamp().to_millis(),
+                        headers: m.headers().map_or_else(Vec::new, |headers| {
+                            headers
+                                .iter()
+                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        }),
                     });
                 }
                 if records.len() >= expected && quiet_until.is_none() {
@@ -182,6 +189,8 @@ pub struct Consumed {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp_ms: Option<i64>,
+    /// Record headers in order: name and value (`None` for a null value).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// A name no other test (or earlier run) uses.
