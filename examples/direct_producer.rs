@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use futures_util::future::join_all;
-use kafka_rest_proxy::config::{KafkaSettings, Settings};
+use kafka_rest_proxy::config::{CommandLine, KafkaSettings, Settings};
 use kafka_rest_proxy::kafka::client_config::producer_config;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
@@ -213,9 +213,13 @@ async fn main() {
     // The service's producer settings: its defaults plus the same `KRP_KAFKA__*` overrides
     // the proxy under test reads from the environment (bench.sh runs both with one
     // environment), so e.g. `KRP_KAFKA__LINGER_MS=0 scripts/bench.sh` changes both.
+    // The brokers come from --bootstrap; the settings require them (there is no implicit
+    // dev cluster), so they join the environment the settings are read from. Nothing else
+    // runs yet that could read the environment concurrently.
+    std::env::set_var("KRP_KAFKA__BOOTSTRAP_SERVERS", &args.bootstrap);
     let settings = KafkaSettings {
         bootstrap_servers: Some(args.bootstrap.clone()),
-        ..Settings::load(None)
+        ..Settings::load(None, &CommandLine::default())
             .expect("the KRP_* environment is not a valid configuration")
             .kafka
     };

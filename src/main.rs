@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use kafka_rest_proxy::config::Settings;
+use kafka_rest_proxy::config::{CommandLine, Settings};
 use kafka_rest_proxy::startup::Application;
 use kafka_rest_proxy::telemetry;
 
@@ -23,6 +23,10 @@ struct Cli {
     /// Address to listen on; overrides server.listen (default 0.0.0.0:8082).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Produce to an embedded in-memory Kafka cluster (nothing is kept), listening on
+    /// 127.0.0.1 unless --listen says otherwise: for trying the service without Kafka.
+    #[arg(long)]
+    dev: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -44,21 +48,24 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Healthcheck { url, timeout_ms }) => healthcheck(&url, timeout_ms),
-        None => serve(cli.config, cli.listen),
+        None => serve(
+            cli.config,
+            &CommandLine {
+                listen: cli.listen,
+                dev: cli.dev,
+            },
+        ),
     }
 }
 
-fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
-    let mut settings = match Settings::load(config.as_deref()) {
+fn serve(config: Option<PathBuf>, cli: &CommandLine) -> ExitCode {
+    let settings = match Settings::load(config.as_deref(), cli) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
-    if let Some(listen) = listen {
-        settings.server.listen = listen;
-    }
     if let Err(e) = telemetry::init(&settings.log, settings.json_logs()) {
         eprintln!("{e}");
         return ExitCode::from(2);

@@ -65,7 +65,7 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
         let authenticator = Authenticator::new(&settings.auth)?;
-        warn_when_open(settings, &authenticator);
+        refuse_open(settings, &authenticator)?;
         let jwt = authenticator.jwt();
         let metrics = Arc::new(Metrics::new(
             &settings.metrics.topics,
@@ -80,9 +80,8 @@ impl Application {
         if kafka.is_dev_cluster() {
             tracing::warn!(
                 brokers = settings.dev.brokers,
-                "DEV MODE: no kafka.bootstrap_servers configured, producing to an embedded \
-                 in-memory mock cluster. NOTHING IS DURABLE: every record is lost when the \
-                 process exits."
+                "DEV MODE (--dev): producing to an embedded in-memory mock cluster. NOTHING \
+                 IS DURABLE: every record is lost when the process exits."
             );
         }
         let lifecycle = Arc::new(Lifecycle::default());
@@ -305,14 +304,35 @@ fn metrics_server(
     Ok((server, port))
 }
 
-/// Auth off is fine on loopback (dev mode); beyond it, anyone who reaches the port can
-/// produce to any topic, so say so loudly.
-fn warn_when_open(settings: &Settings, authenticator: &Authenticator) {
-    if !authenticator.enabled() && !settings.server.listen.ip().is_loopback() {
-        tracing::warn!(
-            listen = %settings.server.listen,
-            "authentication is OFF and the service listens beyond loopback: anyone who can \
-             reach it can produce to any topic (set auth.enabled and auth.policy_file)"
-        );
+/// Auth off is fine on loopback (dev mode); beyond it, anyone who reaches the port could
+/// produce to any topic, so the service refuses to start unless told that is intended.
+fn refuse_open(settings: &Settings, authenticator: &Authenticator) -> Result<(), StartupError> {
+    if authenticator.enabled() {
+        return Ok(());
     }
+    let Some(exposed) = [Some(settings.server.listen), settings.server.tls.listen]
+        .into_iter()
+        .flatten()
+        .find(|address| !address.ip().is_loopback())
+    else {
+        return Ok(());
+    };
+    if !settings.auth.allow_unauthenticated {
+        return Err(ConfigError::invalid(
+            "auth.enabled",
+            format!(
+                "authentication is off and the service would listen on {exposed}, beyond \
+                 loopback: anyone who reached it could produce to every topic. Turn \
+                 authentication on (auth.enabled with a policy), listen on loopback, or set \
+                 auth.allow_unauthenticated = true to run open on purpose"
+            ),
+        )
+        .into());
+    }
+    tracing::warn!(
+        listen = %exposed,
+        "AUTHENTICATION IS OFF (auth.allow_unauthenticated) and the service listens beyond \
+         loopback: anyone who can reach it can produce to any topic"
+    );
+    Ok(())
 }

@@ -29,6 +29,10 @@ pub struct AuthSettings {
     /// A verified client certificate (mutual TLS) authenticates its subject's common name
     /// as the principal, when the request carries no token or API key.
     pub client_certificates: bool,
+    /// Serve beyond loopback with authentication off, on purpose (e.g. behind an API
+    /// Gateway authorizer that is the only way in). Without it, that configuration refuses
+    /// to start: anyone who reached the port could produce to every topic.
+    pub allow_unauthenticated: bool,
     /// JWT bearer tokens; off unless `issuer` is set.
     pub jwt: JwtSettings,
 }
@@ -43,6 +47,7 @@ impl Default for AuthSettings {
             trusted_proxies: Vec::new(),
             anonymous_paths: Vec::new(),
             client_certificates: false,
+            allow_unauthenticated: false,
             jwt: JwtSettings::default(),
         }
     }

@@ -89,7 +89,7 @@ impl Compression {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaSettings {
-    /// Comma-separated `host:port` list. Unset means the embedded dev cluster.
+    /// Comma-separated `host:port` list; required unless `dev.enabled` (`--dev`).
     pub bootstrap_servers: Option<String>,
     /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
     pub security_protocol: SecurityProtocol,
@@ -169,6 +169,13 @@ pub const GUARDED_LIBRDKAFKA_KEYS: &[(&str, &str)] = &[
     ("delivery.timeout.ms", "use kafka.message_timeout_ms"),
 ];
 
+/// Prefixes of librdkafka properties the pass-through map refuses: `test.mock.*` turns the
+/// producer into a mock cluster client that acknowledges and loses everything.
+pub const GUARDED_LIBRDKAFKA_PREFIXES: &[(&str, &str)] = &[(
+    "test.mock.",
+    "the embedded mock cluster is for development only: use --dev",
+)];
+
 /// Topic metadata cache and readiness probing.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -195,6 +202,9 @@ impl Default for MetadataSettings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DevSettings {
+    /// Produce to an embedded in-memory cluster instead of Kafka (`--dev`). Nothing written
+    /// there survives the process; never set together with `kafka.bootstrap_servers`.
+    pub enabled: bool,
     /// Brokers of the mock cluster.
     pub brokers: i32,
     /// Partitions of a topic created on first use.
@@ -204,6 +214,7 @@ pub struct DevSettings {
 impl Default for DevSettings {
     fn default() -> Self {
         DevSettings {
+            enabled: false,
             brokers: 3,
             topic_partitions: 3,
         }
@@ -248,7 +259,7 @@ impl KafkaSettings {
             if servers.trim().is_empty() {
                 return Err(ConfigError::invalid(
                     "kafka.bootstrap_servers",
-                    "empty; leave it unset for the embedded dev cluster",
+                    "empty: name the brokers (`host:port,...`)",
                 ));
             }
         }
@@ -257,6 +268,14 @@ impl KafkaSettings {
                 return Err(ConfigError::invalid(
                     &format!("kafka.librdkafka.\"{key}\""),
                     format!("may not be overridden: {why}"),
+                ));
+            }
+        }
+        for (prefix, why) in GUARDED_LIBRDKAFKA_PREFIXES {
+            if let Some(key) = self.librdkafka.0.keys().find(|k| k.starts_with(prefix)) {
+                return Err(ConfigError::invalid(
+                    &format!("kafka.librdkafka.\"{key}\""),
+                    format!("may not be set: {why}"),
                 ));
             }
         }

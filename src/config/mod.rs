@@ -10,7 +10,7 @@
 //! 4. `KAFKA_CREDS`, one JSON object as ECS injects a whole Secrets Manager secret
 //!    (`SASL_USERNAME`, `SASL_PASSWORD`, `BOOTSTRAP_SERVERS`; other keys are ignored);
 //! 5. `KRP_<SECTION>__<KEY>` variables, e.g. `KRP_KAFKA__LINGER_MS=10`;
-//! 6. the `--listen` command-line flag.
+//! 6. the command line: `--listen`, and `--dev` (the embedded cluster, on loopback).
 //!
 //! Unknown keys and bad values fail startup with a message naming the key. Secrets are
 //! [`SecretString`]s: they never reach a log line, an error or a `Debug` print.
@@ -29,6 +29,7 @@ mod observability;
 mod server;
 mod validation;
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use figment::providers::{Env, Format, Toml};
@@ -37,7 +38,7 @@ use figment::Figment;
 pub use auth::{AuthSettings, JwtAlgorithm, JwtSettings};
 pub use kafka::{
     Compression, DevSettings, KafkaSettings, MetadataSettings, RawProperties, SaslMechanism,
-    SecurityProtocol, GUARDED_LIBRDKAFKA_KEYS,
+    SecurityProtocol, GUARDED_LIBRDKAFKA_KEYS, GUARDED_LIBRDKAFKA_PREFIXES,
 };
 pub use limits::{LimitSettings, Rate, RateLimitSettings};
 pub use observability::{LogFormat, LogSettings, MetricsSettings};
@@ -89,17 +90,58 @@ pub struct Settings {
     pub validation: ValidationSettings,
 }
 
+/// Layer 6: what the command line sets.
+#[derive(Debug, Clone, Default)]
+pub struct CommandLine {
+    /// `--listen`: the API listener's address.
+    pub listen: Option<SocketAddr>,
+    /// `--dev`: the embedded in-memory cluster instead of Kafka, listening on loopback
+    /// unless `--listen` says otherwise.
+    pub dev: bool,
+}
+
+impl CommandLine {
+    fn apply(&self, settings: &mut Settings) {
+        if self.dev {
+            settings.dev.enabled = true;
+            settings
+                .server
+                .listen
+                .set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        if let Some(listen) = self.listen {
+            settings.server.listen = listen;
+        }
+    }
+}
+
 impl Settings {
     /// Loads the layered settings from an optional file and the process environment.
     ///
     /// # Errors
     /// A message naming the key for unknown keys, bad values and conflicting settings.
-    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        Self::load_from(file, |name| std::env::var(name).ok())
+    pub fn load(file: Option<&Path>, cli: &CommandLine) -> Result<Settings, ConfigError> {
+        let mut settings = Self::layered(file, |name| std::env::var(name).ok())?;
+        cli.apply(&mut settings);
+        settings.validate()?;
+        Ok(settings)
     }
 
-    /// [`Settings::load`] with an injectable environment, for tests.
+    /// [`Settings::load`] with an injectable environment and no command line, for tests.
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
     pub fn load_from(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let settings = Self::layered(file, env)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Layers 1-5, not yet checked.
+    fn layered(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
@@ -117,9 +159,7 @@ impl Settings {
         figment = env::merge_kafka_creds(figment, &env)?;
         // KRP_CONFIG names the file (a CLI flag's variable), not a setting.
         figment = figment.merge(Env::prefixed("KRP_").split("__").ignore(&["config"]));
-        let settings: Settings = figment.extract().map_err(Box::new)?;
-        settings.validate()?;
-        Ok(settings)
+        Ok(figment.extract().map_err(Box::new)?)
     }
 
     /// Each section's own checks, then those that span sections.
@@ -142,6 +182,23 @@ impl Settings {
                 ),
             ));
         }
+        match (&self.kafka.bootstrap_servers, self.dev.enabled) {
+            (None, false) => {
+                return Err(ConfigError::invalid(
+                    "kafka.bootstrap_servers",
+                    "required: name the brokers, or run with --dev (dev.enabled) for an \
+                     embedded in-memory cluster that keeps nothing",
+                ))
+            }
+            (Some(_), true) => {
+                return Err(ConfigError::invalid(
+                    "dev.enabled",
+                    "set together with kafka.bootstrap_servers: the embedded dev cluster \
+                     replaces Kafka, choose one",
+                ))
+            }
+            _ => {}
+        }
         if self.auth.client_certificates && self.server.tls.client_ca_file.is_none() {
             return Err(ConfigError::invalid(
                 "auth.client_certificates",
@@ -160,9 +217,9 @@ impl Settings {
         }
     }
 
-    /// True when no cluster is configured and the embedded mock cluster is used.
+    /// True when the embedded mock cluster replaces Kafka (`--dev`).
     pub fn dev_mode(&self) -> bool {
-        self.kafka.bootstrap_servers.is_none()
+        self.dev.enabled
     }
 }
 
@@ -186,17 +243,47 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_dev_mode_on_confluents_port() {
-        let s = load("", &[]).unwrap();
-        assert!(s.dev_mode());
+    fn defaults_need_a_cluster_and_listen_on_confluents_port() {
+        let err = load("", &[]).unwrap_err().to_string();
+        assert!(err.contains("kafka.bootstrap_servers"), "{err}");
+        assert!(err.contains("--dev"), "{err}");
+        let s = Settings::default();
+        assert!(!s.dev_mode());
         assert_eq!(s.server.listen.port(), 8082);
         assert_eq!(s.kafka.security_protocol, SecurityProtocol::Plaintext);
     }
 
     #[test]
+    fn the_dev_cluster_only_when_asked_for_and_on_loopback() {
+        let dev = CommandLine {
+            listen: None,
+            dev: true,
+        };
+        let mut s = Settings::layered(None, |_| None).unwrap();
+        dev.apply(&mut s);
+        s.validate().unwrap();
+        assert!(s.dev_mode());
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8082");
+        let err = load(
+            "[kafka]\nbootstrap_servers = \"b:9092\"\n[dev]\nenabled = true\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("dev.enabled"), "{err}");
+        let err = load(
+            "[kafka]\nbootstrap_servers = \"b:9092\"\n[kafka.librdkafka]\n\"test.mock.num.brokers\" = \"3\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("test.mock.num.brokers"), "{err}");
+    }
+
+    #[test]
     fn the_documented_defaults_file_is_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
-        let from_file = Settings::load_from(Some(&path), |_| None).unwrap();
+        let from_file = Settings::layered(Some(&path), |_| None).unwrap();
         assert_eq!(
             format!("{from_file:?}"),
             format!("{:?}", Settings::default())
@@ -262,7 +349,11 @@ mod tests {
 
     #[test]
     fn jwt_algorithms_are_parsed_once_and_none_is_refused() {
-        let s = load("[auth.jwt]\nalgorithms = [\"ES384\", \"EdDSA\"]\n", &[]).unwrap();
+        let s = load(
+            "[kafka]\nbootstrap_servers = \"b:9092\"\n[auth.jwt]\nalgorithms = [\"ES384\", \"EdDSA\"]\n",
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             s.auth.jwt.algorithms,
             [JwtAlgorithm::Es384, JwtAlgorithm::EdDsa]

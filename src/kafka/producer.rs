@@ -27,6 +27,8 @@ use crate::metrics::Metrics;
 pub enum KafkaSetupError {
     #[error("cannot start the embedded dev cluster: {0}")]
     DevCluster(String),
+    #[error("invalid configuration: kafka.bootstrap_servers: required (or dev.enabled)")]
+    NoBootstrapServers,
     #[error("cannot create the Kafka producer: {0}")]
     Producer(#[from] KafkaError),
 }
@@ -46,22 +48,23 @@ pub struct Kafka {
 
 impl Kafka {
     /// Creates the producer for the configured cluster, or for a fresh embedded dev cluster
-    /// when no bootstrap servers are configured.
+    /// when `dev.enabled` asks for one.
     ///
     /// # Errors
     /// When librdkafka rejects the configuration or the dev cluster cannot start.
     pub fn connect(settings: &Settings, metrics: Arc<Metrics>) -> Result<Kafka, KafkaSetupError> {
-        let dev = match &settings.kafka.bootstrap_servers {
-            Some(_) => None,
-            None => Some(
+        let dev = if settings.dev.enabled {
+            Some(
                 DevCluster::start(settings.dev.brokers, settings.dev.topic_partitions)
                     .map_err(KafkaSetupError::DevCluster)?,
-            ),
+            )
+        } else {
+            None
         };
         let bootstrap = match (&dev, &settings.kafka.bootstrap_servers) {
             (Some(dev), _) => dev.bootstrap_servers().to_owned(),
             (None, Some(servers)) => servers.clone(),
-            (None, None) => unreachable!("either a dev cluster or bootstrap servers"),
+            (None, None) => return Err(KafkaSetupError::NoBootstrapServers),
         };
         let health = Arc::new(Health::default());
         let producer: Producer = producer_config(

@@ -1,6 +1,126 @@
-//! The command line: help, configuration errors at startup, the healthcheck subcommand.
+//! The command line: help, configuration errors at startup, what the service refuses to
+//! start as, the healthcheck subcommand.
 
-use crate::helpers::{free_port, Binary, Cluster, TestApp};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{free_port, wait_until, Binary, Cluster, TestApp};
+
+/// Runs `command` for at most `within`: its output when it exited by then, `None` (and the
+/// process killed) when it was still running, i.e. it started serving.
+fn exits_within(command: &mut Command, within: Duration) -> Option<Output> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A task whose secret lacks BOOTSTRAP_SERVERS must not become a mock cluster that answers
+/// 200 and keeps nothing: without a cluster the service stops naming the key, and the
+/// embedded cluster starts only with --dev.
+#[actix_web::test]
+async fn no_cluster_stops_startup_and_the_dev_cluster_starts_only_when_asked() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let out = exits_within(
+        Binary::command()
+            .env(
+                "KAFKA_CREDS",
+                r#"{"SASL_USERNAME":"svc","SASL_PASSWORD":"pw"}"#,
+            )
+            .args(["--listen", &listen]),
+        Duration::from_secs(10),
+    )
+    .expect("without bootstrap servers the service must not start");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("kafka.bootstrap_servers"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("--dev"), "{}", text(&out));
+
+    let mut dev = Binary::command()
+        .args(["--dev", "--listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = awc::Client::default();
+    let url = format!("http://{listen}/topics/dev-demo");
+    wait_until(Duration::from_secs(30), async || {
+        match client
+            .post(&url)
+            .insert_header(("content-type", "application/vnd.kafka.json.v2+json"))
+            .send_body(r#"{"records":[{"value":1}]}"#)
+            .await
+        {
+            Ok(r) if r.status() == 200 => Ok(()),
+            other => Err(format!("--dev does not produce: {other:?}")),
+        }
+    })
+    .await;
+    let _ = dev.kill();
+    let _ = dev.wait();
+}
+
+/// Authentication off and a listener beyond loopback: anyone who found the address could
+/// produce to every topic, so the service refuses to start unless told that is intended.
+#[actix_web::test]
+async fn an_open_service_beyond_loopback_starts_only_on_purpose() {
+    let port = free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let out = exits_within(
+        Binary::command().args(["--dev", "--listen", &listen]),
+        Duration::from_secs(10),
+    )
+    .expect("an open service beyond loopback must not start");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("auth.allow_unauthenticated"),
+        "{}",
+        text(&out)
+    );
+
+    let mut open = Binary::command()
+        .env("KRP_AUTH__ALLOW_UNAUTHENTICATED", "true")
+        .args(["--dev", "--listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = awc::Client::default();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    wait_until(Duration::from_secs(30), async || {
+        match client.get(&url).send().await {
+            Ok(r) if r.status() == 200 => Ok(()),
+            other => Err(format!(
+                "with auth.allow_unauthenticated it serves: {other:?}"
+            )),
+        }
+    })
+    .await;
+    let _ = open.kill();
+    let _ = open.wait();
+}
 
 #[test]
 fn help_documents_serving_and_the_healthcheck() {

@@ -433,6 +433,7 @@ async fn log_lines_written_for_a_request_carry_its_id_and_principal() {
         .apply(&mut settings, dir.path());
     let policy = settings.auth.policy_file.unwrap();
     let binary = Binary::start(&[
+        ("KRP_DEV__ENABLED", "true"),
         ("KRP_LOG__FORMAT", "json"),
         ("KRP_AUTH__ENABLED", "true"),
         ("KRP_AUTH__POLICY_FILE", policy.to_str().unwrap()),
