@@ -3,7 +3,8 @@
 //! order:
 //!
 //! 1. record limits: records per request, bytes per record (422);
-//! 2. validation: per-topic JSON Schemas of json-format records (42203);
+//! 2. validation: per-topic JSON Schemas of json-format records (42203); binary records
+//!    refused where a schema applies, unless allowed there (422);
 //! 3. rate limits (429), charged only for requests that passed the checks above, and before
 //!    any call to the cluster;
 //! 4. metadata: the topic exists, explicit partitions are in range (404 at once, from the
@@ -29,7 +30,7 @@ use crate::formats::EmbeddedFormat;
 use crate::kafka::{Kafka, MetadataError};
 use crate::limits::{RateLimited, RateLimits, RecordLimitError, RecordLimits};
 use crate::metrics::Metrics;
-use crate::validation::{SchemaReport, TopicSchemas};
+use crate::validation::{BinaryNotValidated, SchemaReport, TopicSchemas};
 
 pub use outcomes::Outcomes;
 
@@ -58,6 +59,8 @@ pub enum Refused {
     RecordLimit(#[from] RecordLimitError),
     #[error("the records do not match the topic's JSON Schema")]
     Invalid(SchemaReport),
+    #[error(transparent)]
+    BinaryNotValidated(#[from] BinaryNotValidated),
     #[error("the caller's rate limit is exceeded")]
     RateLimited(RateLimited),
     #[error(transparent)]
@@ -75,6 +78,7 @@ impl From<Refused> for ApiError {
         match refused {
             Refused::RecordLimit(e) => e.into(),
             Refused::Invalid(report) => report.into(),
+            Refused::BinaryNotValidated(e) => e.into(),
             Refused::RateLimited(limited) => limited.into(),
             Refused::Metadata(e) => e.into(),
         }
@@ -123,10 +127,14 @@ impl ProduceService {
             records,
         } = request;
         self.record_limits.check(&records)?;
-        if format == EmbeddedFormat::Json {
-            self.schemas
+        match format {
+            EmbeddedFormat::Json => self
+                .schemas
                 .validate(topic.as_str(), &records)
-                .map_err(Refused::Invalid)?;
+                .map_err(Refused::Invalid)?,
+            EmbeddedFormat::Binary => self.schemas.check_binary(topic.as_str())?,
+            // Refused by the encoders until a Schema Registry client exists.
+            EmbeddedFormat::Avro | EmbeddedFormat::JsonSchema | EmbeddedFormat::Protobuf => {}
         }
         self.charge(caller, &records)?;
         // Partitions are numbered from 0, so checking the highest one named checks them all.

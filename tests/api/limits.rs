@@ -7,7 +7,8 @@ use kafka_rest_proxy::config::{Rate, Settings, TopicSchema};
 use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{
-    body_of, mock_cluster, read_response, Cluster, Policy, Response, TestApp, JSON_V2, V2,
+    body_of, mock_cluster, read_response, Cluster, Policy, Response, TestApp, BINARY_V2, JSON_V2,
+    V2,
 };
 
 #[actix_web::test]
@@ -390,6 +391,7 @@ async fn a_request_refused_before_the_rate_limit_is_not_charged() {
         topics: vec![topic.as_str().into()],
         value_schema: Some(dir.path().join("order.json")),
         key_schema: None,
+        allow_binary: false,
     }];
     settings.limits.max_records_per_request = 10;
     // One full request per 10 s: a second charge within the test would be refused.
@@ -439,6 +441,7 @@ async fn json_schema_violations_are_listed_and_nothing_is_produced() {
         topics: vec![validated.as_str().into()],
         value_schema: Some(dir.path().join("order.json")),
         key_schema: None,
+        allow_binary: false,
     }];
     let app = TestApp::spawn_ready(settings).await;
 
@@ -498,6 +501,98 @@ async fn json_schema_violations_are_listed_and_nothing_is_produced() {
     app.stop().await.unwrap();
 }
 
+/// A topic validating its values with [`ORDER_SCHEMA`], and the settings for it.
+fn order_topic_settings(cluster: &Cluster, topic: &str, dir: &std::path::Path) -> Settings {
+    std::fs::write(dir.join("order.json"), ORDER_SCHEMA).unwrap();
+    let mut settings = cluster.settings();
+    settings.validation.schemas = vec![TopicSchema {
+        topics: vec![topic.into()],
+        value_schema: Some(dir.join("order.json")),
+        key_schema: None,
+        allow_binary: false,
+    }];
+    settings
+}
+
+/// Values serde_json cannot hold as a `Value` used to skip validation and be written.
+#[actix_web::test]
+async fn values_that_cannot_be_validated_are_refused_and_nothing_is_produced() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_ready(order_topic_settings(&cluster, &topic, dir.path())).await;
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let cases = [
+        (
+            r#"{"id":1e400,"user":{}}"#.to_owned(),
+            "a number beyond the range of a 64-bit float",
+        ),
+        (
+            format!(r#"{{"id":1,"user":{{}},"x":{deep}}}"#),
+            "nested deeper than 128 levels",
+        ),
+        (
+            r#"{"id":1,"user":{"id":"\ud800"}}"#.to_owned(),
+            "lone UTF-16 surrogate",
+        ),
+    ];
+    for (value, why) in cases {
+        let body =
+            format!(r#"{{"records":[{{"value":{{"id":1,"user":{{}}}}}},{{"value":{value}}}]}}"#);
+        let r = app.produce(&topic, &body).await;
+        assert_eq!(r.status, 422, "{value}: {r:?}");
+        let json = r.json();
+        assert_eq!(json["error_code"], 42203, "{r:?}");
+        let violation = &json["violations"][0];
+        assert_eq!(violation["record"], 1, "{r:?}");
+        assert_eq!(violation["field"], "value", "{r:?}");
+        assert_eq!(violation["keyword"], "unvalidatable", "{r:?}");
+        let message = violation["message"].as_str().unwrap();
+        assert!(message.starts_with("cannot be validated: "), "{r:?}");
+        assert!(message.contains(why), "{r:?}");
+    }
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
+
+/// Binary records cannot be validated: refused on a topic with a schema, unless its entry
+/// sets `allow_binary`.
+#[actix_web::test]
+async fn binary_records_to_a_schema_topic_are_refused_unless_allowed() {
+    let cluster = Cluster::plaintext();
+    let strict = cluster.create_topic(1).await;
+    let lenient = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = order_topic_settings(&cluster, &strict, dir.path());
+    settings.validation.schemas.push(TopicSchema {
+        topics: vec![lenient.as_str().into()],
+        value_schema: Some(dir.path().join("order.json")),
+        key_schema: None,
+        allow_binary: true,
+    });
+    let app = TestApp::spawn_ready(settings).await;
+    // "not an order" in base64.
+    let body = r#"{"records":[{"value":"bm90IGFuIG9yZGVy"}]}"#;
+
+    let r = app
+        .post(&format!("/topics/{strict}"), BINARY_V2, body)
+        .await;
+    r.assert_exact(
+        422,
+        &format!(
+            r#"{{"error_code":422,"message":"Topic '{strict}' validates its records against a JSON Schema, and binary-format records cannot be validated: send them in the json format."}}"#
+        ),
+    );
+    assert_eq!(cluster.high_watermarks(&strict, 1).await, vec![0]);
+
+    let r = app
+        .post(&format!("/topics/{lenient}"), BINARY_V2, body)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(cluster.high_watermarks(&lenient, 1).await, vec![1]);
+    app.stop().await.unwrap();
+}
+
 #[test]
 fn a_bad_schema_file_fails_startup_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -507,6 +602,7 @@ fn a_bad_schema_file_fails_startup_naming_it() {
         topics: vec!["t".into()],
         value_schema: Some(dir.path().join("broken.json")),
         key_schema: None,
+        allow_binary: false,
     }];
     let err = kafka_rest_proxy::startup::Application::build(&settings)
         .err()
