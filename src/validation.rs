@@ -11,7 +11,13 @@
 //! serde_json's limit of 128, a lone surrogate `"\ud800"`) is a violation with the keyword
 //! `unvalidatable`, and binary-format records are refused on a topic with a schema unless
 //! its entry sets `allow_binary`.
+//!
+//! The answer stays small whatever was sent: a violation's message and pointer are cut at
+//! [`MAX_MESSAGE_CHARS`] (a message quotes the offending value, which may be megabytes), and
+//! the list stops at `max_violations` or at [`MAX_VIOLATIONS_BYTES`] of JSON, the rest
+//! counted in `omitted`.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use jsonschema::Validator;
@@ -63,6 +69,13 @@ struct Entry {
 pub struct BinaryNotValidated {
     pub topic: String,
 }
+
+/// Longest `message` or `pointer` of one violation, in characters; longer ones end in `…`.
+pub const MAX_MESSAGE_CHARS: usize = 256;
+
+/// Most bytes of JSON the listed violations take in one answer; past it they are counted
+/// in `omitted` instead.
+pub const MAX_VIOLATIONS_BYTES: usize = 32 * 1024;
 
 /// The keyword of a violation for a key or value the validator cannot read.
 pub const UNVALIDATABLE: &str = "unvalidatable";
@@ -142,7 +155,7 @@ impl TopicSchemas {
         let Some(schemas) = self.schemas_of(topic) else {
             return Ok(());
         };
-        let mut violations = Vec::new();
+        let mut violations = Listed::new(self.max_violations);
         let mut total = 0;
         let mut invalid_records = 0;
         for (index, record) in records.iter().enumerate() {
@@ -160,29 +173,25 @@ impl TopicSchemas {
                     Ok(v) => v,
                     Err(e) => {
                         total += 1;
-                        if violations.len() < self.max_violations {
-                            violations.push(Violation {
-                                record: index,
-                                field,
-                                pointer: String::new(),
-                                keyword: UNVALIDATABLE.to_owned(),
-                                message: format!("cannot be validated: {}", unreadable(&e)),
-                            });
-                        }
+                        violations.push(|| Violation {
+                            record: index,
+                            field,
+                            pointer: String::new(),
+                            keyword: UNVALIDATABLE.to_owned(),
+                            message: format!("cannot be validated: {}", unreadable(&e)),
+                        });
                         continue;
                     }
                 };
                 for error in validator.iter_errors(&instance) {
                     total += 1;
-                    if violations.len() < self.max_violations {
-                        violations.push(Violation {
-                            record: index,
-                            field,
-                            pointer: error.instance_path().to_string(),
-                            keyword: error.kind().keyword().to_owned(),
-                            message: error.to_string(),
-                        });
-                    }
+                    violations.push(|| Violation {
+                        record: index,
+                        field,
+                        pointer: bounded(error.instance_path()),
+                        keyword: error.kind().keyword().to_owned(),
+                        message: bounded(&error),
+                    });
                 }
             }
             if total > before {
@@ -192,6 +201,7 @@ impl TopicSchemas {
         if total == 0 {
             return Ok(());
         }
+        let violations = violations.list;
         Err(SchemaReport {
             topic: topic.to_owned(),
             records: records.len(),
@@ -200,6 +210,75 @@ impl TopicSchemas {
             violations,
         })
     }
+}
+
+/// The violations listed in an answer, within the count and size caps.
+struct Listed {
+    list: Vec<Violation>,
+    max: usize,
+    bytes: usize,
+    full: bool,
+}
+
+impl Listed {
+    fn new(max: usize) -> Listed {
+        Listed {
+            list: Vec::new(),
+            max,
+            bytes: 0,
+            full: false,
+        }
+    }
+
+    /// Lists the violation `make` builds, unless a cap is reached (then it is not built).
+    fn push(&mut self, make: impl FnOnce() -> Violation) {
+        if self.full || self.list.len() >= self.max {
+            return;
+        }
+        let violation = make();
+        let size = serde_json::to_vec(&violation).map_or(usize::MAX, |b| b.len() + 1);
+        if self.bytes + size > MAX_VIOLATIONS_BYTES {
+            // Later violations may be smaller, but a list cut in the middle of the records
+            // reads better than one with holes.
+            self.full = true;
+            return;
+        }
+        self.bytes += size;
+        self.list.push(violation);
+    }
+}
+
+/// `value` as text, cut at [`MAX_MESSAGE_CHARS`] without formatting the rest (a message
+/// embeds the offending value).
+fn bounded(value: &impl std::fmt::Display) -> String {
+    struct Capped {
+        text: String,
+        chars: usize,
+        cut: bool,
+    }
+    impl std::fmt::Write for Capped {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            for c in s.chars() {
+                if self.chars == MAX_MESSAGE_CHARS {
+                    self.cut = true;
+                    return Err(std::fmt::Error);
+                }
+                self.text.push(c);
+                self.chars += 1;
+            }
+            Ok(())
+        }
+    }
+    let mut capped = Capped {
+        text: String::new(),
+        chars: 0,
+        cut: false,
+    };
+    let _ = write!(capped, "{value}");
+    if capped.cut {
+        capped.text.push('…');
+    }
+    capped.text
 }
 
 /// Why serde_json could not read a well-formed JSON text, in a partner's words.
@@ -353,6 +432,24 @@ mod tests {
         })
         .unwrap();
         assert_eq!(allowed.check_binary("orders"), Ok(()));
+    }
+
+    #[test]
+    fn huge_values_make_a_small_answer() {
+        let (r, _f) = registry(ORDER, 1000);
+        let huge = "x".repeat(1_000_000);
+        let records: Vec<Record> = (0..100)
+            .map(|_| record(&format!(r#"{{"id":"{huge}","user":{{}}}}"#)))
+            .collect();
+        let report = r.validate("orders", &records).unwrap_err();
+        for v in &report.violations {
+            assert!(v.message.chars().count() <= MAX_MESSAGE_CHARS + 1, "{v:?}");
+            assert!(v.message.ends_with('…'), "{v:?}");
+        }
+        let listed = serde_json::to_vec(&report.violations).unwrap().len();
+        assert!(listed <= MAX_VIOLATIONS_BYTES + 2, "{listed}");
+        assert_eq!(report.violations.len() + report.omitted, 100);
+        assert!(report.omitted > 0);
     }
 
     #[test]

@@ -593,6 +593,37 @@ async fn binary_records_to_a_schema_topic_are_refused_unless_allowed() {
     app.stop().await.unwrap();
 }
 
+/// A violation's message quotes the offending value: each is cut, and the list stops at a
+/// size cap, so five 900 kB values make an answer of a few kB, not 4.5 MB.
+#[actix_web::test]
+async fn violations_of_huge_values_make_a_small_answer() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_ready(order_topic_settings(&cluster, &topic, dir.path())).await;
+    let huge = "x".repeat(900_000);
+    let record = format!(r#"{{"value":{{"id":"{huge}","user":{{}}}}}}"#);
+    let body = format!(r#"{{"records":[{}]}}"#, vec![record; 5].join(","));
+
+    let r = app.produce(&topic, &body).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.len() < 40 * 1024, "{} bytes", r.body.len());
+    let json = r.json();
+    assert_eq!(json["error_code"], 42203);
+    let violations = json["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 5, "{json}");
+    for v in violations {
+        let message = v["message"].as_str().unwrap();
+        assert!(message.chars().count() <= 257, "{message}");
+        assert!(
+            message.starts_with(r#""xxxx"#) && message.ends_with('…'),
+            "{message}"
+        );
+    }
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
+
 #[test]
 fn a_bad_schema_file_fails_startup_naming_it() {
     let dir = tempfile::tempdir().unwrap();
