@@ -222,7 +222,9 @@ impl Kafka {
     /// request order as librdkafka reports them.
     ///
     /// When the local queue is full the request waits up to `queue_full_wait_ms` for room,
-    /// and the records still not enqueued then fail with [`ProduceError::QueueFull`].
+    /// and the records still not enqueued then fail with [`ProduceError::QueueFull`]. Once
+    /// one record fails to enqueue, every later record of the request fails with the same
+    /// error without being enqueued, so a request's records are never reordered.
     /// Records without a timestamp get `default_timestamp_ms`.
     pub async fn produce(
         &self,
@@ -239,16 +241,29 @@ impl Kafka {
         }
         let deadline = Instant::now() + self.queue_full_wait;
         let (deliveries, pending) = Deliveries::new(records.len());
+        let mut failed: Option<ProduceError> = None;
         for (record, pending) in records.iter().zip(pending) {
+            // Once a record could not be enqueued, the rest of the request fails with it:
+            // enqueueing a later record would write it before the failed one, reordering
+            // records of the same key when the partner retries.
+            if let Some(error) = &failed {
+                pending.settle(Err(error.clone()));
+                continue;
+            }
             let timestamp_ms = record.timestamp_ms.unwrap_or(default_timestamp_ms);
-            self.enqueue(topic, record, timestamp_ms, deadline, Box::new(pending))
-                .await;
+            failed = self
+                .enqueue(topic, record, timestamp_ms, deadline, Box::new(pending))
+                .await
+                .err();
         }
         deliveries
     }
 
     /// Hands one record to librdkafka, waiting (until `deadline`) while its queue is full.
     /// A record that cannot be enqueued is settled with its error at once.
+    ///
+    /// # Errors
+    /// The error the record was settled with, when it could not be enqueued.
     async fn enqueue(
         &self,
         topic: &TopicName,
@@ -256,7 +271,7 @@ impl Kafka {
         timestamp_ms: i64,
         deadline: Instant,
         opaque: Opaque,
-    ) {
+    ) -> Result<(), ProduceError> {
         let mut base_record =
             BaseRecord::<[u8], [u8], Opaque>::with_opaque_to(topic.as_str(), opaque)
                 .timestamp(timestamp_ms);
@@ -283,7 +298,7 @@ impl Kafka {
         }
         loop {
             match self.producer.send(base_record) {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                     if Instant::now() < deadline =>
                 {
@@ -291,9 +306,9 @@ impl Kafka {
                     tokio::time::sleep(QUEUE_FULL_POLL).await;
                 }
                 Err((error, back)) => {
-                    back.delivery_opaque
-                        .settle(Err(ProduceError::from_kafka(&error)));
-                    return;
+                    let error = ProduceError::from_kafka(&error);
+                    back.delivery_opaque.settle(Err(error.clone()));
+                    return Err(error);
                 }
             }
         }
