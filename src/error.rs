@@ -202,6 +202,9 @@ impl From<FormatError> for ApiError {
             FormatError::Malformed(m) => ApiError::MalformedJson(m),
             FormatError::Envelope(m) => ApiError::InvalidEnvelope(m),
             FormatError::Data(m) => ApiError::InvalidData(m),
+            FormatError::TooManyRecords { count, limit } => {
+                ApiError::RecordLimit(RecordLimitError::TooMany { count, limit })
+            }
             FormatError::NegativePartition => ApiError::PartitionNotFound,
             FormatError::RegistryNotConfigured(_) => {
                 ApiError::SchemaRegistryNotConfigured(format!("{error}."))

@@ -112,6 +112,11 @@ impl ProduceService {
         })
     }
 
+    /// `limits.max_records_per_request`, for adapters that stop parsing past it.
+    pub fn max_records(&self) -> usize {
+        self.record_limits.max_records
+    }
+
     /// Runs the pipeline for one request.
     ///
     /// # Errors
