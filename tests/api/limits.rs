@@ -366,6 +366,55 @@ async fn in_flight_requests_and_bytes_are_bounded() {
     app.stop().await.unwrap();
 }
 
+/// One partner's slow bodies hold at most its share of the in-flight bytes: past it that
+/// partner is shed (503), while another partner still produces.
+#[actix_web::test]
+async fn a_partner_holding_its_share_of_in_flight_bytes_does_not_block_others() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = cluster.settings();
+    two_partners(&mut settings, dir.path());
+    settings.server.max_body_bytes = 1000;
+    settings.limits.max_in_flight_bytes = 4000;
+    settings.limits.max_in_flight_bytes_per_principal = 1000;
+    // The held request times out soon after the checks, so shutdown need not wait long.
+    settings.limits.body_read_timeout_ms = 2_000;
+    // Metrics without credentials, on a listener of their own.
+    settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let app = TestApp::spawn_ready(settings).await;
+
+    // Partner A's slow body holds 800 of its 1000 bytes.
+    let _slow = app
+        .raw(&format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nX-API-Key: key-a\r\nContent-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
+        ))
+        .await;
+    app.wait_for_in_flight(1).await;
+    let body = format!(r#"{{"records":[{{"value":"{}"}}]}}"#, "x".repeat(474));
+    assert_eq!(body.len(), 500);
+
+    let r = app
+        .produce_with(&topic, &[("x-api-key", "key-a")], &body)
+        .await;
+    r.assert_exact(
+        503,
+        r#"{"error_code":50302,"message":"The service is overloaded; retry the request."}"#,
+    );
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let r = app
+        .produce_with(&topic, &[("x-api-key", "key-b")], &body)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![1]);
+    let m = app.metrics().await;
+    assert!(
+        m.contains(r#"kafka_rest_shed_total{reason="principal_bytes"} 1"#),
+        "{m}"
+    );
+    app.stop().await.unwrap();
+}
+
 const ORDER_SCHEMA: &str = r#"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "type": "object",
