@@ -44,6 +44,9 @@ pub struct Kafka {
     metadata_timeout: Duration,
     unknown_topic_ttl: Duration,
     refresh_interval: Duration,
+    /// The cluster listing of the metadata endpoints, at most `refresh_interval` old; the
+    /// lock makes concurrent misses wait for one request instead of each making one.
+    listing: tokio::sync::Mutex<Option<(Instant, Arc<ClusterMetadata>)>>,
 }
 
 impl Kafka {
@@ -86,6 +89,7 @@ impl Kafka {
             metadata_timeout: Duration::from_millis(settings.metadata.request_timeout_ms),
             unknown_topic_ttl: Duration::from_millis(settings.metadata.unknown_topic_ttl_ms),
             refresh_interval: Duration::from_millis(settings.metadata.refresh_interval_ms),
+            listing: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -161,6 +165,7 @@ impl Kafka {
 
     /// `Ok(None)` when the cluster says the topic does not exist.
     async fn fetch_topic(&self, name: &TopicName) -> Result<Option<TopicMetadata>, MetadataError> {
+        self.count_metadata_request("topic");
         let fetched = metadata::fetch(&self.producer, Some(name.as_str()), self.metadata_timeout)
             .await
             .map_err(|e| self.unavailable(e))?;
@@ -180,23 +185,41 @@ impl Kafka {
         }
     }
 
-    /// Brokers and all topics, straight from the cluster (for the metadata endpoints).
+    /// Brokers and all topics, for the metadata endpoints: a listing at most
+    /// `metadata.refresh_interval_ms` old, fetched again when older, by one request however
+    /// many callers ask at once.
     ///
     /// # Errors
     /// Why the cluster could not answer.
-    pub async fn cluster(&self) -> Result<ClusterMetadata, MetadataError> {
+    pub async fn cluster(&self) -> Result<Arc<ClusterMetadata>, MetadataError> {
         self.fail_fast()?;
+        let mut listing = self.listing.lock().await;
+        if let Some((at, cluster)) = listing.as_ref() {
+            if at.elapsed() < self.refresh_interval {
+                return Ok(Arc::clone(cluster));
+            }
+        }
+        self.count_metadata_request("listing");
         let fetched = metadata::fetch(&self.producer, None, self.metadata_timeout)
             .await
             .map_err(|e| self.unavailable(e))?;
-        Ok(ClusterMetadata {
+        let cluster = Arc::new(ClusterMetadata {
             brokers: fetched.brokers,
             topics: fetched
                 .topics
                 .into_iter()
                 .filter_map(|(_, t)| t.ok())
                 .collect(),
-        })
+        });
+        *listing = Some((Instant::now(), Arc::clone(&cluster)));
+        Ok(cluster)
+    }
+
+    fn count_metadata_request(&self, reason: &str) {
+        self.metrics
+            .metadata_requests
+            .with_label_values(&[reason])
+            .inc();
     }
 
     /// Fails at once when the producer is known to be unusable, instead of letting the
@@ -330,6 +353,7 @@ impl Kafka {
     }
 
     async fn probe(&self) {
+        self.count_metadata_request("probe");
         match metadata::fetch(&self.producer, None, self.metadata_timeout).await {
             Ok(fetched) => {
                 let topics = fetched

@@ -157,8 +157,28 @@ impl ProduceService {
         ))
     }
 
+    /// Charges a metadata request to the caller's rate limits and the global ones, as one
+    /// record of no bytes: metadata endpoints cost the cluster too, and are not free to
+    /// call in a loop.
+    ///
+    /// # Errors
+    /// [`RateLimited`] when the caller or the service is over its record rate.
+    pub fn charge_lookup(&self, caller: Caller<'_>) -> Result<(), RateLimited> {
+        self.charge_counts(caller, 1, 0)
+    }
+
     /// Charges the records to the caller's rate limits and the global ones.
     fn charge(&self, caller: Caller<'_>, records: &[Record]) -> Result<(), RateLimited> {
+        let bytes: usize = records.iter().map(Record::size_bytes).sum();
+        self.charge_counts(caller, records.len(), bytes)
+    }
+
+    fn charge_counts(
+        &self,
+        caller: Caller<'_>,
+        records: usize,
+        bytes: usize,
+    ) -> Result<(), RateLimited> {
         if !self.rate_limits.enabled() {
             return Ok(());
         }
@@ -172,10 +192,9 @@ impl ProduceService {
                 &[][..],
             ),
         };
-        let bytes: usize = records.iter().map(Record::size_bytes).sum();
         let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         self.rate_limits
-            .check(&key, scopes, clamp(records.len()), clamp(bytes))
+            .check(&key, scopes, clamp(records), clamp(bytes))
             .inspect_err(|limited| {
                 self.metrics
                     .rate_limited
