@@ -12,7 +12,7 @@ use crate::domain::InvalidTopicName;
 use crate::formats::{FormatError, NegotiationError};
 use crate::kafka::{MetadataError, ProduceError};
 use crate::limits::{BodyError, Overloaded, RateLimited, RecordLimitError};
-use crate::validation::SchemaReport;
+use crate::validation::{BinaryNotValidated, SchemaReport};
 
 /// A Confluent `error_code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,6 +82,9 @@ pub enum ApiError {
         .0.invalid_records, .0.records, .0.topic, .0.violations.len() + .0.omitted
     )]
     SchemaViolations(Box<SchemaReport>),
+    /// Binary records to a topic with a JSON Schema that does not allow them.
+    #[error("{0}")]
+    BinaryNotValidated(#[from] BinaryNotValidated),
     #[error(
         "Rate limit exceeded: {} {}/s ({} {}).",
         .0.per_second, .0.unit.as_str(), if .0.scope == "global" { "for this service" } else { "for" }, .0.scope
@@ -136,6 +139,7 @@ impl ApiError {
             ApiError::RequestTimeout { .. } => ErrorCode::REQUEST_TIMEOUT,
             ApiError::RecordLimit(_) => ErrorCode::UNPROCESSABLE,
             ApiError::SchemaViolations(_) => ErrorCode::SCHEMA_VIOLATION,
+            ApiError::BinaryNotValidated(_) => ErrorCode::UNPROCESSABLE,
             ApiError::RateLimited(_) => ErrorCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded => ErrorCode::NO_BROKER_AVAILABLE,
             ApiError::MalformedJson(_) | ApiError::InvalidData(_) | ApiError::UnreadableBody(_) => {
@@ -198,6 +202,9 @@ impl From<FormatError> for ApiError {
             FormatError::Malformed(m) => ApiError::MalformedJson(m),
             FormatError::Envelope(m) => ApiError::InvalidEnvelope(m),
             FormatError::Data(m) => ApiError::InvalidData(m),
+            FormatError::TooManyRecords { count, limit } => {
+                ApiError::RecordLimit(RecordLimitError::TooMany { count, limit })
+            }
             FormatError::NegativePartition => ApiError::PartitionNotFound,
             FormatError::RegistryNotConfigured(_) => {
                 ApiError::SchemaRegistryNotConfigured(format!("{error}."))
@@ -260,6 +267,12 @@ mod tests {
             (ApiError::MalformedJson(String::new()), 400, 400, None),
             (ApiError::InvalidData(String::new()), 400, 400, None),
             (ApiError::InvalidEnvelope(String::new()), 422, 422, None),
+            (
+                ApiError::BinaryNotValidated(BinaryNotValidated { topic: "t".into() }),
+                422,
+                422,
+                None,
+            ),
             (ApiError::UnreadableBody(String::new()), 400, 400, None),
             (
                 ApiError::InvalidTopicName(InvalidTopicName::Dots),

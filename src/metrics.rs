@@ -64,6 +64,7 @@ pub struct Metrics {
     pub broker_request_timeouts: IntCounterVec,
     pub broker_up: IntGaugeVec,
     pub kafka_ready: IntGauge,
+    pub metadata_requests: IntCounterVec,
     pub auth_failures: IntCounterVec,
     pub policy_denials: IntCounterVec,
     pub rate_limited: IntCounterVec,
@@ -218,6 +219,13 @@ impl Metrics {
                 &r,
                 "kafka_rest_kafka_ready",
                 "1 when the latest metadata request to the cluster succeeded.",
+            ),
+            metadata_requests: counter(
+                &r,
+                "kafka_rest_metadata_requests_total",
+                "Metadata requests sent to the cluster, by reason (probe, topic: a topic cache \
+                 miss, listing: the metadata endpoints' cluster listing).",
+                &["reason"],
             ),
             auth_failures: counter(
                 &r,

@@ -95,7 +95,7 @@ impl Default for JwtSettings {
             required_claims: vec!["exp".to_owned()],
             refresh_interval_ms: 300_000,
             unknown_kid_refresh_interval_ms: 10_000,
-            fetch_timeout_ms: 5_000,
+            fetch_timeout_ms: 2_000,
         }
     }
 }

@@ -192,7 +192,7 @@ impl Default for MetadataSettings {
     fn default() -> Self {
         MetadataSettings {
             refresh_interval_ms: 10_000,
-            request_timeout_ms: 5_000,
+            request_timeout_ms: 3_000,
             unknown_topic_ttl_ms: 1_000,
         }
     }

@@ -19,6 +19,10 @@ pub struct LimitSettings {
     pub max_in_flight_requests: usize,
     /// Request-body bytes held at once; more get 503 with `Retry-After`.
     pub max_in_flight_bytes: usize,
+    /// Request-body bytes one principal (the client address without authentication) holds
+    /// at once, so that one partner's slow bodies cannot hold the whole budget; more get
+    /// 503 with `Retry-After` while others still get through.
+    pub max_in_flight_bytes_per_principal: usize,
     /// Open connections per HTTP worker thread.
     pub max_connections_per_worker: usize,
     /// Time a client has to send the request headers (408 and close after).
@@ -36,6 +40,7 @@ impl Default for LimitSettings {
             max_record_bytes: 1_000_000,
             max_in_flight_requests: 4_096,
             max_in_flight_bytes: 256 * 1024 * 1024,
+            max_in_flight_bytes_per_principal: 64 * 1024 * 1024,
             max_connections_per_worker: 2_048,
             header_read_timeout_ms: 5_000,
             body_read_timeout_ms: 30_000,
@@ -82,6 +87,10 @@ impl LimitSettings {
             ("limits.max_in_flight_requests", l.max_in_flight_requests),
             ("limits.max_in_flight_bytes", l.max_in_flight_bytes),
             (
+                "limits.max_in_flight_bytes_per_principal",
+                l.max_in_flight_bytes_per_principal,
+            ),
+            (
                 "limits.max_connections_per_worker",
                 l.max_connections_per_worker,
             ),
@@ -93,6 +102,12 @@ impl LimitSettings {
         if l.max_in_flight_bytes < max_body_bytes {
             return Err(ConfigError::invalid(
                 "limits.max_in_flight_bytes",
+                "must be at least server.max_body_bytes, or a largest request could never run",
+            ));
+        }
+        if l.max_in_flight_bytes_per_principal < max_body_bytes {
+            return Err(ConfigError::invalid(
+                "limits.max_in_flight_bytes_per_principal",
                 "must be at least server.max_body_bytes, or a largest request could never run",
             ));
         }

@@ -170,18 +170,7 @@ impl Settings {
         self.dev.validate()?;
         self.auth.validate()?;
         self.limits.validate(self.server.max_body_bytes)?;
-        let k = &self.kafka;
-        if k.message_timeout_ms + k.queue_full_wait_ms >= self.server.request_timeout_ms {
-            return Err(ConfigError::invalid(
-                "kafka.message_timeout_ms",
-                format!(
-                    "message_timeout_ms + queue_full_wait_ms ({} ms) must stay below \
-                     server.request_timeout_ms ({} ms) so a request always gets an answer",
-                    k.message_timeout_ms + k.queue_full_wait_ms,
-                    self.server.request_timeout_ms
-                ),
-            ));
-        }
+        self.check_timeouts_fit_the_request()?;
         match (&self.kafka.bootstrap_servers, self.dev.enabled) {
             (None, false) => {
                 return Err(ConfigError::invalid(
@@ -206,6 +195,44 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// Everything a produce request may wait for, one after the other, must fit inside
+    /// `server.request_timeout_ms`: a JWKS fetch for a token with an unknown `kid` (two
+    /// requests with OIDC discovery: the document, then the keys), a metadata request on a
+    /// topic cache miss, room in a full producer queue, then the delivery timeout.
+    fn check_timeouts_fit_the_request(&self) -> Result<(), ConfigError> {
+        let k = &self.kafka;
+        let jwt = &self.auth.jwt;
+        let mut parts = vec![
+            ("kafka.message_timeout_ms", k.message_timeout_ms),
+            ("kafka.queue_full_wait_ms", k.queue_full_wait_ms),
+            (
+                "metadata.request_timeout_ms",
+                self.metadata.request_timeout_ms,
+            ),
+        ];
+        if self.auth.enabled && jwt.issuer.is_some() {
+            let fetches = if jwt.jwks_url.is_some() { 1 } else { 2 };
+            parts.push(("auth.jwt.fetch_timeout_ms", fetches * jwt.fetch_timeout_ms));
+        }
+        let total: u64 = parts.iter().map(|(_, ms)| ms).sum();
+        if total < self.server.request_timeout_ms {
+            return Ok(());
+        }
+        let sum = parts
+            .iter()
+            .map(|(key, ms)| format!("{key} ({ms} ms)"))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        Err(ConfigError::invalid(
+            "server.request_timeout_ms",
+            format!(
+                "{sum} = {total} ms must stay below server.request_timeout_ms ({} ms) so a \
+                 request always gets an answer",
+                self.server.request_timeout_ms
+            ),
+        ))
     }
 
     /// Whether logs are JSON lines (else human-readable text).
@@ -376,6 +403,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("kafka.message_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn the_metadata_request_counts_against_the_request_timeout() {
+        // 15 000 + 2 000 + 9 000: the delivery timeout alone fits, the metadata wait does not.
+        let toml =
+            "[kafka]\nbootstrap_servers = \"b:9092\"\n[metadata]\nrequest_timeout_ms = 9000\n";
+        let err = load(toml, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("metadata.request_timeout_ms (9000 ms)"),
+            "{err}"
+        );
+        assert!(err.contains("server.request_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn the_jwks_fetch_counts_against_the_request_timeout() {
+        let jwt = |extra: &str| {
+            format!(
+                "[kafka]\nbootstrap_servers = \"b:9092\"\n[auth]\nenabled = true\n\
+                 policy_file = \"/dev/null\"\n[auth.jwt]\nissuer = \"https://idp\"\n\
+                 audiences = [\"a\"]\nfetch_timeout_ms = 4000\n{extra}"
+            )
+        };
+        // Discovery then the key set: twice 4 000 on top of 15 000 + 2 000 + 3 000.
+        let err = load(&jwt(""), &[]).unwrap_err().to_string();
+        assert!(err.contains("auth.jwt.fetch_timeout_ms (8000 ms)"), "{err}");
+        // A JWKS URL is one fetch: 24 000 fits.
+        load(&jwt("jwks_url = \"https://idp/keys\"\n"), &[]).unwrap();
+        // JWT off: no fetch to wait for.
+        load(
+            "[kafka]\nbootstrap_servers = \"b:9092\"\n[auth.jwt]\nfetch_timeout_ms = 20000\n",
+            &[],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub struct ServerSettings {
     /// Largest accepted request body, checked from `Content-Length` before reading.
     pub max_body_bytes: usize,
     /// The answer time promised to clients (API Gateway gives up after 29 s). Not a timer:
-    /// startup checks that the producer's delivery timeout plus its queue wait fit inside it,
-    /// which bounds every produce request.
+    /// startup checks that everything a produce may wait for (JWKS fetch, metadata request,
+    /// queue wait, delivery timeout) fits inside it, which bounds every produce request.
     pub request_timeout_ms: u64,
     /// Budget from SIGTERM to exit: drain in-flight requests, then flush the producer.
     /// Keep it below ECS's `stopTimeout` (30 s by default).

@@ -35,4 +35,7 @@ pub struct TopicSchema {
     pub value_schema: Option<PathBuf>,
     /// JSON Schema for record keys.
     pub key_schema: Option<PathBuf>,
+    /// Accept binary-format records on these topics, unvalidated. Off, a binary request to
+    /// a topic with a schema is refused (422): its bytes cannot be checked.
+    pub allow_binary: bool,
 }

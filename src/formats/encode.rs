@@ -93,7 +93,7 @@ mod tests {
     use crate::formats::V2Request;
 
     async fn encode(body: &str, format: EmbeddedFormat) -> Result<Vec<Record>, FormatError> {
-        let request = V2Request::parse(body.as_bytes())?;
+        let request = V2Request::parse(body.as_bytes(), 1000)?;
         resolve(format, &request.key_schema, &request.value_schema)
             .await?
             .encode(&request.records)
@@ -127,6 +127,37 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A 1 MiB body of `{}` records is refused for its record count while allocating
+    /// far less than the body's size, not ~30 times it.
+    #[tokio::test]
+    async fn too_many_records_are_refused_before_they_cost_memory() {
+        let records = vec!["{}"; 349_000].join(",");
+        let body = format!(r#"{{"records":[{records}]}}"#);
+        assert!(body.len() > 1_000_000);
+        let encoders = resolve(
+            EmbeddedFormat::Json,
+            &SchemaRef::default(),
+            &SchemaRef::default(),
+        )
+        .await
+        .unwrap();
+        let (refused, peak) = crate::formats::counting_alloc::peak_during(|| {
+            V2Request::parse(body.as_bytes(), 1000)
+                .and_then(|r| encoders.encode(&r.records))
+                .unwrap_err()
+                .to_string()
+        });
+        assert_eq!(
+            refused,
+            "Too many records: 349000 in the request, the limit is 1000."
+        );
+        assert!(
+            peak < body.len(),
+            "peak {peak} bytes for a body of {}",
+            body.len()
+        );
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use std::fmt;
 
 use std::borrow::Cow;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::raw::Kind;
@@ -35,11 +35,14 @@ pub struct RawRecord<'a> {
 }
 
 impl<'a> V2Request<'a> {
-    /// Parses a v2 produce body, borrowing keys and values from it.
+    /// Parses a v2 produce body, borrowing keys and values from it. At most `max_records`
+    /// records are kept: past that the rest are only counted, for the message, so an
+    /// oversized request costs no memory per record.
     ///
     /// # Errors
-    /// [`FormatError`] naming the field and record index at fault.
-    pub fn parse(body: &'a [u8]) -> Result<V2Request<'a>, FormatError> {
+    /// [`FormatError`] naming the field and record index at fault, or
+    /// [`FormatError::TooManyRecords`].
+    pub fn parse(body: &'a [u8], max_records: usize) -> Result<V2Request<'a>, FormatError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(FormatError::Envelope(
                 "Request body is empty. Data is required.".to_owned(),
@@ -67,22 +70,60 @@ impl<'a> V2Request<'a> {
             .filter(|r| r.get() != "null")
             .ok_or_else(|| FormatError::Envelope("Field 'records' is required.".to_owned()))?;
         expect_kind("records", records_raw, &[Kind::Array])?;
-        let items: Vec<&RawValue> = serde_json::from_str(records_raw.get())
-            .map_err(|e| FormatError::Malformed(e.to_string()))?;
-        if items.is_empty() {
-            return Err(FormatError::Envelope(
-                "Field 'records' must not be empty.".to_owned(),
-            ));
-        }
-        let records = items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| parse_record(i, item))
-            .collect::<Result<Vec<_>, _>>()?;
+        let records = serde_json::Deserializer::from_str(records_raw.get())
+            .deserialize_seq(RecordsVisitor { max_records })
+            .map_err(|e| FormatError::Malformed(e.to_string()))??;
         Ok(V2Request {
             key_schema,
             value_schema,
             records,
+        })
+    }
+}
+
+/// Reads the `records` array one element at a time: the first `max_records` become
+/// [`RawRecord`]s (the first shape error among them wins), the rest are skipped and counted.
+struct RecordsVisitor {
+    max_records: usize,
+}
+
+impl<'de> Visitor<'de> for RecordsVisitor {
+    type Value = Result<Vec<RawRecord<'de>>, FormatError>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut records = Vec::new();
+        let mut refused = None;
+        let mut count = 0;
+        loop {
+            // Kept and checked while within the limit and valid; past that, skipped (the
+            // deserializer must still reach the end of the array).
+            if refused.is_none() && count < self.max_records {
+                let Some(item) = seq.next_element::<&'de RawValue>()? else {
+                    break;
+                };
+                match parse_record(count, item) {
+                    Ok(record) => records.push(record),
+                    Err(e) => refused = Some(e),
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+            count += 1;
+        }
+        Ok(match refused {
+            Some(e) => Err(e),
+            None if count == 0 => Err(FormatError::Envelope(
+                "Field 'records' must not be empty.".to_owned(),
+            )),
+            None if count > self.max_records => Err(FormatError::TooManyRecords {
+                count,
+                limit: self.max_records,
+            }),
+            None => Ok(records),
         })
     }
 }
@@ -241,7 +282,7 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Result<V2Request<'_>, FormatError> {
-        V2Request::parse(body.as_bytes())
+        V2Request::parse(body.as_bytes(), 1000)
     }
 
     fn envelope_error(body: &str) -> String {
@@ -347,6 +388,28 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn too_many_records_are_counted_not_kept() {
+        let body = r#"{"records":[{"value":1},{"value":2},{"value":3},1,{"value":5}]}"#;
+        assert_eq!(
+            V2Request::parse(body.as_bytes(), 2).unwrap_err(),
+            FormatError::TooManyRecords { count: 5, limit: 2 }
+        );
+        // A shape error within the limit still wins.
+        let body = r#"{"records":[{"value":1},2,{"value":3}]}"#;
+        assert_eq!(
+            V2Request::parse(body.as_bytes(), 2).unwrap_err(),
+            FormatError::Envelope("Field 'records[1]' must be an object, found a number.".into())
+        );
+        assert_eq!(
+            V2Request::parse(br#"{"records":[{},{}]}"#, 2)
+                .unwrap()
+                .records
+                .len(),
+            2
+        );
     }
 
     #[test]

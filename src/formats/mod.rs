@@ -13,6 +13,8 @@
 //! messages.
 
 pub mod binary;
+#[cfg(test)]
+mod counting_alloc;
 pub mod encode;
 pub mod envelope;
 pub mod json;
@@ -73,6 +75,9 @@ pub enum FormatError {
     /// A key or value that the embedded format cannot convert (400).
     #[error("{0}")]
     Data(String),
+    /// More records than `limits.max_records_per_request` (422), found while parsing.
+    #[error("Too many records: {count} in the request, the limit is {limit}.")]
+    TooManyRecords { count: usize, limit: usize },
     /// A negative explicit partition (40402).
     #[error("Partition not found.")]
     NegativePartition,

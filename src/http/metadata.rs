@@ -1,14 +1,34 @@
 //! API v2 metadata: `/`, `/brokers`, `/topics` and a topic's partitions.
+//!
+//! Served from the Kafka layer's caches, never a cluster request per call: a topic from the
+//! topic cache (refreshed in the background and on a miss), `/topics` and `/brokers` from a
+//! cluster listing at most `metadata.refresh_interval_ms` old. Each call is charged to the
+//! caller's rate limit as one record.
+
+use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::authenticate::{authorize, may_describe, AuthState};
+use super::authenticate::{authorize, may_describe, principal, AuthState};
+use super::observe::client_ip;
 use super::v2::json as v2_json;
 use super::{check_accept, parse_partition, parse_topic, AppState};
 use crate::auth::Operation;
+use crate::domain::Partition;
 use crate::error::ApiError;
-use crate::kafka::{MetadataError, PartitionMetadata, TopicMetadata};
+use crate::kafka::{PartitionMetadata, TopicMetadata};
+use crate::produce::Caller;
+
+/// Charges the call to the caller's rate limit (429 past it).
+fn charge(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let principal = principal(req);
+    let caller = Caller {
+        principal: principal.as_ref(),
+        client_ip: client_ip(req),
+    };
+    Ok(state.produce.charge_lookup(caller)?)
+}
 
 /// `GET /`: an empty object, as Confluent answers.
 pub async fn root(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -27,9 +47,10 @@ pub async fn list_brokers(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_accept(&req)?;
+    charge(&req, &state)?;
     let cluster = state.kafka.cluster().await?;
     Ok(v2_json(&BrokerList {
-        brokers: cluster.brokers,
+        brokers: cluster.brokers.clone(),
     }))
 }
 
@@ -45,12 +66,14 @@ pub async fn list_topics(
     auth: web::Data<AuthState>,
 ) -> Result<HttpResponse, ApiError> {
     check_accept(&req)?;
+    charge(&req, &state)?;
     let cluster = state.kafka.cluster().await?;
     let mut names: Vec<String> = cluster
         .topics
-        .into_iter()
-        .map(|t| t.name)
+        .iter()
+        .map(|t| &t.name)
         .filter(|n| !is_internal(n) && may_describe(&req, &auth, n))
+        .cloned()
         .collect();
     names.sort();
     Ok(v2_json(&names))
@@ -95,23 +118,20 @@ struct TopicBody {
     partitions: Vec<PartitionBody>,
 }
 
-/// The topic's current metadata, asked of the cluster (not the cache), so that these
-/// endpoints show what Kafka shows. The policy is checked first: a caller may not learn
+/// The topic's metadata from the topic cache (a miss, or a `partition` beyond the cached
+/// count, asks the cluster once). The policy is checked first: a caller may not learn
 /// whether a topic it cannot describe exists.
-async fn fresh_topic(
+async fn cached_topic(
     req: &HttpRequest,
     state: &AppState,
     auth: &AuthState,
     raw_topic: &str,
-) -> Result<TopicMetadata, ApiError> {
+    partition: Option<Partition>,
+) -> Result<Arc<TopicMetadata>, ApiError> {
     let topic = parse_topic(raw_topic)?;
     authorize(req, auth, Operation::Describe, topic.as_str())?;
-    let cluster = state.kafka.cluster().await?;
-    cluster
-        .topics
-        .into_iter()
-        .find(|t| t.name == topic.as_str())
-        .ok_or(ApiError::Metadata(MetadataError::UnknownTopic))
+    charge(req, state)?;
+    Ok(state.kafka.topic(&topic, partition).await?)
 }
 
 /// `GET /topics/{topic}`.
@@ -125,7 +145,7 @@ pub async fn get_topic(
     auth: web::Data<AuthState>,
 ) -> Result<HttpResponse, ApiError> {
     check_accept(&req)?;
-    let topic = fresh_topic(&req, &state, &auth, &path).await?;
+    let topic = cached_topic(&req, &state, &auth, &path, None).await?;
     Ok(v2_json(&TopicBody {
         name: topic.name.clone(),
         configs: serde_json::Map::new(),
@@ -141,7 +161,7 @@ pub async fn list_partitions(
     auth: web::Data<AuthState>,
 ) -> Result<HttpResponse, ApiError> {
     check_accept(&req)?;
-    let topic = fresh_topic(&req, &state, &auth, &path).await?;
+    let topic = cached_topic(&req, &state, &auth, &path, None).await?;
     let partitions: Vec<PartitionBody> = topic.partitions.iter().map(PartitionBody::from).collect();
     Ok(v2_json(&partitions))
 }
@@ -156,7 +176,7 @@ pub async fn get_partition(
     check_accept(&req)?;
     let (raw_topic, raw_partition) = path.into_inner();
     let partition = parse_partition(&raw_partition)?;
-    let topic = fresh_topic(&req, &state, &auth, &raw_topic).await?;
+    let topic = cached_topic(&req, &state, &auth, &raw_topic, Some(partition)).await?;
     let found = topic
         .partition(partition.id())
         .ok_or(ApiError::PartitionNotFound)?;

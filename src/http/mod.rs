@@ -106,7 +106,17 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body = state.body_limits.read(declared, payload).await?;
+    // The share of the in-flight bytes is per principal, else per client address.
+    let caller = match authenticate::principal(req) {
+        Some(p) => format!("principal:{}", p.id),
+        None => format!(
+            "address:{}",
+            observe::client_ip(req)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default()
+        ),
+    };
+    let body = state.body_limits.read(declared, payload, caller).await?;
     observe::with_facts(req, |f| f.bytes_in = Some(body.bytes.len() as u64));
     Ok(body)
 }

@@ -58,7 +58,7 @@ async fn produce(
     authorize(req, auth, Operation::Produce, topic.as_str())?;
     let path_partition = raw_partition.map(parse_partition).transpose()?;
     let body = read_body(req, payload, state).await?;
-    let request = V2Request::parse(&body.bytes)?;
+    let request = V2Request::parse(&body.bytes, state.produce.max_records())?;
     with_facts(req, |f| f.records = Some(request.records.len()));
     let encoders = formats::resolve(format, &request.key_schema, &request.value_schema).await?;
     let mut records = encoders.encode(&request.records)?;

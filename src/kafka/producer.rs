@@ -44,6 +44,9 @@ pub struct Kafka {
     metadata_timeout: Duration,
     unknown_topic_ttl: Duration,
     refresh_interval: Duration,
+    /// The cluster listing of the metadata endpoints, at most `refresh_interval` old; the
+    /// lock makes concurrent misses wait for one request instead of each making one.
+    listing: tokio::sync::Mutex<Option<(Instant, Arc<ClusterMetadata>)>>,
 }
 
 impl Kafka {
@@ -86,6 +89,7 @@ impl Kafka {
             metadata_timeout: Duration::from_millis(settings.metadata.request_timeout_ms),
             unknown_topic_ttl: Duration::from_millis(settings.metadata.unknown_topic_ttl_ms),
             refresh_interval: Duration::from_millis(settings.metadata.refresh_interval_ms),
+            listing: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -161,6 +165,7 @@ impl Kafka {
 
     /// `Ok(None)` when the cluster says the topic does not exist.
     async fn fetch_topic(&self, name: &TopicName) -> Result<Option<TopicMetadata>, MetadataError> {
+        self.count_metadata_request("topic");
         let fetched = metadata::fetch(&self.producer, Some(name.as_str()), self.metadata_timeout)
             .await
             .map_err(|e| self.unavailable(e))?;
@@ -180,23 +185,41 @@ impl Kafka {
         }
     }
 
-    /// Brokers and all topics, straight from the cluster (for the metadata endpoints).
+    /// Brokers and all topics, for the metadata endpoints: a listing at most
+    /// `metadata.refresh_interval_ms` old, fetched again when older, by one request however
+    /// many callers ask at once.
     ///
     /// # Errors
     /// Why the cluster could not answer.
-    pub async fn cluster(&self) -> Result<ClusterMetadata, MetadataError> {
+    pub async fn cluster(&self) -> Result<Arc<ClusterMetadata>, MetadataError> {
         self.fail_fast()?;
+        let mut listing = self.listing.lock().await;
+        if let Some((at, cluster)) = listing.as_ref() {
+            if at.elapsed() < self.refresh_interval {
+                return Ok(Arc::clone(cluster));
+            }
+        }
+        self.count_metadata_request("listing");
         let fetched = metadata::fetch(&self.producer, None, self.metadata_timeout)
             .await
             .map_err(|e| self.unavailable(e))?;
-        Ok(ClusterMetadata {
+        let cluster = Arc::new(ClusterMetadata {
             brokers: fetched.brokers,
             topics: fetched
                 .topics
                 .into_iter()
                 .filter_map(|(_, t)| t.ok())
                 .collect(),
-        })
+        });
+        *listing = Some((Instant::now(), Arc::clone(&cluster)));
+        Ok(cluster)
+    }
+
+    fn count_metadata_request(&self, reason: &str) {
+        self.metrics
+            .metadata_requests
+            .with_label_values(&[reason])
+            .inc();
     }
 
     /// Fails at once when the producer is known to be unusable, instead of letting the
@@ -222,7 +245,9 @@ impl Kafka {
     /// request order as librdkafka reports them.
     ///
     /// When the local queue is full the request waits up to `queue_full_wait_ms` for room,
-    /// and the records still not enqueued then fail with [`ProduceError::QueueFull`].
+    /// and the records still not enqueued then fail with [`ProduceError::QueueFull`]. Once
+    /// one record fails to enqueue, every later record of the request fails with the same
+    /// error without being enqueued, so a request's records are never reordered.
     /// Records without a timestamp get `default_timestamp_ms`.
     pub async fn produce(
         &self,
@@ -239,16 +264,29 @@ impl Kafka {
         }
         let deadline = Instant::now() + self.queue_full_wait;
         let (deliveries, pending) = Deliveries::new(records.len());
+        let mut failed: Option<ProduceError> = None;
         for (record, pending) in records.iter().zip(pending) {
+            // Once a record could not be enqueued, the rest of the request fails with it:
+            // enqueueing a later record would write it before the failed one, reordering
+            // records of the same key when the partner retries.
+            if let Some(error) = &failed {
+                pending.settle(Err(error.clone()));
+                continue;
+            }
             let timestamp_ms = record.timestamp_ms.unwrap_or(default_timestamp_ms);
-            self.enqueue(topic, record, timestamp_ms, deadline, Box::new(pending))
-                .await;
+            failed = self
+                .enqueue(topic, record, timestamp_ms, deadline, Box::new(pending))
+                .await
+                .err();
         }
         deliveries
     }
 
     /// Hands one record to librdkafka, waiting (until `deadline`) while its queue is full.
     /// A record that cannot be enqueued is settled with its error at once.
+    ///
+    /// # Errors
+    /// The error the record was settled with, when it could not be enqueued.
     async fn enqueue(
         &self,
         topic: &TopicName,
@@ -256,7 +294,7 @@ impl Kafka {
         timestamp_ms: i64,
         deadline: Instant,
         opaque: Opaque,
-    ) {
+    ) -> Result<(), ProduceError> {
         let mut base_record =
             BaseRecord::<[u8], [u8], Opaque>::with_opaque_to(topic.as_str(), opaque)
                 .timestamp(timestamp_ms);
@@ -283,7 +321,7 @@ impl Kafka {
         }
         loop {
             match self.producer.send(base_record) {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                     if Instant::now() < deadline =>
                 {
@@ -291,9 +329,9 @@ impl Kafka {
                     tokio::time::sleep(QUEUE_FULL_POLL).await;
                 }
                 Err((error, back)) => {
-                    back.delivery_opaque
-                        .settle(Err(ProduceError::from_kafka(&error)));
-                    return;
+                    let error = ProduceError::from_kafka(&error);
+                    back.delivery_opaque.settle(Err(error.clone()));
+                    return Err(error);
                 }
             }
         }
@@ -315,6 +353,7 @@ impl Kafka {
     }
 
     async fn probe(&self) {
+        self.count_metadata_request("probe");
         match metadata::fetch(&self.producer, None, self.metadata_timeout).await {
             Ok(fetched) => {
                 let topics = fetched

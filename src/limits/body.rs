@@ -1,8 +1,11 @@
 //! Reading a request body within its guard rails: the body cap (`server.max_body_bytes`),
-//! the body read timeout (`limits.body_read_timeout_ms`) and the in-flight byte budget
-//! (`limits.max_in_flight_bytes`).
+//! the body read timeout (`limits.body_read_timeout_ms`), the in-flight byte budget
+//! (`limits.max_in_flight_bytes`) and each caller's share of it
+//! (`limits.max_in_flight_bytes_per_principal`), so that one partner's slow bodies cannot
+//! hold the whole budget.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::web::{Bytes, BytesMut};
@@ -26,18 +29,75 @@ pub enum BodyError {
     Shed,
 }
 
-/// A request body, with its share of the in-flight byte budget (released on drop).
+/// A request body, with its part of the in-flight byte budget and of its caller's share
+/// (both released on drop).
 pub struct Body {
     pub bytes: Bytes,
     _budget: Option<OwnedSemaphorePermit>,
+    _share: Share,
 }
 
 /// The body guard rails, shared by every handler that reads a body.
 pub struct BodyLimits {
     max_body_bytes: usize,
     budget: Arc<Semaphore>,
+    shares: Arc<Shares>,
     read_timeout: Duration,
     metrics: Arc<Metrics>,
+}
+
+/// Body bytes held per caller. Only callers with bytes in flight have an entry, so the map
+/// is bounded by the requests in flight and needs no cleanup.
+struct Shares {
+    held: Mutex<HashMap<String, usize>>,
+    max: usize,
+}
+
+/// One request's bytes in its caller's share; given back on drop.
+struct Share {
+    shares: Arc<Shares>,
+    caller: String,
+    bytes: usize,
+}
+
+impl Share {
+    /// Adds `n` bytes to the caller's share, unless that would pass its limit.
+    fn take(&mut self, n: usize) -> bool {
+        let mut held = self
+            .shares
+            .held
+            .lock()
+            .expect("the share map is never poisoned");
+        let entry = held.entry(self.caller.clone()).or_insert(0);
+        if *entry + n > self.shares.max {
+            if *entry == 0 {
+                held.remove(&self.caller);
+            }
+            return false;
+        }
+        *entry += n;
+        self.bytes += n;
+        true
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        if self.bytes == 0 {
+            return;
+        }
+        let mut held = self
+            .shares
+            .held
+            .lock()
+            .expect("the share map is never poisoned");
+        if let Some(entry) = held.get_mut(&self.caller) {
+            *entry = entry.saturating_sub(self.bytes);
+            if *entry == 0 {
+                held.remove(&self.caller);
+            }
+        }
+    }
 }
 
 impl BodyLimits {
@@ -45,6 +105,10 @@ impl BodyLimits {
         BodyLimits {
             max_body_bytes: settings.server.max_body_bytes,
             budget: Arc::new(Semaphore::new(settings.limits.max_in_flight_bytes)),
+            shares: Arc::new(Shares {
+                held: Mutex::new(HashMap::new()),
+                max: settings.limits.max_in_flight_bytes_per_principal,
+            }),
             read_timeout: Duration::from_millis(settings.limits.body_read_timeout_ms),
             metrics,
         }
@@ -52,8 +116,9 @@ impl BodyLimits {
 
     /// Reads the body within the read timeout. A body larger than the limit is refused from
     /// `declared` (`Content-Length`) before a byte is read, and a chunked one as soon as it
-    /// passes the limit. The bytes count against the in-flight budget until the [`Body`] is
-    /// dropped; when the budget is spent the request is shed.
+    /// passes the limit. The bytes count against the in-flight budget and against the
+    /// share of `caller` (the principal, or the client address without authentication)
+    /// until the [`Body`] is dropped; when either is spent the request is shed.
     ///
     /// # Errors
     /// [`BodyError`]: too large, too slow, unreadable, or shed.
@@ -61,14 +126,20 @@ impl BodyLimits {
         &self,
         declared: Option<u64>,
         mut payload: impl Stream<Item = Result<Bytes, E>> + Unpin,
+        caller: String,
     ) -> Result<Body, BodyError> {
         let limit = self.max_body_bytes;
         if declared.is_some_and(|len| len > limit as u64) {
             return Err(BodyError::TooLarge { limit });
         }
         let mut budget = None;
+        let mut share = Share {
+            shares: Arc::clone(&self.shares),
+            caller,
+            bytes: 0,
+        };
         let declared = declared.map_or(0, |l| l as usize);
-        self.take_budget(&mut budget, declared)?;
+        self.take_budget(&mut budget, &mut share, declared)?;
         let read = async {
             let mut body = BytesMut::with_capacity(declared);
             while let Some(chunk) = payload.next().await {
@@ -78,7 +149,7 @@ impl BodyLimits {
                 }
                 if declared == 0 {
                     // Chunked: no size was announced, so the budget is taken as bytes arrive.
-                    self.take_budget(&mut budget, chunk.len())?;
+                    self.take_budget(&mut budget, &mut share, chunk.len())?;
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -92,18 +163,28 @@ impl BodyLimits {
         Ok(Body {
             bytes,
             _budget: budget,
+            _share: share,
         })
     }
 
-    /// Takes `n` bytes of the in-flight budget, merging with what `held` already has.
+    /// Takes `n` bytes of the caller's share, then of the in-flight budget, merging with
+    /// what `held` and `share` already have.
     fn take_budget(
         &self,
         held: &mut Option<OwnedSemaphorePermit>,
+        share: &mut Share,
         n: usize,
     ) -> Result<(), BodyError> {
         let Some(n) = u32::try_from(n).ok().filter(|n| *n > 0) else {
             return Ok(());
         };
+        if !share.take(n as usize) {
+            self.metrics
+                .shed
+                .with_label_values(&["principal_bytes"])
+                .inc();
+            return Err(BodyError::Shed);
+        }
         let permit = Arc::clone(&self.budget)
             .try_acquire_many_owned(n)
             .map_err(|_| {

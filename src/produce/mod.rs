@@ -3,7 +3,8 @@
 //! order:
 //!
 //! 1. record limits: records per request, bytes per record (422);
-//! 2. validation: per-topic JSON Schemas of json-format records (42203);
+//! 2. validation: per-topic JSON Schemas of json-format records (42203); binary records
+//!    refused where a schema applies, unless allowed there (422);
 //! 3. rate limits (429), charged only for requests that passed the checks above, and before
 //!    any call to the cluster;
 //! 4. metadata: the topic exists, explicit partitions are in range (404 at once, from the
@@ -29,7 +30,7 @@ use crate::formats::EmbeddedFormat;
 use crate::kafka::{Kafka, MetadataError};
 use crate::limits::{RateLimited, RateLimits, RecordLimitError, RecordLimits};
 use crate::metrics::Metrics;
-use crate::validation::{SchemaReport, TopicSchemas};
+use crate::validation::{BinaryNotValidated, SchemaReport, TopicSchemas};
 
 pub use outcomes::Outcomes;
 
@@ -58,6 +59,8 @@ pub enum Refused {
     RecordLimit(#[from] RecordLimitError),
     #[error("the records do not match the topic's JSON Schema")]
     Invalid(SchemaReport),
+    #[error(transparent)]
+    BinaryNotValidated(#[from] BinaryNotValidated),
     #[error("the caller's rate limit is exceeded")]
     RateLimited(RateLimited),
     #[error(transparent)]
@@ -75,6 +78,7 @@ impl From<Refused> for ApiError {
         match refused {
             Refused::RecordLimit(e) => e.into(),
             Refused::Invalid(report) => report.into(),
+            Refused::BinaryNotValidated(e) => e.into(),
             Refused::RateLimited(limited) => limited.into(),
             Refused::Metadata(e) => e.into(),
         }
@@ -108,6 +112,11 @@ impl ProduceService {
         })
     }
 
+    /// `limits.max_records_per_request`, for adapters that stop parsing past it.
+    pub fn max_records(&self) -> usize {
+        self.record_limits.max_records
+    }
+
     /// Runs the pipeline for one request.
     ///
     /// # Errors
@@ -123,10 +132,14 @@ impl ProduceService {
             records,
         } = request;
         self.record_limits.check(&records)?;
-        if format == EmbeddedFormat::Json {
-            self.schemas
+        match format {
+            EmbeddedFormat::Json => self
+                .schemas
                 .validate(topic.as_str(), &records)
-                .map_err(Refused::Invalid)?;
+                .map_err(Refused::Invalid)?,
+            EmbeddedFormat::Binary => self.schemas.check_binary(topic.as_str())?,
+            // Refused by the encoders until a Schema Registry client exists.
+            EmbeddedFormat::Avro | EmbeddedFormat::JsonSchema | EmbeddedFormat::Protobuf => {}
         }
         self.charge(caller, &records)?;
         // Partitions are numbered from 0, so checking the highest one named checks them all.
@@ -144,8 +157,28 @@ impl ProduceService {
         ))
     }
 
+    /// Charges a metadata request to the caller's rate limits and the global ones, as one
+    /// record of no bytes: metadata endpoints cost the cluster too, and are not free to
+    /// call in a loop.
+    ///
+    /// # Errors
+    /// [`RateLimited`] when the caller or the service is over its record rate.
+    pub fn charge_lookup(&self, caller: Caller<'_>) -> Result<(), RateLimited> {
+        self.charge_counts(caller, 1, 0)
+    }
+
     /// Charges the records to the caller's rate limits and the global ones.
     fn charge(&self, caller: Caller<'_>, records: &[Record]) -> Result<(), RateLimited> {
+        let bytes: usize = records.iter().map(Record::size_bytes).sum();
+        self.charge_counts(caller, records.len(), bytes)
+    }
+
+    fn charge_counts(
+        &self,
+        caller: Caller<'_>,
+        records: usize,
+        bytes: usize,
+    ) -> Result<(), RateLimited> {
         if !self.rate_limits.enabled() {
             return Ok(());
         }
@@ -159,10 +192,9 @@ impl ProduceService {
                 &[][..],
             ),
         };
-        let bytes: usize = records.iter().map(Record::size_bytes).sum();
         let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         self.rate_limits
-            .check(&key, scopes, clamp(records.len()), clamp(bytes))
+            .check(&key, scopes, clamp(records), clamp(bytes))
             .inspect_err(|limited| {
                 self.metrics
                     .rate_limited

@@ -7,7 +7,8 @@ use kafka_rest_proxy::config::{Rate, Settings, TopicSchema};
 use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{
-    body_of, mock_cluster, read_response, Cluster, Policy, Response, TestApp, JSON_V2, V2,
+    body_of, mock_cluster, read_response, Cluster, Policy, Response, TestApp, BINARY_V2, JSON_V2,
+    V2,
 };
 
 #[actix_web::test]
@@ -365,6 +366,55 @@ async fn in_flight_requests_and_bytes_are_bounded() {
     app.stop().await.unwrap();
 }
 
+/// One partner's slow bodies hold at most its share of the in-flight bytes: past it that
+/// partner is shed (503), while another partner still produces.
+#[actix_web::test]
+async fn a_partner_holding_its_share_of_in_flight_bytes_does_not_block_others() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = cluster.settings();
+    two_partners(&mut settings, dir.path());
+    settings.server.max_body_bytes = 1000;
+    settings.limits.max_in_flight_bytes = 4000;
+    settings.limits.max_in_flight_bytes_per_principal = 1000;
+    // The held request times out soon after the checks, so shutdown need not wait long.
+    settings.limits.body_read_timeout_ms = 2_000;
+    // Metrics without credentials, on a listener of their own.
+    settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let app = TestApp::spawn_ready(settings).await;
+
+    // Partner A's slow body holds 800 of its 1000 bytes.
+    let _slow = app
+        .raw(&format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nX-API-Key: key-a\r\nContent-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
+        ))
+        .await;
+    app.wait_for_in_flight(1).await;
+    let body = format!(r#"{{"records":[{{"value":"{}"}}]}}"#, "x".repeat(474));
+    assert_eq!(body.len(), 500);
+
+    let r = app
+        .produce_with(&topic, &[("x-api-key", "key-a")], &body)
+        .await;
+    r.assert_exact(
+        503,
+        r#"{"error_code":50302,"message":"The service is overloaded; retry the request."}"#,
+    );
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let r = app
+        .produce_with(&topic, &[("x-api-key", "key-b")], &body)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![1]);
+    let m = app.metrics().await;
+    assert!(
+        m.contains(r#"kafka_rest_shed_total{reason="principal_bytes"} 1"#),
+        "{m}"
+    );
+    app.stop().await.unwrap();
+}
+
 const ORDER_SCHEMA: &str = r#"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "type": "object",
@@ -390,6 +440,7 @@ async fn a_request_refused_before_the_rate_limit_is_not_charged() {
         topics: vec![topic.as_str().into()],
         value_schema: Some(dir.path().join("order.json")),
         key_schema: None,
+        allow_binary: false,
     }];
     settings.limits.max_records_per_request = 10;
     // One full request per 10 s: a second charge within the test would be refused.
@@ -439,6 +490,7 @@ async fn json_schema_violations_are_listed_and_nothing_is_produced() {
         topics: vec![validated.as_str().into()],
         value_schema: Some(dir.path().join("order.json")),
         key_schema: None,
+        allow_binary: false,
     }];
     let app = TestApp::spawn_ready(settings).await;
 
@@ -498,6 +550,129 @@ async fn json_schema_violations_are_listed_and_nothing_is_produced() {
     app.stop().await.unwrap();
 }
 
+/// A topic validating its values with [`ORDER_SCHEMA`], and the settings for it.
+fn order_topic_settings(cluster: &Cluster, topic: &str, dir: &std::path::Path) -> Settings {
+    std::fs::write(dir.join("order.json"), ORDER_SCHEMA).unwrap();
+    let mut settings = cluster.settings();
+    settings.validation.schemas = vec![TopicSchema {
+        topics: vec![topic.into()],
+        value_schema: Some(dir.join("order.json")),
+        key_schema: None,
+        allow_binary: false,
+    }];
+    settings
+}
+
+/// Values serde_json cannot hold as a `Value` used to skip validation and be written.
+#[actix_web::test]
+async fn values_that_cannot_be_validated_are_refused_and_nothing_is_produced() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_ready(order_topic_settings(&cluster, &topic, dir.path())).await;
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let cases = [
+        (
+            r#"{"id":1e400,"user":{}}"#.to_owned(),
+            "a number beyond the range of a 64-bit float",
+        ),
+        (
+            format!(r#"{{"id":1,"user":{{}},"x":{deep}}}"#),
+            "nested deeper than 128 levels",
+        ),
+        (
+            r#"{"id":1,"user":{"id":"\ud800"}}"#.to_owned(),
+            "lone UTF-16 surrogate",
+        ),
+    ];
+    for (value, why) in cases {
+        let body =
+            format!(r#"{{"records":[{{"value":{{"id":1,"user":{{}}}}}},{{"value":{value}}}]}}"#);
+        let r = app.produce(&topic, &body).await;
+        assert_eq!(r.status, 422, "{value}: {r:?}");
+        let json = r.json();
+        assert_eq!(json["error_code"], 42203, "{r:?}");
+        let violation = &json["violations"][0];
+        assert_eq!(violation["record"], 1, "{r:?}");
+        assert_eq!(violation["field"], "value", "{r:?}");
+        assert_eq!(violation["keyword"], "unvalidatable", "{r:?}");
+        let message = violation["message"].as_str().unwrap();
+        assert!(message.starts_with("cannot be validated: "), "{r:?}");
+        assert!(message.contains(why), "{r:?}");
+    }
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
+
+/// Binary records cannot be validated: refused on a topic with a schema, unless its entry
+/// sets `allow_binary`.
+#[actix_web::test]
+async fn binary_records_to_a_schema_topic_are_refused_unless_allowed() {
+    let cluster = Cluster::plaintext();
+    let strict = cluster.create_topic(1).await;
+    let lenient = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = order_topic_settings(&cluster, &strict, dir.path());
+    settings.validation.schemas.push(TopicSchema {
+        topics: vec![lenient.as_str().into()],
+        value_schema: Some(dir.path().join("order.json")),
+        key_schema: None,
+        allow_binary: true,
+    });
+    let app = TestApp::spawn_ready(settings).await;
+    // "not an order" in base64.
+    let body = r#"{"records":[{"value":"bm90IGFuIG9yZGVy"}]}"#;
+
+    let r = app
+        .post(&format!("/topics/{strict}"), BINARY_V2, body)
+        .await;
+    r.assert_exact(
+        422,
+        &format!(
+            r#"{{"error_code":422,"message":"Topic '{strict}' validates its records against a JSON Schema, and binary-format records cannot be validated: send them in the json format."}}"#
+        ),
+    );
+    assert_eq!(cluster.high_watermarks(&strict, 1).await, vec![0]);
+
+    let r = app
+        .post(&format!("/topics/{lenient}"), BINARY_V2, body)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(cluster.high_watermarks(&lenient, 1).await, vec![1]);
+    app.stop().await.unwrap();
+}
+
+/// A violation's message quotes the offending value: each is cut, and the list stops at a
+/// size cap, so five 900 kB values make an answer of a few kB, not 4.5 MB.
+#[actix_web::test]
+async fn violations_of_huge_values_make_a_small_answer() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_ready(order_topic_settings(&cluster, &topic, dir.path())).await;
+    let huge = "x".repeat(900_000);
+    let record = format!(r#"{{"value":{{"id":"{huge}","user":{{}}}}}}"#);
+    let body = format!(r#"{{"records":[{}]}}"#, vec![record; 5].join(","));
+
+    let r = app.produce(&topic, &body).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.len() < 40 * 1024, "{} bytes", r.body.len());
+    let json = r.json();
+    assert_eq!(json["error_code"], 42203);
+    let violations = json["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 5, "{json}");
+    for v in violations {
+        let message = v["message"].as_str().unwrap();
+        assert!(message.chars().count() <= 257, "{message}");
+        assert!(
+            message.starts_with(r#""xxxx"#) && message.ends_with('…'),
+            "{message}"
+        );
+    }
+    assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
+
 #[test]
 fn a_bad_schema_file_fails_startup_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -507,6 +682,7 @@ fn a_bad_schema_file_fails_startup_naming_it() {
         topics: vec!["t".into()],
         value_schema: Some(dir.path().join("broken.json")),
         key_schema: None,
+        allow_binary: false,
     }];
     let err = kafka_rest_proxy::startup::Application::build(&settings)
         .err()

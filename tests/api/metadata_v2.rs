@@ -1,6 +1,8 @@
 //! API v2 metadata endpoints (SPEC §3) against a real broker.
 
-use crate::helpers::{Cluster, TestApp};
+use kafka_rest_proxy::config::Rate;
+
+use crate::helpers::{sample, Cluster, TestApp};
 
 #[actix_web::test]
 async fn metadata_endpoints() {
@@ -55,5 +57,58 @@ async fn metadata_endpoints() {
     app.get("/topics/missing-topic-xyz/partitions")
         .await
         .assert_exact(404, r#"{"error_code":40401,"message":"Topic not found."}"#);
+    app.stop().await.unwrap();
+}
+
+/// The metadata endpoints are served from the caches: fifty calls make one listing request
+/// and at most one topic request to the cluster, not one each.
+#[actix_web::test]
+async fn metadata_endpoints_do_not_ask_the_cluster_each_time() {
+    let cluster = Cluster::plaintext();
+    let app = TestApp::spawn_ready(cluster.settings()).await;
+    let topic = cluster.create_topic(2).await;
+    for _ in 0..10 {
+        for path in [
+            "/topics".to_owned(),
+            "/brokers".to_owned(),
+            format!("/topics/{topic}"),
+            format!("/topics/{topic}/partitions"),
+            format!("/topics/{topic}/partitions/1"),
+        ] {
+            let r = app.get(&path).await;
+            assert_eq!(r.status, 200, "{path}: {r:?}");
+        }
+    }
+    let m = app.metrics().await;
+    let requests = |reason: &str| {
+        sample(
+            &m,
+            &format!(r#"kafka_rest_metadata_requests_total{{reason="{reason}"}}"#),
+        )
+    };
+    assert_eq!(requests("listing"), 1.0, "{m}");
+    assert!(requests("topic") <= 1.0, "{m}");
+    app.stop().await.unwrap();
+}
+
+/// Metadata calls count against the caller's rate limit, one record each.
+#[actix_web::test]
+async fn a_caller_over_its_rate_gets_429_on_metadata_endpoints() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let mut settings = cluster.settings();
+    settings.limits.max_records_per_request = 2;
+    settings.limits.rate.default = Rate {
+        records_per_second: 1,
+        records_burst: Some(2),
+        ..Rate::default()
+    };
+    let app = TestApp::spawn_ready(settings).await;
+    assert_eq!(app.get("/topics").await.status, 200);
+    assert_eq!(app.get(&format!("/topics/{topic}")).await.status, 200);
+    let r = app.get("/brokers").await;
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.json()["error_code"], 429);
+    assert!(r.header("retry-after").is_some(), "{r:?}");
     app.stop().await.unwrap();
 }

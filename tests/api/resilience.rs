@@ -45,6 +45,44 @@ async fn one_failed_record_leaves_the_others_written_and_the_status_200() {
     app.stop().await.unwrap();
 }
 
+/// Once a record of a request fails to enqueue (a full queue after the bounded wait, or
+/// here, deterministically, a record librdkafka refuses as larger than `message.max.bytes`),
+/// the later records of the request fail with it: enqueueing them would write them before
+/// the failed one, reordering records of a key when the partner retries.
+#[actix_web::test]
+async fn records_after_one_that_failed_to_enqueue_fail_with_it() {
+    let (_mock, mut settings) = mock_cluster(1, "ordered", 1);
+    settings
+        .kafka
+        .librdkafka
+        .0
+        .insert("message.max.bytes".into(), "2000".into());
+    let app = TestApp::spawn_ready(settings).await;
+    let big = "x".repeat(5_000);
+    let body = format!(
+        r#"{{"records":[{{"key":"k","value":1}},{{"key":"k","value":"{big}"}},{{"key":"k","value":3}}]}}"#
+    );
+    let r = app.post("/topics/ordered", JSON_V2, &body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let offsets = r.json()["offsets"].as_array().unwrap().clone();
+    assert_eq!(offsets[0]["offset"], 0, "{offsets:?}");
+    assert_eq!(offsets[1]["error_code"], 50002, "{offsets:?}");
+    assert_eq!(
+        offsets[2], offsets[1],
+        "the record after the failed one was not enqueued"
+    );
+    // The next request starts afresh: nothing of the third record was written before it.
+    let r = app
+        .post(
+            "/topics/ordered",
+            JSON_V2,
+            r#"{"records":[{"key":"k","value":4}]}"#,
+        )
+        .await;
+    assert_eq!(r.json()["offsets"][0]["offset"], 1, "{r:?}");
+    app.stop().await.unwrap();
+}
+
 #[actix_web::test]
 async fn nothing_written_is_never_200() {
     let (mock, mut settings) = mock_cluster(1, "unwritable", 1);
