@@ -165,6 +165,7 @@ pub async fn observe(
         .app_data::<RouteTemplate>()
         .map_or("unmatched", |r| r.0);
     let method = request.method().as_str();
+    let method_label = method_label(request.method());
     let status = response.status();
     let extensions = request.extensions();
     let facts = extensions.get::<RequestFacts>();
@@ -185,11 +186,11 @@ pub async fn observe(
 
     metrics
         .http_requests
-        .with_label_values(&[route, method, status.as_str()])
+        .with_label_values(&[route, method_label, status.as_str()])
         .inc();
     metrics
         .http_request_duration
-        .with_label_values(&[route, method])
+        .with_label_values(&[route, method_label])
         .observe(latency.as_secs_f64());
     metrics
         .http_request_bytes
@@ -231,6 +232,24 @@ pub async fn observe(
     }
     drop(extensions);
     Ok(response)
+}
+
+/// The `method` label: the request line's method is whatever the client sent (any token, of
+/// any length, before authentication), so only the standard methods get their own value.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "_other",
+    }
 }
 
 fn write_access_log(record: &AccessRecord<'_>, access_log: AccessLog) {
@@ -275,4 +294,21 @@ pub async fn metrics(observability: web::Data<Observability>) -> actix_web::Http
     actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(observability.metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::Method;
+
+    use super::method_label;
+
+    #[test]
+    fn only_standard_methods_get_their_own_label() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for invented in ["FOO", "get", "X".repeat(1000).as_str()] {
+            let method = Method::from_bytes(invented.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "_other", "{invented}");
+        }
+    }
 }

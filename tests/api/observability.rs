@@ -458,3 +458,33 @@ async fn log_lines_written_for_a_request_carry_its_id_and_principal() {
     assert_eq!(line["span"]["request_id"], "req-span-1", "{line}");
     assert_eq!(line["span"]["principal"], "partner-a", "{line}");
 }
+
+/// The request line's method is the client's to invent, before any authentication: only the
+/// standard methods get their own `method` label value.
+#[actix_web::test]
+async fn invented_methods_share_one_label_value() {
+    let cluster = Cluster::plaintext();
+    let app = TestApp::spawn_ready(cluster.settings()).await;
+    let padding = "X".repeat(200);
+    for i in 0..2_000 {
+        let r = app
+            .request(&format!("INVENTED{i}{padding}"), "/", &[], "")
+            .await;
+        assert_eq!(r.status, 405, "{r:?}");
+    }
+    let m = app.metrics().await;
+    let methods: std::collections::BTreeSet<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("kafka_rest_http_request"))
+        .filter_map(|l| l.split_once("method=\"")?.1.split_once('"'))
+        .map(|(method, _)| method)
+        .collect();
+    assert!(methods.len() <= 5, "{methods:?}");
+    assert!(methods.contains("_other"), "{methods:?}");
+    assert!(
+        m.len() < 100_000,
+        "the exposition grew to {} bytes",
+        m.len()
+    );
+    app.stop().await.unwrap();
+}
