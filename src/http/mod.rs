@@ -106,7 +106,5 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body = state.body_limits.read(declared, payload).await?;
-    observe::with_facts(req, |f| f.bytes_in = Some(body.bytes.len() as u64));
-    Ok(body)
+    Ok(state.body_limits.read(declared, payload).await?)
 }

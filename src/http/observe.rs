@@ -9,11 +9,14 @@
 //! in the request's extensions; error responses carry their Confluent code in the
 //! response's extensions.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
@@ -41,7 +44,6 @@ pub struct RequestFacts {
     pub topic: Option<String>,
     pub records: Option<usize>,
     pub records_failed: Option<usize>,
-    pub bytes_in: Option<u64>,
     pub principal: Option<String>,
     /// The client address after trusted-proxy resolution.
     pub client_ip: Option<std::net::IpAddr>,
@@ -130,7 +132,7 @@ impl Drop for InFlightGauge {
 
 /// Middleware: outermost, so it sees every response, including refusals.
 pub async fn observe(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
@@ -147,6 +149,7 @@ pub async fn observe(
         request_id = %request_id,
         principal = tracing::field::Empty
     );
+    let bytes_in = count_body_bytes(&mut req);
     // A guard, not inc/dec around the await: a client that disconnects drops this future.
     let in_flight = InFlightGauge::enter(&metrics.http_requests_in_flight);
     let result = next.call(req).instrument(span).await;
@@ -169,16 +172,8 @@ pub async fn observe(
     let status = response.status();
     let extensions = request.extensions();
     let facts = extensions.get::<RequestFacts>();
-    let bytes_in = facts
-        .and_then(|f| f.bytes_in)
-        .or_else(|| {
-            request
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
+    // What was read, whatever Content-Length claimed: a body refused unread counts nothing.
+    let bytes_in = bytes_in.get();
     let bytes_out = match response.response().body().size() {
         BodySize::Sized(n) => n,
         _ => 0,
@@ -232,6 +227,23 @@ pub async fn observe(
     }
     drop(extensions);
     Ok(response)
+}
+
+/// Wraps the request's body in a stream that counts the bytes the handlers actually read.
+fn count_body_bytes(req: &mut ServiceRequest) -> Rc<Cell<u64>> {
+    use futures_util::StreamExt;
+    let count = Rc::new(Cell::new(0));
+    let counter = Rc::clone(&count);
+    let payload = req.take_payload().inspect(move |chunk| {
+        if let Ok(bytes) = chunk {
+            counter.set(counter.get() + bytes.len() as u64);
+        }
+    });
+    let payload: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<web::Bytes, PayloadError>>>,
+    > = Box::pin(payload);
+    req.set_payload(payload.into());
+    count
 }
 
 /// The `method` label: the request line's method is whatever the client sent (any token, of

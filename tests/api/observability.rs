@@ -6,8 +6,8 @@ use std::time::Duration;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::helpers::{
-    free_port, mock_cluster, sample, tool, wait_until, Binary, Cluster, Policy, TestApp, JSON_V2,
-    PRODUCED_OK,
+    free_port, mock_cluster, read_response, sample, tool, wait_until, Binary, Cluster, Policy,
+    TestApp, JSON_V2, PRODUCED_OK,
 };
 
 fn promtool_accepts_metrics(exposition: &str) {
@@ -399,7 +399,9 @@ async fn access_log_lines_are_json_with_every_field_and_no_secret() {
         assert_eq!(line["error_code"], serde_json::json!(error_code));
         assert_eq!(line["source_ip"], "127.0.0.1");
         assert_eq!(line["user_agent"], "partner-client/1.0");
-        assert_eq!(line["bytes_in"], body.len());
+        // The bytes read: a body refused by its media type is never read.
+        let read = if *status == 415 { 0 } else { body.len() };
+        assert_eq!(line["bytes_in"], read, "{line}");
         assert!(line["bytes_out"].as_u64().unwrap() > 0, "{line}");
         assert!(line["latency_ms"].as_f64().unwrap() >= 0.0);
         assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
@@ -486,5 +488,30 @@ async fn invented_methods_share_one_label_value() {
         "the exposition grew to {} bytes",
         m.len()
     );
+    app.stop().await.unwrap();
+}
+
+/// `kafka_rest_http_request_bytes_total` counts the body bytes read, not what
+/// `Content-Length` claims: a body refused unread adds nothing.
+#[actix_web::test]
+async fn request_bytes_count_what_was_read() {
+    let cluster = Cluster::plaintext();
+    let app = TestApp::spawn_ready(cluster.settings()).await;
+    let topic = cluster.create_topic(1).await;
+    let series = r#"kafka_rest_http_request_bytes_total{route="/topics/{topic}"}"#;
+    let before = sample(&app.metrics().await, series);
+    for length in ["18446744073709551615", "100000000"] {
+        let mut stream = app
+            .raw(&format!(
+                "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: {length}\r\n\r\n{{}}"
+            ))
+            .await;
+        let response = read_response(&mut stream, Duration::from_secs(10)).await;
+        assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    }
+    let body = r#"{"records":[{"value":1}]}"#;
+    assert_eq!(app.produce(&topic, body).await.status, 200);
+    let after = sample(&app.metrics().await, series);
+    assert_eq!(after - before, body.len() as f64);
     app.stop().await.unwrap();
 }
