@@ -108,6 +108,10 @@ impl CommandLine {
                 .server
                 .listen
                 .set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            settings
+                .metrics
+                .listen
+                .set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
         if let Some(listen) = self.listen {
             settings.server.listen = listen;

@@ -8,9 +8,12 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
-    /// Serve `/metrics` on this address instead of the API port (keeps it off the
-    /// partner-facing listener).
-    pub listen: Option<SocketAddr>,
+    /// The address of the `/metrics` listener, separate from the partner-facing API
+    /// listener.
+    pub listen: SocketAddr,
+    /// Serve `/metrics` on the API listener instead (no separate listener): partners could
+    /// read it there, so it is only on this explicit request.
+    pub serve_on_api_listener: bool,
     /// Topics that get their own `topic` label; all others are counted as `_other`, so the
     /// label stays bounded.
     pub topics: Vec<String>,
@@ -22,7 +25,8 @@ pub struct MetricsSettings {
 impl Default for MetricsSettings {
     fn default() -> Self {
         MetricsSettings {
-            listen: None,
+            listen: SocketAddr::from(([0, 0, 0, 0], 9102)),
+            serve_on_api_listener: false,
             topics: Vec::new(),
             statistics_interval_ms: 5_000,
         }

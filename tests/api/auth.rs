@@ -333,10 +333,7 @@ async fn api_keys_valid_wrong_and_disabled() {
     assert_401(&r, "The API key is disabled.");
     assert!(!r.body.contains("disabled-key"));
     assert_eq!(cluster.high_watermarks(&a, 1).await, vec![1]);
-    let m = app
-        .request("GET", "/metrics", &[("x-api-key", "good-key")], "")
-        .await
-        .body;
+    let m = app.metrics().await;
     assert_eq!(
         sample(
             &m,

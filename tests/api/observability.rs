@@ -40,7 +40,7 @@ async fn metrics_follow_traffic_and_pass_promtool() {
     let app = TestApp::spawn_ready(cluster.settings()).await;
     let topic = cluster.create_topic(1).await;
     let path = format!("/topics/{topic}");
-    let before = app.get("/metrics").await.body;
+    let before = app.metrics().await;
 
     let r = app
         .post(
@@ -61,7 +61,7 @@ async fn metrics_follow_traffic_and_pass_promtool() {
         .await;
     assert_eq!(r.status, 404);
 
-    let r = app.get("/metrics").await;
+    let r = app.metrics_response().await;
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("content-type"),
@@ -125,7 +125,7 @@ async fn failed_records_are_counted_by_error_code() {
         )
         .await;
     assert_eq!(r.status, 500, "{r:?}");
-    let m = app.get("/metrics").await.body;
+    let m = app.metrics().await;
     assert_eq!(
         sample(
             &m,
@@ -162,9 +162,7 @@ impl Drop for Killed {
 #[actix_web::test]
 async fn a_real_prometheus_scrapes_the_produced_record_count() {
     let cluster = Cluster::plaintext();
-    let mut settings = cluster.settings();
-    settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
-    let app = TestApp::spawn_ready(settings).await;
+    let app = TestApp::spawn_ready(cluster.settings()).await;
     let metrics_address = app.metrics_address.clone().unwrap();
     // /metrics lives on its own listener, not on the API port.
     assert_eq!(app.get("/metrics").await.status, 404);
@@ -513,5 +511,51 @@ async fn request_bytes_count_what_was_read() {
     assert_eq!(app.produce(&topic, body).await.status, 200);
     let after = sample(&app.metrics().await, series);
     assert_eq!(after - before, body.len() as f64);
+    app.stop().await.unwrap();
+}
+
+/// By default `/metrics` is on its own listener (0.0.0.0:9102), never on the partner-facing
+/// API listener; only an explicit setting puts it there.
+#[actix_web::test]
+async fn metrics_are_off_the_api_listener_unless_asked() {
+    let cluster = Cluster::plaintext();
+    let api = format!("127.0.0.1:{}", free_port());
+    let _binary = Killed(
+        crate::helpers::Binary::command()
+            .env_remove("KRP_METRICS__LISTEN")
+            .env("KRP_KAFKA__BOOTSTRAP_SERVERS", &cluster.bootstrap)
+            .args(["--listen", &api])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = awc::Client::default();
+    let status = async |url: String| match client.get(url).send().await {
+        Ok(r) => Ok(r.status().as_u16()),
+        Err(e) => Err(e.to_string()),
+    };
+    wait_until(Duration::from_secs(30), async || {
+        match status(format!("http://{api}/healthz")).await {
+            Ok(200) => Ok(()),
+            other => Err(format!("the binary never started: {other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(status(format!("http://{api}/metrics")).await, Ok(404));
+    assert_eq!(
+        status("http://127.0.0.1:9102/metrics".to_owned()).await,
+        Ok(200)
+    );
+
+    let mut settings = cluster.settings();
+    settings.metrics.serve_on_api_listener = true;
+    let app = TestApp::spawn_ready(settings).await;
+    assert_eq!(app.metrics_address, None);
+    assert!(app
+        .get("/metrics")
+        .await
+        .body
+        .contains("kafka_rest_build_info"));
     app.stop().await.unwrap();
 }
