@@ -53,6 +53,10 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// One line per request on stdout.
     pub access_log: bool,
+    /// Log lines (application and access log) queued for stdout at most: lines are written
+    /// by a thread of their own, so a stalled log driver never stalls a request; past this
+    /// many, lines are dropped and counted in `kafka_rest_log_lines_dropped_total`.
+    pub max_buffered_lines: usize,
 }
 
 impl Default for LogSettings {
@@ -61,6 +65,7 @@ impl Default for LogSettings {
             level: "info".to_owned(),
             format: LogFormat::Auto,
             access_log: true,
+            max_buffered_lines: 100_000,
         }
     }
 }

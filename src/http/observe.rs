@@ -25,6 +25,7 @@ use tracing::Instrument;
 
 use crate::error::ErrorCode;
 use crate::metrics::Metrics;
+use crate::telemetry;
 
 /// The response header carrying the request id.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -266,11 +267,10 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
 
 fn write_access_log(record: &AccessRecord<'_>, access_log: AccessLog) {
     if access_log == AccessLog::Json {
-        use std::io::Write;
         let mut line = serde_json::to_vec(record).expect("access records serialize");
         line.push(b'\n');
         // One write of a whole line: lines from concurrent workers do not interleave.
-        let _ = std::io::stdout().lock().write_all(&line);
+        telemetry::write_line(&line);
     } else if access_log == AccessLog::Text {
         tracing::info!(
             target: "access",
@@ -303,6 +303,9 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
 
 /// `GET /metrics`: the Prometheus text format.
 pub async fn metrics(observability: web::Data<Observability>) -> actix_web::HttpResponse {
+    observability
+        .metrics
+        .observe_dropped_log_lines(telemetry::dropped_lines());
     actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(observability.metrics.render())

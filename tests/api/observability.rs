@@ -559,3 +559,57 @@ async fn metrics_are_off_the_api_listener_unless_asked() {
         .contains("kafka_rest_build_info"));
     app.stop().await.unwrap();
 }
+
+/// Log lines are written by a thread of their own through a bounded queue: with a stdout
+/// that nobody reads (a stalled log driver), requests keep being answered and the lines
+/// that did not fit are counted.
+#[actix_web::test]
+async fn a_stalled_stdout_costs_log_lines_not_requests() {
+    let api = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut child = Killed(
+        crate::helpers::Binary::command()
+            .env("KRP_DEV__ENABLED", "true")
+            .env("KRP_LOG__FORMAT", "json")
+            .env("KRP_LOG__MAX_BUFFERED_LINES", "100")
+            .env("KRP_METRICS__LISTEN", &metrics)
+            .args(["--listen", &api])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Held open and never read: once the pipe's buffer is full, every write to it blocks.
+    let _stdout = child.0.stdout.take().unwrap();
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    wait_until(Duration::from_secs(30), async || {
+        match client.get(format!("http://{api}/healthz")).send().await {
+            Ok(r) if r.status() == 200 => Ok(()),
+            other => Err(format!("the binary never started: {other:?}")),
+        }
+    })
+    .await;
+    // Each request writes an access-log line of a few hundred bytes: in all far more than
+    // a pipe holds (64 KiB) plus the queue (100 lines).
+    for i in 0..2_000 {
+        let r = client
+            .get(format!("http://{api}/healthz"))
+            .insert_header(("x-request-id", format!("req-{i}")))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {i} got no answer: {e}"));
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    let mut r = client
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let exposition = String::from_utf8(r.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        sample(&exposition, "kafka_rest_log_lines_dropped_total") > 0.0,
+        "{exposition}"
+    );
+}
