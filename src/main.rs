@@ -66,10 +66,14 @@ fn serve(config: Option<PathBuf>, cli: &CommandLine) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = telemetry::init(&settings.log, settings.json_logs()) {
-        eprintln!("{e}");
-        return ExitCode::from(2);
-    }
+    // Held to the end of serve: dropping it writes out the log lines still queued.
+    let _log_guard = match telemetry::init(&settings.log, settings.json_logs()) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         "starting kafka-rest-proxy"

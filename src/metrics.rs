@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The label for topics and principals outside the configured bounded set.
@@ -70,6 +70,9 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub shed: IntCounterVec,
     pub build_info: IntGaugeVec,
+    /// Log lines (application and access log) dropped because the log writer's queue was
+    /// full: stdout was not being read fast enough.
+    pub log_lines_dropped: IntCounter,
     topics: HashSet<String>,
     principals: HashSet<String>,
     /// Last cumulative broker counters seen, to turn librdkafka's totals into increments.
@@ -254,6 +257,16 @@ impl Metrics {
                 &["reason"],
             ),
             build_info,
+            log_lines_dropped: {
+                let metric = IntCounter::new(
+                    "kafka_rest_log_lines_dropped_total",
+                    "Log lines dropped because stdout did not keep up (the log writer's queue \
+                     was full).",
+                )
+                .expect("valid metric");
+                r.register(Box::new(metric.clone())).expect("unique metric");
+                metric
+            },
             topics: topics.iter().cloned().collect(),
             principals: principals.iter().cloned().collect(),
             broker_totals: Mutex::default(),
@@ -318,6 +331,12 @@ impl Metrics {
                 .with_label_values(&[&id])
                 .inc_by(delta(now.2, before.2));
         }
+    }
+
+    /// Brings the dropped-log-lines counter up to `total`, the log writer's own count.
+    pub fn observe_dropped_log_lines(&self, total: u64) {
+        let counted = self.log_lines_dropped.get();
+        self.log_lines_dropped.inc_by(total.saturating_sub(counted));
     }
 
     /// The Prometheus text exposition of every metric.

@@ -41,7 +41,7 @@ pub struct Application {
     server: Server,
     port: u16,
     tls_port: Option<u16>,
-    /// The separate `/metrics` listener, when configured.
+    /// The separate `/metrics` listener, unless `metrics.serve_on_api_listener`.
     metrics_server: Option<(Server, u16)>,
     kafka: Arc<Kafka>,
     lifecycle: Arc<Lifecycle>,
@@ -113,7 +113,7 @@ impl Application {
                 (true, false) => AccessLog::Text,
             },
         });
-        let serve_metrics = settings.metrics.listen.is_none();
+        let serve_metrics = settings.metrics.serve_on_api_listener;
         let mut tls_port = None;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -164,9 +164,13 @@ impl Application {
             server = server.workers(workers);
         }
         tracing::info!(%address, port, "listening");
-        let metrics_server = match settings.metrics.listen {
-            Some(address) => Some(metrics_server(address, Arc::clone(&metrics))?),
-            None => None,
+        let metrics_server = if serve_metrics {
+            None
+        } else {
+            Some(metrics_server(
+                settings.metrics.listen,
+                Arc::clone(&metrics),
+            )?)
         };
         Ok(Application {
             server: server.run(),
@@ -192,7 +196,7 @@ impl Application {
         self.tls_port
     }
 
-    /// The port of the separate `/metrics` listener, when configured.
+    /// The port of the separate `/metrics` listener, unless `metrics.serve_on_api_listener`.
     pub fn metrics_port(&self) -> Option<u16> {
         self.metrics_server.as_ref().map(|(_, port)| *port)
     }

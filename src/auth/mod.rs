@@ -164,7 +164,7 @@ impl Authenticator {
     }
 
     /// The client address, honouring `X-Forwarded-For` from trusted proxies only.
-    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: &[&[u8]]) -> IpAddr {
         self.network.client_ip(peer, forwarded_for)
     }
 

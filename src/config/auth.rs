@@ -24,7 +24,7 @@ pub struct AuthSettings {
     /// CIDRs of proxies whose `X-Forwarded-For` is believed (API Gateway's VPC link, the
     /// NLB); from anyone else the header is ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Paths open without credentials besides `/healthz` and `/readyz` (e.g. `/metrics`).
+    /// Paths open without credentials besides `/healthz` and `/readyz`.
     pub anonymous_paths: Vec<String>,
     /// A verified client certificate (mutual TLS) authenticates its subject's common name
     /// as the principal, when the request carries no token or API key.

@@ -6,7 +6,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::ConfigError;
 
@@ -96,8 +97,11 @@ pub struct KafkaSettings {
     /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; required with a SASL protocol.
     pub sasl_mechanism: Option<SaslMechanism>,
     /// SASL user name.
+    #[serde(deserialize_with = "some_text")]
     pub sasl_username: Option<String>,
-    /// SASL password (redacted everywhere).
+    /// SASL password (redacted everywhere). Read as text whatever it looks like (`007`,
+    /// `1.50`, `true`), and never quoted in an error.
+    #[serde(deserialize_with = "some_secret")]
     pub sasl_password: Option<SecretString>,
     /// PEM file of CA certificates for verifying the brokers; system CAs when unset.
     pub ssl_ca_location: Option<PathBuf>,
@@ -136,10 +140,89 @@ impl Default for KafkaSettings {
 }
 
 /// librdkafka properties passed through verbatim; `Debug` shows keys only, since values may
-/// be secrets (`ssl.key.password`, `sasl.oauthbearer.client.secret`).
-#[derive(Default, Deserialize)]
-#[serde(transparent)]
+/// be secrets (`ssl.key.password`, `sasl.oauthbearer.client.secret`). A number or boolean
+/// value is taken as its text.
+#[derive(Default)]
 pub struct RawProperties(pub BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for RawProperties {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, Text>::deserialize(deserializer)?;
+        Ok(RawProperties(
+            map.into_iter().map(|(key, value)| (key, value.0)).collect(),
+        ))
+    }
+}
+
+/// Settings whose environment variables are read as raw text: figment would otherwise read
+/// `KRP_KAFKA__SASL_PASSWORD=007` as the integer 7 (and `1.50` as 1.5).
+pub const SECRET_KEYS: &[&str] = &["kafka.sasl_password"];
+
+/// A setting that is text whatever it looks like: a TOML or environment value that parses
+/// as a number or a boolean is taken as its text. Its errors never quote the value.
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TextVisitor).map(Text)
+    }
+}
+
+struct TextVisitor;
+
+impl Visitor<'_> for TextVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_char<E: de::Error>(self, v: char) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+}
+
+fn some_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Text::deserialize(deserializer).map(|t| Some(t.0))
+}
+
+fn some_secret<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SecretString>, D::Error> {
+    Text::deserialize(deserializer).map(|t| Some(t.0.into()))
+}
 
 impl fmt::Debug for RawProperties {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -108,6 +108,10 @@ impl CommandLine {
                 .server
                 .listen
                 .set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            settings
+                .metrics
+                .listen
+                .set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
         if let Some(listen) = self.listen {
             settings.server.listen = listen;
@@ -158,7 +162,18 @@ impl Settings {
         figment = env::merge_confluent_env(figment, &env)?;
         figment = env::merge_kafka_creds(figment, &env)?;
         // KRP_CONFIG names the file (a CLI flag's variable), not a setting.
-        figment = figment.merge(Env::prefixed("KRP_").split("__").ignore(&["config"]));
+        let krp = Env::prefixed("KRP_").split("__");
+        figment = figment.merge(
+            krp.clone()
+                .ignore(&["config"])
+                .filter(|key| !kafka::SECRET_KEYS.iter().any(|secret| key == *secret)),
+        );
+        // Secrets as the raw text of their variables, never parsed as numbers or booleans.
+        for secret in kafka::SECRET_KEYS {
+            if let Some((_, value)) = krp.clone().only(&[secret]).iter().next() {
+                figment = figment.merge((*secret, value));
+            }
+        }
         Ok(figment.extract().map_err(Box::new)?)
     }
 
@@ -305,6 +320,33 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("test.mock.num.brokers"), "{err}");
+    }
+
+    #[test]
+    fn secrets_that_look_like_numbers_are_text_and_never_quoted() {
+        for (value, text) in [("1234", "1234"), ("12.5", "12.5"), ("true", "true")] {
+            let s = load(
+                &format!(
+                    "[kafka]\nbootstrap_servers = \"b:9092\"\nsecurity_protocol = \"SASL_SSL\"\n\
+                     sasl_mechanism = \"PLAIN\"\nsasl_username = 42\nsasl_password = {value}\n\
+                     [kafka.librdkafka]\n\"socket.keepalive.enable\" = true\n\"linger.ms\" = 5\n"
+                ),
+                &[],
+            )
+            .unwrap();
+            assert_eq!(s.kafka.sasl_password.unwrap().expose_secret(), text);
+            assert_eq!(s.kafka.sasl_username.as_deref(), Some("42"));
+            assert_eq!(s.kafka.librdkafka.0["linger.ms"], "5");
+            assert_eq!(s.kafka.librdkafka.0["socket.keepalive.enable"], "true");
+        }
+        let err = load(
+            "[kafka]\nbootstrap_servers = \"b:9092\"\nsasl_password = [\"hunter2\"]\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sasl_password"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

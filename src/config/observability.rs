@@ -8,9 +8,12 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
-    /// Serve `/metrics` on this address instead of the API port (keeps it off the
-    /// partner-facing listener).
-    pub listen: Option<SocketAddr>,
+    /// The address of the `/metrics` listener, separate from the partner-facing API
+    /// listener.
+    pub listen: SocketAddr,
+    /// Serve `/metrics` on the API listener instead (no separate listener): partners could
+    /// read it there, so it is only on this explicit request.
+    pub serve_on_api_listener: bool,
     /// Topics that get their own `topic` label; all others are counted as `_other`, so the
     /// label stays bounded.
     pub topics: Vec<String>,
@@ -22,7 +25,8 @@ pub struct MetricsSettings {
 impl Default for MetricsSettings {
     fn default() -> Self {
         MetricsSettings {
-            listen: None,
+            listen: SocketAddr::from(([0, 0, 0, 0], 9102)),
+            serve_on_api_listener: false,
             topics: Vec::new(),
             statistics_interval_ms: 5_000,
         }
@@ -49,6 +53,10 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// One line per request on stdout.
     pub access_log: bool,
+    /// Log lines (application and access log) queued for stdout at most: lines are written
+    /// by a thread of their own, so a stalled log driver never stalls a request; past this
+    /// many, lines are dropped and counted in `kafka_rest_log_lines_dropped_total`.
+    pub max_buffered_lines: usize,
 }
 
 impl Default for LogSettings {
@@ -57,6 +65,7 @@ impl Default for LogSettings {
             level: "info".to_owned(),
             format: LogFormat::Auto,
             access_log: true,
+            max_buffered_lines: 100_000,
         }
     }
 }

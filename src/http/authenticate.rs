@@ -33,15 +33,15 @@ pub async fn authenticate(
     let peer = req
         .peer_addr()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-    // Every X-Forwarded-For header, in order: a proxy may append its own header after one
-    // the client wrote, and the right-most entries are the trustworthy ones.
-    let forwarded_for: Vec<&str> = req
+    // Every X-Forwarded-For header, in order and as raw bytes: a proxy may append its own
+    // header after one the client wrote, the right-most entries are the trustworthy ones,
+    // and a client's non-ASCII bytes must not make the proxy's entries disappear.
+    let forwarded_for: Vec<&[u8]> = req
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.as_bytes())
         .collect();
-    let forwarded_for = (!forwarded_for.is_empty()).then(|| forwarded_for.join(","));
-    let client = auth.client_ip(peer, forwarded_for.as_deref());
+    let client = auth.client_ip(peer, &forwarded_for);
     with_facts(req.request(), |f| f.client_ip = Some(client));
 
     if auth.is_open(req.path()) {

@@ -116,7 +116,5 @@ async fn read_body(
                 .unwrap_or_default()
         ),
     };
-    let body = state.body_limits.read(declared, payload, caller).await?;
-    observe::with_facts(req, |f| f.bytes_in = Some(body.bytes.len() as u64));
-    Ok(body)
+    Ok(state.body_limits.read(declared, payload, caller).await?)
 }

@@ -9,11 +9,14 @@
 //! in the request's extensions; error responses carry their Confluent code in the
 //! response's extensions.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
@@ -22,6 +25,7 @@ use tracing::Instrument;
 
 use crate::error::ErrorCode;
 use crate::metrics::Metrics;
+use crate::telemetry;
 
 /// The response header carrying the request id.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -41,7 +45,6 @@ pub struct RequestFacts {
     pub topic: Option<String>,
     pub records: Option<usize>,
     pub records_failed: Option<usize>,
-    pub bytes_in: Option<u64>,
     pub principal: Option<String>,
     /// The client address after trusted-proxy resolution.
     pub client_ip: Option<std::net::IpAddr>,
@@ -130,7 +133,7 @@ impl Drop for InFlightGauge {
 
 /// Middleware: outermost, so it sees every response, including refusals.
 pub async fn observe(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
@@ -147,6 +150,7 @@ pub async fn observe(
         request_id = %request_id,
         principal = tracing::field::Empty
     );
+    let bytes_in = count_body_bytes(&mut req);
     // A guard, not inc/dec around the await: a client that disconnects drops this future.
     let in_flight = InFlightGauge::enter(&metrics.http_requests_in_flight);
     let result = next.call(req).instrument(span).await;
@@ -165,19 +169,12 @@ pub async fn observe(
         .app_data::<RouteTemplate>()
         .map_or("unmatched", |r| r.0);
     let method = request.method().as_str();
+    let method_label = method_label(request.method());
     let status = response.status();
     let extensions = request.extensions();
     let facts = extensions.get::<RequestFacts>();
-    let bytes_in = facts
-        .and_then(|f| f.bytes_in)
-        .or_else(|| {
-            request
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
+    // What was read, whatever Content-Length claimed: a body refused unread counts nothing.
+    let bytes_in = bytes_in.get();
     let bytes_out = match response.response().body().size() {
         BodySize::Sized(n) => n,
         _ => 0,
@@ -185,11 +182,11 @@ pub async fn observe(
 
     metrics
         .http_requests
-        .with_label_values(&[route, method, status.as_str()])
+        .with_label_values(&[route, method_label, status.as_str()])
         .inc();
     metrics
         .http_request_duration
-        .with_label_values(&[route, method])
+        .with_label_values(&[route, method_label])
         .observe(latency.as_secs_f64());
     metrics
         .http_request_bytes
@@ -233,13 +230,47 @@ pub async fn observe(
     Ok(response)
 }
 
+/// Wraps the request's body in a stream that counts the bytes the handlers actually read.
+fn count_body_bytes(req: &mut ServiceRequest) -> Rc<Cell<u64>> {
+    use futures_util::StreamExt;
+    let count = Rc::new(Cell::new(0));
+    let counter = Rc::clone(&count);
+    let payload = req.take_payload().inspect(move |chunk| {
+        if let Ok(bytes) = chunk {
+            counter.set(counter.get() + bytes.len() as u64);
+        }
+    });
+    let payload: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<web::Bytes, PayloadError>>>,
+    > = Box::pin(payload);
+    req.set_payload(payload.into());
+    count
+}
+
+/// The `method` label: the request line's method is whatever the client sent (any token, of
+/// any length, before authentication), so only the standard methods get their own value.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "_other",
+    }
+}
+
 fn write_access_log(record: &AccessRecord<'_>, access_log: AccessLog) {
     if access_log == AccessLog::Json {
-        use std::io::Write;
         let mut line = serde_json::to_vec(record).expect("access records serialize");
         line.push(b'\n');
         // One write of a whole line: lines from concurrent workers do not interleave.
-        let _ = std::io::stdout().lock().write_all(&line);
+        telemetry::write_line(&line);
     } else if access_log == AccessLog::Text {
         tracing::info!(
             target: "access",
@@ -272,7 +303,27 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
 
 /// `GET /metrics`: the Prometheus text format.
 pub async fn metrics(observability: web::Data<Observability>) -> actix_web::HttpResponse {
+    observability
+        .metrics
+        .observe_dropped_log_lines(telemetry::dropped_lines());
     actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(observability.metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::Method;
+
+    use super::method_label;
+
+    #[test]
+    fn only_standard_methods_get_their_own_label() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for invented in ["FOO", "get", "X".repeat(1000).as_str()] {
+            let method = Method::from_bytes(invented.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "_other", "{invented}");
+        }
+    }
 }

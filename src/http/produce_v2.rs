@@ -13,7 +13,7 @@ use super::{check_accept, parse_partition, parse_topic, read_body, v2, AppState}
 use crate::auth::Operation;
 use crate::error::{self, ApiError, ErrorCode};
 use crate::formats::{self, Encoders, V2Request};
-use crate::kafka::Outcome;
+use crate::kafka::{Outcome, ProduceError};
 use crate::produce::{Caller, ProduceRequest};
 
 /// `POST /topics/{topic}`.
@@ -103,6 +103,13 @@ struct ProduceResponse {
 }
 
 fn respond(results: &[Outcome], encoders: Option<&Encoders>) -> HttpResponse {
+    // The partner reads a generic message; the detail goes to the log, in the request span.
+    if let Some(detail) = results
+        .iter()
+        .find_map(|r| r.as_ref().err().and_then(ProduceError::detail))
+    {
+        tracing::warn!(detail, "records failed: Kafka refused the producer");
+    }
     let offsets: Vec<OffsetEntry> = results
         .iter()
         .map(|r| match r {
@@ -171,7 +178,7 @@ pub enum ErrorCodeOrOk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka::{Delivered, ProduceError};
+    use crate::kafka::Delivered;
     use actix_web::body::MessageBody;
 
     fn body_of(response: HttpResponse) -> String {

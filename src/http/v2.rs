@@ -88,6 +88,13 @@ impl ResponseError for ApiError {
         if let ApiError::SchemaViolations(report) = self {
             return schema_violations_response(self, report);
         }
+        if let ApiError::Metadata(error) = self {
+            // The partner reads a generic message; the detail goes to the log, in the
+            // request span.
+            if let Some(detail) = error.detail() {
+                tracing::warn!(detail, %error, "topic metadata unavailable");
+            }
+        }
         let mut response = error_response(self.code(), &self.to_string());
         match self {
             ApiError::RateLimited(limited) => {

@@ -11,16 +11,18 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-/// Why the service is not ready to take produce traffic.
+/// Why the service is not ready to take produce traffic. The message is what the
+/// unauthenticated `/readyz` says: generic, since librdkafka's detail names brokers (the
+/// detail is logged where it arises).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotReady {
     #[error("no successful metadata request to the cluster yet")]
     Starting,
-    #[error("the cluster is unreachable: {0}")]
+    #[error("the cluster is unreachable")]
     Unreachable(String),
-    #[error("the cluster rejects the producer's credentials: {0}")]
+    #[error("the cluster rejects the producer's credentials")]
     Authentication(String),
-    #[error("the producer failed fatally: {0}")]
+    #[error("the producer failed fatally")]
     Fatal(String),
 }
 

@@ -14,7 +14,9 @@ pub struct Delivered {
 /// One record's outcome.
 pub type Outcome = Result<Delivered, ProduceError>;
 
-/// Why one record was not written. The message is what the partner reads in `error`.
+/// Why one record was not written. The message is what the partner reads in `error`: a
+/// librdkafka error code's name at most, never librdkafka's own text, which names brokers
+/// (that detail is kept for the log, see [`ProduceError::detail`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProduceError {
     /// Worth retrying: timeouts, leader elections, too few in-sync replicas.
@@ -25,9 +27,10 @@ pub enum ProduceError {
     /// The local queue stayed full for the whole bounded wait.
     #[error("The producer's queue is full; retry later.")]
     QueueFull,
-    #[error("Kafka authentication failed: {0}")]
+    /// The cluster rejects the service's credentials; the detail is librdkafka's report.
+    #[error("Kafka authentication failed: the cluster rejects the service's credentials.")]
     Authentication(String),
-    #[error("Not authorized to write to the topic: {0}")]
+    #[error("Not authorized to write to the topic.")]
     Authorization(String),
     #[error("Topic not found.")]
     UnknownTopic,
@@ -36,6 +39,16 @@ pub enum ProduceError {
 }
 
 impl ProduceError {
+    /// What the partner is not told: librdkafka's detail, for the log.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            ProduceError::Authentication(detail) | ProduceError::Authorization(detail) => {
+                Some(detail)
+            }
+            _ => None,
+        }
+    }
+
     /// The classification of a librdkafka error for one record.
     pub fn from_kafka(error: &KafkaError) -> ProduceError {
         let Some(code) = error.rdkafka_error_code() else {
@@ -76,21 +89,36 @@ impl ProduceError {
     }
 }
 
-/// Why topic metadata could not be had.
+/// Why topic metadata could not be had. The message is what the partner reads: stable and
+/// generic, since librdkafka's text names brokers; the detail is for the log
+/// ([`MetadataError::detail`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetadataError {
     #[error("Topic not found.")]
     UnknownTopic,
     #[error("Partition not found.")]
     UnknownPartition,
-    #[error("Kafka authentication failed: {0}")]
+    #[error("Kafka authentication failed: the cluster rejects the service's credentials.")]
     Authentication(String),
-    #[error("Not authorized to access the topic: {0}")]
+    #[error("Not authorized to access the topic.")]
     Authorization(String),
-    #[error("No Kafka broker is available: {0}")]
+    #[error("No Kafka broker is available.")]
     Unavailable(String),
-    #[error("The Kafka producer failed and cannot recover: {0}")]
+    #[error("The Kafka producer failed and cannot recover.")]
     Fatal(String),
+}
+
+impl MetadataError {
+    /// What the partner is not told: librdkafka's detail, for the log.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            MetadataError::Authentication(detail)
+            | MetadataError::Authorization(detail)
+            | MetadataError::Unavailable(detail)
+            | MetadataError::Fatal(detail) => Some(detail),
+            MetadataError::UnknownTopic | MetadataError::UnknownPartition => None,
+        }
+    }
 }
 
 #[cfg(test)]

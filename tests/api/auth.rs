@@ -10,7 +10,9 @@ use kafka_rest_proxy::config::Settings;
 use serde_json::{json, Value};
 
 use crate::helpers::idp::{claims, ec_key, now, rsa_key, sign, Idp, AUDIENCE, ISSUER};
-use crate::helpers::{sample, wait_until, Cluster, Policy, Response, TestApp};
+use crate::helpers::{
+    read_response, sample, wait_until, Cluster, Policy, Response, TestApp, JSON_V2,
+};
 
 /// An app with auth on: JWTs from `idp` (discovery unless `jwks_url`), the API keys and
 /// grants below, and `extra` settings applied last.
@@ -331,10 +333,7 @@ async fn api_keys_valid_wrong_and_disabled() {
     assert_401(&r, "The API key is disabled.");
     assert!(!r.body.contains("disabled-key"));
     assert_eq!(cluster.high_watermarks(&a, 1).await, vec![1]);
-    let m = app
-        .request("GET", "/metrics", &[("x-api-key", "good-key")], "")
-        .await
-        .body;
+    let m = app.metrics().await;
     assert_eq!(
         sample(
             &m,
@@ -387,6 +386,54 @@ async fn metadata_is_filtered_by_grants() {
     assert_eq!(app.get("/topics").await.status, 401);
     assert_eq!(app.get("/healthz").await.status, 200);
     assert_eq!(app.get("/readyz").await.status, 200);
+    app.stop().await.unwrap();
+}
+
+/// `X-Forwarded-For` entries are read one by one from trusted proxies: ports are allowed,
+/// and a client's non-ASCII bytes in one header do not hide the entries a proxy wrote.
+#[actix_web::test]
+async fn forwarded_for_entries_with_ports_or_garbled_neighbours_are_read() {
+    let (_cluster, a, b) = topics().await;
+    // fenced-partner may call only from 203.0.113.0/24; loopback is the trusted proxy.
+    let (app, _dir) = app_with_auth(None, &a, &b, |s| {
+        s.auth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    for (forwarded, status) in [
+        ("203.0.113.7:5678", 200),
+        ("[2001:db8::1]:443, 203.0.113.7:5678", 200),
+        ("203.0.113.7:5678, [2001:db8::1]:443", 403),
+        ("203.0.113.7, garbage, 127.0.0.9", 403),
+    ] {
+        let headers = [("x-api-key", "fenced-key"), ("x-forwarded-for", forwarded)];
+        let r = produce_with(&app, &a, &headers).await;
+        assert_eq!(r.status, status, "{forwarded}: {r:?}");
+    }
+    // Non-ASCII bytes (which no client library sends) need a raw request.
+    let body = r#"{"records":[{"value":"authenticated"}]}"#;
+    for (forwarded, status) in [
+        (
+            "X-Forwarded-For: 198.51.100.7\r\nX-Forwarded-For: caf\u{e9}, 203.0.113.7",
+            200,
+        ),
+        (
+            "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-For: 127.0.0.9, caf\u{e9}",
+            403,
+        ),
+    ] {
+        let mut stream = app
+            .raw(&format!(
+                "POST /topics/{a} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\n\
+                 X-API-Key: fenced-key\r\n{forwarded}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ))
+            .await;
+        let response = read_response(&mut stream, Duration::from_secs(10)).await;
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{forwarded}: {response}"
+        );
+    }
     app.stop().await.unwrap();
 }
 

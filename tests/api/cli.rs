@@ -170,6 +170,52 @@ fn a_secret_in_a_bad_kafka_creds_never_reaches_stderr() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 
+/// A password that looks like a number (or a boolean) is still a password: it is read as
+/// text, and no startup error quotes it.
+#[actix_web::test]
+async fn a_numeric_sasl_password_is_text_and_never_quoted() {
+    let sasl = |password: &'static str| {
+        [
+            ("KRP_KAFKA__SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+            ("KRP_KAFKA__SASL_USERNAME", "svc"),
+            ("KRP_KAFKA__SASL_PASSWORD", password),
+        ]
+    };
+    for password in ["9876543210", "0071.50", "true"] {
+        // Another setting is wrong: the error names it, not the password.
+        let out = Binary::command()
+            .env("KRP_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+            .envs(sasl(password))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("kafka.sasl_mechanism"), "{stderr}");
+        assert!(!stderr.contains(password), "{stderr}");
+    }
+    // Complete, the numeric password is accepted and the service starts.
+    let bootstrap = format!("127.0.0.1:{}", free_port());
+    let mut envs = vec![
+        ("KRP_KAFKA__BOOTSTRAP_SERVERS", bootstrap.as_str()),
+        ("KRP_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512"),
+    ];
+    envs.extend(sasl("9876543210"));
+    let binary = Binary::start(&envs);
+    let client = awc::Client::default();
+    let url = format!("{}/healthz", binary.base);
+    wait_until(Duration::from_secs(30), async || {
+        match client.get(&url).send().await {
+            Ok(r) if r.status() == 200 => Ok(()),
+            other => Err(format!("the service never started: {other:?}")),
+        }
+    })
+    .await;
+    let (status, stdout, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+    assert!(!stdout.contains("9876543210"), "{stdout}");
+    assert!(!stderr.contains("9876543210"), "{stderr}");
+}
+
 #[actix_web::test]
 async fn healthcheck_exits_0_for_a_live_service_and_1_otherwise() {
     let app = TestApp::spawn(Cluster::plaintext().settings()).await;

@@ -165,10 +165,7 @@ async fn a_partner_over_its_record_rate_gets_429_and_others_do_not() {
     // and Retry-After says when the 4 records fit.
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     assert_eq!(produce_as(&app, &topic, "key-a", 4).await.status, 200);
-    let m = app
-        .request("GET", "/metrics", &[("x-api-key", "key-b")], "")
-        .await
-        .body;
+    let m = app.metrics().await;
     assert!(
         m.contains(r#"kafka_rest_rate_limited_total{scope="principal",unit="records"} 1"#),
         "{m}"
@@ -315,9 +312,6 @@ async fn in_flight_requests_and_bytes_are_bounded() {
     settings.limits.max_in_flight_requests = 1;
     settings.server.max_body_bytes = 1000;
     settings.limits.max_in_flight_bytes = 1000;
-    // Metrics on a listener of their own, so that asking how many requests are in flight
-    // does not need the only slot.
-    settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
     let app = TestApp::spawn_ready(settings).await;
     let overloaded =
         r#"{"error_code":50302,"message":"The service is overloaded; retry the request."}"#;
@@ -358,7 +352,7 @@ async fn in_flight_requests_and_bytes_are_bounded() {
     // A smaller one still fits.
     let r = app.produce(&topic, r#"{"records":[{"value":1}]}"#).await;
     assert_eq!(r.status, 200, "{r:?}");
-    let m = app.get("/metrics").await.body;
+    let m = app.metrics().await;
     assert!(
         m.contains(r#"kafka_rest_shed_total{reason="bytes"} 1"#),
         "{m}"
@@ -380,8 +374,6 @@ async fn a_partner_holding_its_share_of_in_flight_bytes_does_not_block_others() 
     settings.limits.max_in_flight_bytes_per_principal = 1000;
     // The held request times out soon after the checks, so shutdown need not wait long.
     settings.limits.body_read_timeout_ms = 2_000;
-    // Metrics without credentials, on a listener of their own.
-    settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
     let app = TestApp::spawn_ready(settings).await;
 
     // Partner A's slow body holds 800 of its 1000 bytes.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::helpers::{
-    free_port, mock_cluster, sample, tool, wait_until, Binary, Cluster, Policy, TestApp, JSON_V2,
-    PRODUCED_OK,
+    free_port, mock_cluster, read_response, sample, tool, wait_until, Binary, Cluster, Policy,
+    TestApp, JSON_V2, PRODUCED_OK,
 };
 
 fn promtool_accepts_metrics(exposition: &str) {
@@ -40,7 +40,7 @@ async fn metrics_follow_traffic_and_pass_promtool() {
     let app = TestApp::spawn_ready(cluster.settings()).await;
     let topic = cluster.create_topic(1).await;
     let path = format!("/topics/{topic}");
-    let before = app.get("/metrics").await.body;
+    let before = app.metrics().await;
 
     let r = app
         .post(
@@ -61,7 +61,7 @@ async fn metrics_follow_traffic_and_pass_promtool() {
         .await;
     assert_eq!(r.status, 404);
 
-    let r = app.get("/metrics").await;
+    let r = app.metrics_response().await;
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("content-type"),
@@ -125,7 +125,7 @@ async fn failed_records_are_counted_by_error_code() {
         )
         .await;
     assert_eq!(r.status, 500, "{r:?}");
-    let m = app.get("/metrics").await.body;
+    let m = app.metrics().await;
     assert_eq!(
         sample(
             &m,
@@ -162,9 +162,7 @@ impl Drop for Killed {
 #[actix_web::test]
 async fn a_real_prometheus_scrapes_the_produced_record_count() {
     let cluster = Cluster::plaintext();
-    let mut settings = cluster.settings();
-    settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
-    let app = TestApp::spawn_ready(settings).await;
+    let app = TestApp::spawn_ready(cluster.settings()).await;
     let metrics_address = app.metrics_address.clone().unwrap();
     // /metrics lives on its own listener, not on the API port.
     assert_eq!(app.get("/metrics").await.status, 404);
@@ -399,7 +397,9 @@ async fn access_log_lines_are_json_with_every_field_and_no_secret() {
         assert_eq!(line["error_code"], serde_json::json!(error_code));
         assert_eq!(line["source_ip"], "127.0.0.1");
         assert_eq!(line["user_agent"], "partner-client/1.0");
-        assert_eq!(line["bytes_in"], body.len());
+        // The bytes read: a body refused by its media type is never read.
+        let read = if *status == 415 { 0 } else { body.len() };
+        assert_eq!(line["bytes_in"], read, "{line}");
         assert!(line["bytes_out"].as_u64().unwrap() > 0, "{line}");
         assert!(line["latency_ms"].as_f64().unwrap() >= 0.0);
         assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
@@ -457,4 +457,159 @@ async fn log_lines_written_for_a_request_carry_its_id_and_principal() {
         .unwrap_or_else(|| panic!("no topic-creation line in: {stdout}"));
     assert_eq!(line["span"]["request_id"], "req-span-1", "{line}");
     assert_eq!(line["span"]["principal"], "partner-a", "{line}");
+}
+
+/// The request line's method is the client's to invent, before any authentication: only the
+/// standard methods get their own `method` label value.
+#[actix_web::test]
+async fn invented_methods_share_one_label_value() {
+    let cluster = Cluster::plaintext();
+    let app = TestApp::spawn_ready(cluster.settings()).await;
+    let padding = "X".repeat(200);
+    for i in 0..2_000 {
+        let r = app
+            .request(&format!("INVENTED{i}{padding}"), "/", &[], "")
+            .await;
+        assert_eq!(r.status, 405, "{r:?}");
+    }
+    let m = app.metrics().await;
+    let methods: std::collections::BTreeSet<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("kafka_rest_http_request"))
+        .filter_map(|l| l.split_once("method=\"")?.1.split_once('"'))
+        .map(|(method, _)| method)
+        .collect();
+    assert!(methods.len() <= 5, "{methods:?}");
+    assert!(methods.contains("_other"), "{methods:?}");
+    assert!(
+        m.len() < 100_000,
+        "the exposition grew to {} bytes",
+        m.len()
+    );
+    app.stop().await.unwrap();
+}
+
+/// `kafka_rest_http_request_bytes_total` counts the body bytes read, not what
+/// `Content-Length` claims: a body refused unread adds nothing.
+#[actix_web::test]
+async fn request_bytes_count_what_was_read() {
+    let cluster = Cluster::plaintext();
+    let app = TestApp::spawn_ready(cluster.settings()).await;
+    let topic = cluster.create_topic(1).await;
+    let series = r#"kafka_rest_http_request_bytes_total{route="/topics/{topic}"}"#;
+    let before = sample(&app.metrics().await, series);
+    for length in ["18446744073709551615", "100000000"] {
+        let mut stream = app
+            .raw(&format!(
+                "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: {length}\r\n\r\n{{}}"
+            ))
+            .await;
+        let response = read_response(&mut stream, Duration::from_secs(10)).await;
+        assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    }
+    let body = r#"{"records":[{"value":1}]}"#;
+    assert_eq!(app.produce(&topic, body).await.status, 200);
+    let after = sample(&app.metrics().await, series);
+    assert_eq!(after - before, body.len() as f64);
+    app.stop().await.unwrap();
+}
+
+/// By default `/metrics` is on its own listener (0.0.0.0:9102), never on the partner-facing
+/// API listener; only an explicit setting puts it there.
+#[actix_web::test]
+async fn metrics_are_off_the_api_listener_unless_asked() {
+    let cluster = Cluster::plaintext();
+    let api = format!("127.0.0.1:{}", free_port());
+    let _binary = Killed(
+        crate::helpers::Binary::command()
+            .env_remove("KRP_METRICS__LISTEN")
+            .env("KRP_KAFKA__BOOTSTRAP_SERVERS", &cluster.bootstrap)
+            .args(["--listen", &api])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = awc::Client::default();
+    let status = async |url: String| match client.get(url).send().await {
+        Ok(r) => Ok(r.status().as_u16()),
+        Err(e) => Err(e.to_string()),
+    };
+    wait_until(Duration::from_secs(30), async || {
+        match status(format!("http://{api}/healthz")).await {
+            Ok(200) => Ok(()),
+            other => Err(format!("the binary never started: {other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(status(format!("http://{api}/metrics")).await, Ok(404));
+    assert_eq!(
+        status("http://127.0.0.1:9102/metrics".to_owned()).await,
+        Ok(200)
+    );
+
+    let mut settings = cluster.settings();
+    settings.metrics.serve_on_api_listener = true;
+    let app = TestApp::spawn_ready(settings).await;
+    assert_eq!(app.metrics_address, None);
+    assert!(app
+        .get("/metrics")
+        .await
+        .body
+        .contains("kafka_rest_build_info"));
+    app.stop().await.unwrap();
+}
+
+/// Log lines are written by a thread of their own through a bounded queue: with a stdout
+/// that nobody reads (a stalled log driver), requests keep being answered and the lines
+/// that did not fit are counted.
+#[actix_web::test]
+async fn a_stalled_stdout_costs_log_lines_not_requests() {
+    let api = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut child = Killed(
+        crate::helpers::Binary::command()
+            .env("KRP_DEV__ENABLED", "true")
+            .env("KRP_LOG__FORMAT", "json")
+            .env("KRP_LOG__MAX_BUFFERED_LINES", "100")
+            .env("KRP_METRICS__LISTEN", &metrics)
+            .args(["--listen", &api])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Held open and never read: once the pipe's buffer is full, every write to it blocks.
+    let _stdout = child.0.stdout.take().unwrap();
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    wait_until(Duration::from_secs(30), async || {
+        match client.get(format!("http://{api}/healthz")).send().await {
+            Ok(r) if r.status() == 200 => Ok(()),
+            other => Err(format!("the binary never started: {other:?}")),
+        }
+    })
+    .await;
+    // Each request writes an access-log line of a few hundred bytes: in all far more than
+    // a pipe holds (64 KiB) plus the queue (100 lines).
+    for i in 0..2_000 {
+        let r = client
+            .get(format!("http://{api}/healthz"))
+            .insert_header(("x-request-id", format!("req-{i}")))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {i} got no answer: {e}"));
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    let mut r = client
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let exposition = String::from_utf8(r.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        sample(&exposition, "kafka_rest_log_lines_dropped_total") > 0.0,
+        "{exposition}"
+    );
 }

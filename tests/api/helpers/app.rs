@@ -47,7 +47,8 @@ impl Response {
 /// The app, running in this process on a free port.
 pub struct TestApp {
     pub address: String,
-    /// `http://127.0.0.1:PORT` of the separate metrics listener, when configured.
+    /// `http://127.0.0.1:PORT` of the separate metrics listener, unless
+    /// `metrics.serve_on_api_listener`.
     pub metrics_address: Option<String>,
     /// The HTTPS listener's port, when configured.
     pub tls_port: Option<u16>,
@@ -179,10 +180,15 @@ impl TestApp {
     /// The Prometheus exposition: from the separate metrics listener when there is one, else
     /// from `/metrics` on the main listener (which needs auth off, and a free in-flight slot).
     pub async fn metrics(&self) -> String {
-        let base = self.metrics_address.as_deref().unwrap_or(&self.address);
-        let r = self.send(base, "GET", "/metrics", &[], "").await;
+        let r = self.metrics_response().await;
         assert_eq!(r.status, StatusCode::OK, "GET /metrics: {r:?}");
         r.body
+    }
+
+    /// `GET /metrics` where [`TestApp::metrics`] reads it, the whole response.
+    pub async fn metrics_response(&self) -> Response {
+        let base = self.metrics_address.as_deref().unwrap_or(&self.address);
+        self.send(base, "GET", "/metrics", &[], "").await
     }
 
     /// Waits until the sample `series` in [`TestApp::metrics`] is at least `value`.

@@ -13,27 +13,35 @@ use super::{free_port, wait_until};
 /// loopback port; killed when dropped before [`Binary::terminate`].
 pub struct Binary {
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the `/metrics` listener.
+    pub metrics_base: String,
     client: awc::Client,
     /// The process and the threads that read its stdout and stderr, until terminated.
     running: Option<(Child, JoinHandle<String>, JoinHandle<String>)>,
 }
 
 impl Binary {
-    /// The binary as a command, with a clean environment (only PATH).
+    /// The binary as a command, with a clean environment (only PATH, and the metrics
+    /// listener on a free loopback port instead of the default 0.0.0.0:9102, which binaries
+    /// running in parallel would share).
     pub fn command() -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kafka-rest-proxy"));
         command
             .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("KRP_METRICS__LISTEN", "127.0.0.1:0");
         command
     }
 
-    /// Starts serving with `envs` added to the clean environment. Stdout and stderr are read
-    /// as they come, so that a chatty binary never blocks on a full pipe.
+    /// Starts serving with `envs` added to the clean environment, the API and the metrics
+    /// listeners on free loopback ports. Stdout and stderr are read as they come, so that a
+    /// chatty binary never blocks on a full pipe.
     pub fn start(envs: &[(&str, &str)]) -> Binary {
         let port = free_port();
+        let metrics_port = free_port();
         let mut child = Binary::command()
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("KRP_METRICS__LISTEN", format!("127.0.0.1:{metrics_port}"))
             .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -43,6 +51,7 @@ impl Binary {
         let stderr = read_all(child.stderr.take().unwrap());
         Binary {
             base: format!("http://127.0.0.1:{port}"),
+            metrics_base: format!("http://127.0.0.1:{metrics_port}"),
             client: awc::Client::default(),
             running: Some((child, stdout, stderr)),
         }
@@ -62,7 +71,7 @@ impl Binary {
 
     /// Waits until the sample `series` in `/metrics` is at least `value`.
     pub async fn wait_for_sample(&self, series: &str, value: f64) {
-        let url = format!("{}/metrics", self.base);
+        let url = format!("{}/metrics", self.metrics_base);
         wait_for_sample(series, value, async || {
             let mut r = self.client.get(&url).send().await.expect("GET /metrics");
             assert_eq!(r.status(), 200, "GET /metrics");

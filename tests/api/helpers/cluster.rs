@@ -72,6 +72,8 @@ impl Cluster {
         let mut settings = Settings::default();
         settings.server.listen = "127.0.0.1:0".parse().unwrap();
         settings.server.workers = Some(2);
+        // /metrics on a listener of its own, as by default, but on a free port.
+        settings.metrics.listen = "127.0.0.1:0".parse().unwrap();
         settings.kafka.bootstrap_servers = Some(self.bootstrap.clone());
         settings.kafka.message_timeout_ms = 10_000;
         settings.metadata.refresh_interval_ms = 1_000;
