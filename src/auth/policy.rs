@@ -135,11 +135,11 @@ impl Policy {
     fn from_file(file: PolicyFile) -> Result<Policy, String> {
         let mut principal_ids: Vec<String> = Vec::new();
         let mut keys = Vec::new();
-        for key in file.api_keys {
+        for (i, key) in file.api_keys.into_iter().enumerate() {
             principal_ids.push(key.principal.clone());
             keys.push(
                 ApiKey::new(key.principal, &key.sha256, key.scopes, key.enabled)
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| format!("api_keys[{i}]: {e}"))?,
             );
         }
         let mut grants = Vec::new();

@@ -461,3 +461,31 @@ async fn addresses_outside_the_allowlists_get_403() {
     assert_eq!(r.json()["error_code"], 40301, "{r:?}");
     app.stop().await.unwrap();
 }
+
+#[actix_web::test]
+async fn the_empty_key_hash_is_refused_at_load_and_empty_keys_get_401() {
+    let (cluster, a, b) = topics().await;
+    // A policy holding SHA-256("") would let an empty header authenticate: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Cluster::plaintext().settings();
+    Policy::default()
+        .api_key("key-partner", "good-key")
+        .api_key("blank-partner", "")
+        .grant(&["key-partner", "blank-partner"], &[&a], &["produce"])
+        .apply(&mut settings, dir.path());
+    let err = kafka_rest_proxy::startup::Application::build(&settings)
+        .err()
+        .expect("a policy with the empty key's hash is refused")
+        .to_string();
+    assert!(err.contains("auth.policy_file"), "{err}");
+    assert!(err.contains("api_keys[1]"), "{err}");
+    assert!(err.contains("\"blank-partner\""), "{err}");
+    assert!(err.contains("empty"), "{err}");
+
+    // An empty header is refused whatever the policy holds.
+    let (app, _dir) = app_with_auth(None, &a, &b, |_| {}).await;
+    let r = produce_with(&app, &a, &[("x-api-key", "")]).await;
+    assert_401(&r, "Invalid API key.");
+    assert_eq!(cluster.high_watermarks(&a, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
