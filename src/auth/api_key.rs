@@ -3,11 +3,13 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::domain::{AuthMethod, PrincipalId};
+
 /// A configured key.
 #[derive(Debug, Clone)]
 pub struct ApiKey {
-    /// The principal the key authenticates.
-    pub principal: String,
+    /// The principal the key authenticates (`api_key:<name>`).
+    pub principal: PrincipalId,
     pub scopes: Vec<String>,
     pub enabled: bool,
     sha256: [u8; 32],
@@ -57,7 +59,7 @@ impl ApiKey {
             return Err(BadKeyHash::EmptyKey { principal });
         }
         Ok(ApiKey {
-            principal,
+            principal: PrincipalId::new(AuthMethod::ApiKey, &principal),
             scopes,
             enabled,
             sha256,
@@ -114,7 +116,7 @@ mod tests {
             ApiKey::new("a".into(), &hash_of("key-a"), vec![], true).unwrap(),
             ApiKey::new("b".into(), &hash_of("key-b"), vec!["s".into()], false).unwrap(),
         ]);
-        assert_eq!(keys.find("key-a").unwrap().principal, "a");
+        assert_eq!(keys.find("key-a").unwrap().principal.as_str(), "api_key:a");
         assert!(!keys.find("key-b").unwrap().enabled);
         assert!(keys.find("key-c").is_none());
         assert!(keys.find("").is_none());

@@ -316,11 +316,7 @@ impl JwtValidator {
                 _ => {}
             }
         }
-        Ok(Principal {
-            id,
-            scopes,
-            method: AuthMethod::Jwt,
-        })
+        Ok(Principal::new(AuthMethod::Jwt, &id, scopes))
     }
 }
 

@@ -14,32 +14,27 @@ use jwt::JwtValidator;
 use network::Network;
 pub use policy::{Operation, Policy};
 
-/// How a principal proved who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    ApiKey,
-    Jwt,
-    /// A client certificate verified by the HTTPS listener (mutual TLS).
-    ClientCertificate,
-}
-
-impl AuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::ApiKey => "api_key",
-            AuthMethod::Jwt => "jwt",
-            AuthMethod::ClientCertificate => "client_certificate",
-        }
-    }
-}
+pub use crate::domain::{AuthMethod, PrincipalId};
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The API key's principal, or the token's principal claim (`sub` by default).
-    pub id: String,
+    /// Method-qualified: `api_key:<principal>`, `jwt:<sub>`, `cert:<CN>`.
+    pub id: PrincipalId,
     pub scopes: Vec<String>,
-    pub method: AuthMethod,
+}
+
+impl Principal {
+    pub fn new(method: AuthMethod, name: &str, scopes: Vec<String>) -> Principal {
+        Principal {
+            id: PrincipalId::new(method, name),
+            scopes,
+        }
+    }
+
+    pub fn method(&self) -> AuthMethod {
+        self.id.method()
+    }
 }
 
 /// Why a request was refused before reaching a handler. The messages say what is wrong and
@@ -207,15 +202,12 @@ impl Authenticator {
                 Principal {
                     id: key.principal.clone(),
                     scopes: key.scopes.clone(),
-                    method: AuthMethod::ApiKey,
                 }
             }
             (None, None) => match credentials.client_certificate {
-                Some(subject) if self.client_certificates => Principal {
-                    id: subject.to_owned(),
-                    scopes: Vec::new(),
-                    method: AuthMethod::ClientCertificate,
-                },
+                Some(subject) if self.client_certificates => {
+                    Principal::new(AuthMethod::ClientCertificate, subject, Vec::new())
+                }
                 _ => return Err(AuthError::MissingCredentials),
             },
         };

@@ -305,7 +305,7 @@ mod tests {
     fn the_example_policy_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policy.example.toml");
         let policy = crate::auth::Policy::load(&path).unwrap();
-        assert_eq!(policy.principal_ids(), ["partner-acme"]);
+        assert_eq!(policy.principal_ids(), ["api_key:partner-acme"]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use kafka_rest_proxy::config::Settings;
+use kafka_rest_proxy::config::{Rate, Settings};
 use serde_json::{json, Value};
 
 use crate::helpers::idp::{claims, ec_key, now, rsa_key, sign, Idp, AUDIENCE, ISSUER};
@@ -27,12 +27,12 @@ async fn app_with_auth(
         .disabled_api_key("retired-partner", "disabled-key")
         .api_key("fenced-partner", "fenced-key")
         .grant(
-            &["key-partner", "fenced-partner"],
+            &["api_key:key-partner", "api_key:fenced-partner"],
             &[topic_a],
             &["produce", "describe"],
         )
         .grant_scopes(&["orders:write"], &[topic_a], &["produce", "describe"])
-        .allow_cidrs("fenced-partner", &["203.0.113.0/24"])
+        .allow_cidrs("api_key:fenced-partner", &["203.0.113.0/24"])
         .apply(&mut settings, dir.path());
     if let Some(idp) = idp {
         settings.auth.jwt.issuer = Some(ISSUER.into());
@@ -345,7 +345,7 @@ async fn api_keys_valid_wrong_and_disabled() {
     assert_eq!(
         sample(
             &m,
-            r#"kafka_rest_records_produced_total{format="json",outcome="ok",principal="key-partner",topic="_other"}"#
+            r#"kafka_rest_records_produced_total{format="json",outcome="ok",principal="api_key:key-partner",topic="_other"}"#
         ),
         1.0,
         "{m}"
@@ -471,7 +471,11 @@ async fn the_empty_key_hash_is_refused_at_load_and_empty_keys_get_401() {
     Policy::default()
         .api_key("key-partner", "good-key")
         .api_key("blank-partner", "")
-        .grant(&["key-partner", "blank-partner"], &[&a], &["produce"])
+        .grant(
+            &["api_key:key-partner", "api_key:blank-partner"],
+            &[&a],
+            &["produce"],
+        )
         .apply(&mut settings, dir.path());
     let err = kafka_rest_proxy::startup::Application::build(&settings)
         .err()
@@ -488,4 +492,91 @@ async fn the_empty_key_hash_is_refused_at_load_and_empty_keys_get_401() {
     assert_401(&r, "Invalid API key.");
     assert_eq!(cluster.high_watermarks(&a, 1).await, vec![0]);
     app.stop().await.unwrap();
+}
+
+/// The API-key principal `partner-a` with a tight rate limit of its own (3 records, then
+/// 1/s), granted topic a; whoever else is called `partner-a` is granted topic b.
+fn same_name_policy(settings: &mut Settings, dir: &std::path::Path, a: &str, b: &str) {
+    Policy::default()
+        .api_key("partner-a", "key-a")
+        .grant(&["api_key:partner-a"], &[a], &["produce"])
+        .grant(&["jwt:partner-a", "cert:partner-a"], &[b], &["produce"])
+        .apply(settings, dir);
+    settings.limits.rate.principals.insert(
+        "api_key:partner-a".into(),
+        Rate {
+            records_per_second: 1,
+            records_burst: Some(3),
+            ..Rate::default()
+        },
+    );
+}
+
+pub const THREE_RECORDS: &str = r#"{"records":[{"value":1},{"value":2},{"value":3}]}"#;
+
+#[actix_web::test]
+async fn a_token_whose_sub_is_an_api_key_principal_gets_nothing_of_it() {
+    let (cluster, a, b) = topics().await;
+    let rsa = rsa_key("rsa-1");
+    let idp = Idp::start(&[&rsa]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Cluster::plaintext().settings();
+    same_name_policy(&mut settings, dir.path(), &a, &b);
+    settings.auth.jwt.issuer = Some(ISSUER.into());
+    settings.auth.jwt.audiences = vec![AUDIENCE.into()];
+    settings.auth.jwt.jwks_url = Some(format!("{}/jwks.json", idp.base));
+    let app = TestApp::spawn_ready(settings).await;
+    let token = bearer(&sign(&rsa, &claims("partner-a", "")));
+    let as_jwt = [("authorization", token.as_str())];
+
+    // The token is jwt:partner-a: not granted api_key:partner-a's topic...
+    let r = app.produce_with(&a, &as_jwt, THREE_RECORDS).await;
+    r.assert_exact(
+        403,
+        &json!({"error_code": 40301, "message": format!("Not authorized to produce to topic '{a}'.")})
+            .to_string(),
+    );
+    // ...and what it may write is not charged to api_key:partner-a's bucket.
+    let r = app.produce_with(&b, &as_jwt, THREE_RECORDS).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = app
+        .produce_with(&a, &[("x-api-key", "key-a")], THREE_RECORDS)
+        .await;
+    assert_eq!(r.status, 200, "the key's bucket is whole: {r:?}");
+    assert_eq!(cluster.high_watermarks(&a, 1).await, vec![3]);
+    assert_eq!(cluster.high_watermarks(&b, 1).await, vec![3]);
+
+    let m = app
+        .request("GET", "/metrics", &[("x-api-key", "key-a")], "")
+        .await
+        .body;
+    let produced = |principal: &str| {
+        sample(
+            &m,
+            &format!(
+                r#"kafka_rest_records_produced_total{{format="json",outcome="ok",principal="{principal}",topic="_other"}}"#
+            ),
+        )
+    };
+    assert_eq!(produced("api_key:partner-a"), 3.0, "{m}");
+    assert_eq!(produced("jwt:partner-a"), 3.0, "{m}");
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn an_unqualified_principal_is_refused_at_startup_showing_the_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Cluster::plaintext().settings();
+    Policy::default()
+        .api_key("partner-a", "key-a")
+        .grant(&["partner-a"], &["orders"], &["produce"])
+        .apply(&mut settings, dir.path());
+    let err = kafka_rest_proxy::startup::Application::build(&settings)
+        .err()
+        .expect("an unqualified principal is refused")
+        .to_string();
+    assert!(err.contains("grants[0].principals"), "{err}");
+    for form in ["api_key:partner-a", "jwt:partner-a", "cert:partner-a"] {
+        assert!(err.contains(&format!("\"{form}\"")), "{err}");
+    }
 }
