@@ -118,7 +118,7 @@ pub struct Credentials<'a> {
 
 impl Authenticator {
     /// # Errors
-    /// [`ConfigError`] when the policy file cannot be loaded.
+    /// [`ConfigError`] when the policy file cannot be loaded or the JWT settings are unsafe.
     pub fn new(settings: &AuthSettings) -> Result<Authenticator, ConfigError> {
         let policy = match &settings.policy_file {
             Some(path) if settings.enabled => Policy::load(path)?,
@@ -133,10 +133,11 @@ impl Authenticator {
             api_key_header: settings.api_key_header.clone(),
             anonymous_paths: settings.anonymous_paths.clone(),
             policy,
-            jwt: settings
-                .enabled
-                .then(|| JwtValidator::new(&settings.jwt).map(Arc::new))
-                .flatten(),
+            jwt: if settings.enabled {
+                JwtValidator::new(&settings.jwt)?.map(Arc::new)
+            } else {
+                None
+            },
             client_certificates: settings.client_certificates,
         })
     }

@@ -59,8 +59,12 @@ impl Default for AuthSettings {
 pub struct JwtSettings {
     /// Expected `iss`; setting it turns JWT authentication on.
     pub issuer: Option<String>,
-    /// Accepted `aud` values; a token must name at least one. Empty skips the check.
+    /// Accepted `aud` values; a token must name at least one. Empty refuses to start unless
+    /// `allow_any_audience` is set.
     pub audiences: Vec<String>,
+    /// Accept tokens for any audience (no `aud` check) when `audiences` is empty: any token
+    /// the issuer signs for any application would be accepted. Off by default.
+    pub allow_any_audience: bool,
     /// Where the signing keys are; unset means OIDC discovery from the issuer
     /// (`<issuer>/.well-known/openid-configuration`).
     pub jwks_url: Option<String>,
@@ -72,7 +76,8 @@ pub struct JwtSettings {
     pub principal_claim: String,
     /// Claims holding scopes (a space-separated string or an array), merged.
     pub scope_claims: Vec<String>,
-    /// Claims a token must carry.
+    /// Claims a token must carry, besides `exp`, `iss` (and `aud` with `audiences`), which
+    /// are always required.
     pub required_claims: Vec<String>,
     /// Background refresh period of the signing keys.
     pub refresh_interval_ms: u64,
@@ -80,6 +85,9 @@ pub struct JwtSettings {
     pub unknown_kid_refresh_interval_ms: u64,
     /// Timeout of one JWKS or discovery request.
     pub fetch_timeout_ms: u64,
+    /// Development only: accept an `http://` issuer and JWKS URL. Without it both must be
+    /// `https://`, or anyone on the path could serve their own signing keys.
+    pub allow_http: bool,
 }
 
 impl Default for JwtSettings {
@@ -87,6 +95,7 @@ impl Default for JwtSettings {
         JwtSettings {
             issuer: None,
             audiences: Vec::new(),
+            allow_any_audience: false,
             jwks_url: None,
             algorithms: vec![JwtAlgorithm::Rs256, JwtAlgorithm::Es256],
             leeway_secs: 30,
@@ -96,6 +105,7 @@ impl Default for JwtSettings {
             refresh_interval_ms: 300_000,
             unknown_kid_refresh_interval_ms: 10_000,
             fetch_timeout_ms: 5_000,
+            allow_http: false,
         }
     }
 }

@@ -38,6 +38,8 @@ async fn app_with_auth(
         settings.auth.jwt.issuer = Some(ISSUER.into());
         settings.auth.jwt.audiences = vec![AUDIENCE.into()];
         settings.auth.jwt.jwks_url = Some(format!("{}/jwks.json", idp.base));
+        // The local IdP speaks plain http.
+        settings.auth.jwt.allow_http = true;
         settings.auth.jwt.leeway_secs = 5;
         settings.auth.jwt.unknown_kid_refresh_interval_ms = 60_000;
     }
@@ -525,6 +527,7 @@ async fn a_token_whose_sub_is_an_api_key_principal_gets_nothing_of_it() {
     settings.auth.jwt.issuer = Some(ISSUER.into());
     settings.auth.jwt.audiences = vec![AUDIENCE.into()];
     settings.auth.jwt.jwks_url = Some(format!("{}/jwks.json", idp.base));
+    settings.auth.jwt.allow_http = true;
     let app = TestApp::spawn_ready(settings).await;
     let token = bearer(&sign(&rsa, &claims("partner-a", "")));
     let as_jwt = [("authorization", token.as_str())];
@@ -579,4 +582,121 @@ async fn an_unqualified_principal_is_refused_at_startup_showing_the_forms() {
     for form in ["api_key:partner-a", "jwt:partner-a", "cert:partner-a"] {
         assert!(err.contains(&format!("\"{form}\"")), "{err}");
     }
+}
+
+/// Why the app with these JWT settings refuses to start.
+fn jwt_startup_error(jwt: impl FnOnce(&mut kafka_rest_proxy::config::JwtSettings)) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Cluster::plaintext().settings();
+    Policy::default()
+        .grant_scopes(&["orders:write"], &["orders"], &["produce"])
+        .apply(&mut settings, dir.path());
+    settings.auth.jwt.issuer = Some(ISSUER.into());
+    settings.auth.jwt.audiences = vec![AUDIENCE.into()];
+    jwt(&mut settings.auth.jwt);
+    match kafka_rest_proxy::startup::Application::build(&settings) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[actix_web::test]
+async fn jwt_without_an_audience_refuses_to_start_unless_allowed() {
+    let err = jwt_startup_error(|jwt| jwt.audiences.clear());
+    assert!(err.contains("auth.jwt.audiences"), "{err}");
+    assert!(err.contains("auth.jwt.allow_any_audience"), "{err}");
+    let err = jwt_startup_error(|jwt| {
+        jwt.audiences.clear();
+        jwt.allow_any_audience = true;
+    });
+    assert_eq!(err, "", "allowed explicitly");
+}
+
+#[actix_web::test]
+async fn http_issuers_and_jwks_urls_refuse_to_start_unless_allowed() {
+    let err = jwt_startup_error(|jwt| jwt.issuer = Some("http://idp.test/".into()));
+    assert!(err.contains("auth.jwt.issuer"), "{err}");
+    assert!(err.contains("https://"), "{err}");
+    assert!(err.contains("auth.jwt.allow_http"), "{err}");
+    let err = jwt_startup_error(|jwt| jwt.jwks_url = Some("http://idp.test/jwks.json".into()));
+    assert!(err.contains("auth.jwt.jwks_url"), "{err}");
+    let err = jwt_startup_error(|jwt| {
+        jwt.issuer = Some("http://idp.test/".into());
+        jwt.jwks_url = Some("http://idp.test/jwks.json".into());
+        jwt.allow_http = true;
+    });
+    assert_eq!(err, "", "allowed explicitly");
+}
+
+#[actix_web::test]
+async fn a_token_without_exp_is_refused_even_when_required_claims_omit_it() {
+    let (cluster, a, b) = topics().await;
+    let rsa = rsa_key("rsa-1");
+    let idp = Idp::start(&[&rsa]);
+    let (app, _dir) = app_with_auth(Some(&idp), &a, &b, |s| {
+        s.auth.jwt.required_claims = vec!["sub".into()];
+    })
+    .await;
+    let forever = sign(
+        &rsa,
+        &json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "p", "scope": "orders:write"}),
+    );
+    let r = produce_with(&app, &a, &[("authorization", &bearer(&forever))]).await;
+    assert_401(&r, "The token lacks the required claim 'exp'.");
+    let r = produce_with(
+        &app,
+        &a,
+        &[(
+            "authorization",
+            &bearer(&sign(&rsa, &claims("p", "orders:write"))),
+        )],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(cluster.high_watermarks(&a, 1).await, vec![1]);
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn a_discovery_document_naming_another_issuer_gives_no_keys() {
+    let (cluster, a, b) = topics().await;
+    let rsa = rsa_key("rsa-1");
+    let idp = Idp::start(&[&rsa]);
+    idp.claim_issuer("https://evil.test/");
+    let issuer = format!("{}/", idp.base);
+    let (app, _dir) = app_with_auth(Some(&idp), &a, &b, |s| {
+        s.auth.jwt.jwks_url = None;
+        s.auth.jwt.issuer = Some(issuer.clone());
+    })
+    .await;
+    let mut c = claims("p", "orders:write");
+    c["iss"] = json!(issuer);
+    let r = produce_with(&app, &a, &[("authorization", &bearer(&sign(&rsa, &c)))]).await;
+    assert_401(
+        &r,
+        "The signing keys of the token issuer are unavailable; retry later.",
+    );
+    assert_eq!(idp.fetches(), 0, "the JWKS it names is never fetched");
+    assert_eq!(cluster.high_watermarks(&a, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn a_jwks_url_that_redirects_is_not_followed() {
+    let (cluster, a, b) = topics().await;
+    let rsa = rsa_key("rsa-1");
+    let idp = Idp::start(&[&rsa]);
+    let (app, _dir) = app_with_auth(Some(&idp), &a, &b, |s| {
+        s.auth.jwt.jwks_url = Some(format!("{}/moved/jwks.json", idp.base));
+    })
+    .await;
+    let token = sign(&rsa, &claims("p", "orders:write"));
+    let r = produce_with(&app, &a, &[("authorization", &bearer(&token))]).await;
+    assert_401(
+        &r,
+        "The signing keys of the token issuer are unavailable; retry later.",
+    );
+    assert_eq!(idp.fetches(), 0, "the redirect's target is never fetched");
+    assert_eq!(cluster.high_watermarks(&a, 1).await, vec![0]);
+    app.stop().await.unwrap();
 }
