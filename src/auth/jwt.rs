@@ -15,6 +15,7 @@
 //! succeeded, every token gets 401 ("signing keys unavailable"), never a 500.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,9 @@ pub struct Jwks {
     /// Serializes fetches; holds the time of the last one triggered by an unknown `kid`
     /// (background refreshes do not count: they must not delay picking up a rotation).
     fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Fetches finished (or given up), successful or not: a request that waited for the
+    /// lock while one ran takes its result instead of starting another.
+    attempts: AtomicU64,
     unknown_kid_interval: Duration,
     timeout: Duration,
 }
@@ -65,6 +69,7 @@ impl Jwks {
             allow_http: settings.allow_http,
             keys: RwLock::new(None),
             fetch: tokio::sync::Mutex::new(None),
+            attempts: AtomicU64::new(0),
             unknown_kid_interval: Duration::from_millis(settings.unknown_kid_refresh_interval_ms),
             timeout: Duration::from_millis(settings.fetch_timeout_ms),
         }
@@ -83,8 +88,19 @@ impl Jwks {
         self.refresh_locked().await
     }
 
+    /// One fetch, bounded as a whole (discovery, connect, headers, body) by
+    /// `fetch_timeout_ms`: an IdP that stalls mid-body cannot hold the fetch lock, and with
+    /// it every refresh and every request with an unknown `kid`.
     async fn refresh_locked(&self) -> Result<usize, String> {
-        let result = self.fetch_keys().await;
+        let result = tokio::time::timeout(self.timeout, self.fetch_keys())
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the JWKS fetch did not finish within {} ms",
+                    self.timeout.as_millis()
+                ))
+            });
+        self.attempts.fetch_add(1, Ordering::SeqCst);
         match &result {
             Ok(set) => {
                 let count = set.keys.values().map(Vec::len).sum();
@@ -169,12 +185,17 @@ impl Jwks {
             return Ok(found);
         }
         {
+            let attempts = self.attempts.load(Ordering::SeqCst);
             let mut last = self.fetch.lock().await;
             // Another request may have refreshed while we waited for the lock.
             if let Some(found) = self.lookup(kid) {
                 return Ok(found);
             }
-            if last.is_none_or(|at| at.elapsed() >= self.unknown_kid_interval) {
+            // A fetch finished while we waited: its answer is as fresh as ours would be,
+            // and a second one would double the wait behind a stalled IdP.
+            let fetched_meanwhile = self.attempts.load(Ordering::SeqCst) != attempts;
+            if !fetched_meanwhile && last.is_none_or(|at| at.elapsed() >= self.unknown_kid_interval)
+            {
                 *last = Some(Instant::now());
                 if let Err(e) = self.refresh_locked().await {
                     tracing::warn!(error = %e, "JWKS refresh for an unknown kid failed");

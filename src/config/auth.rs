@@ -83,7 +83,7 @@ pub struct JwtSettings {
     pub refresh_interval_ms: u64,
     /// Shortest interval between refreshes triggered by an unknown `kid`.
     pub unknown_kid_refresh_interval_ms: u64,
-    /// Timeout of one JWKS or discovery request.
+    /// Bound on one whole key fetch: discovery and JWKS, connect, headers and body.
     pub fetch_timeout_ms: u64,
     /// Development only: accept an `http://` issuer and JWKS URL. Without it both must be
     /// `https://`, or anyone on the path could serve their own signing keys.

@@ -9,7 +9,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kafka_rest_proxy::config::{Rate, Settings};
 use serde_json::{json, Value};
 
-use crate::helpers::idp::{claims, ec_key, now, rsa_key, sign, Idp, AUDIENCE, ISSUER};
+use crate::helpers::idp::{
+    claims, ec_key, jwks_document, now, rsa_key, sign, Idp, AUDIENCE, ISSUER,
+};
 use crate::helpers::{sample, wait_until, Cluster, Policy, Response, TestApp};
 
 /// An app with auth on: JWTs from `idp` (discovery unless `jwks_url`), the API keys and
@@ -698,5 +700,101 @@ async fn a_jwks_url_that_redirects_is_not_followed() {
     );
     assert_eq!(idp.fetches(), 0, "the redirect's target is never fetched");
     assert_eq!(cluster.high_watermarks(&a, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
+
+/// A JWKS endpoint on a raw socket: it serves `document` when one is set, else sends the
+/// headers and half a body, then stalls with the connection open.
+struct StallingJwks {
+    url: String,
+    document: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl StallingJwks {
+    async fn start() -> StallingJwks {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let document = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let serving = document.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let document = serving.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = |len: usize| {
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                             content-length: {len}\r\n\r\n"
+                        )
+                    };
+                    match document {
+                        Some(body) => {
+                            let _ = stream
+                                .write_all(format!("{}{body}", head(body.len())).as_bytes())
+                                .await;
+                        }
+                        None => {
+                            let _ = stream
+                                .write_all(format!("{}{{\"keys\":[", head(200)).as_bytes())
+                                .await;
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                        }
+                    }
+                });
+            }
+        });
+        StallingJwks { url, document }
+    }
+
+    fn serve(&self, document: String) {
+        *self.document.lock().unwrap() = Some(document);
+    }
+}
+
+#[actix_web::test]
+async fn a_jwks_endpoint_that_stalls_mid_body_costs_one_timeout_not_forever() {
+    let (_cluster, a, b) = topics().await;
+    let jwks = StallingJwks::start().await;
+    let fetch_timeout = Duration::from_millis(1_000);
+    let (app, _dir) = app_with_auth(None, &a, &b, |s| {
+        s.auth.jwt.issuer = Some(ISSUER.into());
+        s.auth.jwt.audiences = vec![AUDIENCE.into()];
+        s.auth.jwt.jwks_url = Some(jwks.url.clone());
+        s.auth.jwt.allow_http = true;
+        s.auth.jwt.fetch_timeout_ms = fetch_timeout.as_millis() as u64;
+        s.auth.jwt.unknown_kid_refresh_interval_ms = 0;
+    })
+    .await;
+    let key = rsa_key("rotated-in");
+    let token = sign(&key, &claims("p", "orders:write"));
+    let authorization = bearer(&token);
+    let headers = [("authorization", authorization.as_str())];
+    // Every fetch stalls mid-body. The request waits for the fetch in progress (the
+    // startup one) or makes its own, and answers once that gives up: within one timeout
+    // plus a margin, not never.
+    let bound = fetch_timeout + Duration::from_secs(3);
+    let r = tokio::time::timeout(bound, produce_with(&app, &a, &headers))
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {bound:?}: the JWKS fetch hangs"));
+    assert_401(
+        &r,
+        "The signing keys of the token issuer are unavailable; retry later.",
+    );
+    // The IdP answers again, with the key: the fetch lock was released, the next unknown
+    // kid fetches, and the token is accepted.
+    jwks.serve(jwks_document(&[&key]));
+    let r = tokio::time::timeout(bound, produce_with(&app, &a, &headers))
+        .await
+        .expect("an answer");
+    assert_eq!(r.status, 200, "{r:?}");
     app.stop().await.unwrap();
 }

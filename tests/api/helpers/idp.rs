@@ -89,6 +89,11 @@ pub fn sign(key: &SigningKey, claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &encoding).unwrap()
 }
 
+/// The JWKS document publishing `keys`.
+pub fn jwks_document(keys: &[&SigningKey]) -> String {
+    json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string()
+}
+
 /// What the IdP serves, shared with the test.
 struct State {
     base: String,
