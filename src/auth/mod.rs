@@ -120,9 +120,17 @@ impl Authenticator {
     /// # Errors
     /// [`ConfigError`] when the policy file cannot be loaded or the JWT settings are unsafe.
     pub fn new(settings: &AuthSettings) -> Result<Authenticator, ConfigError> {
-        let policy = match &settings.policy_file {
-            Some(path) if settings.enabled => Policy::load(path)?,
-            _ => Policy::default(),
+        let policy = match (&settings.policy_file, &settings.policy) {
+            _ if !settings.enabled => Policy::default(),
+            (Some(path), None) => Policy::load(path)?,
+            (None, Some(text)) => Policy::parse(&text.0)?,
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "auth.policy",
+                    "set together with auth.policy_file: choose one",
+                ))
+            }
+            (None, None) => Policy::default(),
         };
         Ok(Authenticator {
             enabled: settings.enabled,

@@ -135,6 +135,18 @@ impl Policy {
             .map_err(|e| fail(format!("invalid policy file {}: {e}", path.display())))
     }
 
+    /// Parses and checks an inline policy (`auth.policy`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] on `auth.policy`, naming the offending entry.
+    pub fn parse(text: &str) -> Result<Policy, ConfigError> {
+        let fail = |why: String| ConfigError::invalid("auth.policy", why);
+        let file: PolicyFile = Figment::from(Toml::string(text))
+            .extract()
+            .map_err(|e| fail(format!("invalid inline policy: {e}")))?;
+        Policy::from_file(file).map_err(|e| fail(format!("invalid inline policy: {e}")))
+    }
+
     fn from_file(file: PolicyFile) -> Result<Policy, String> {
         let mut principal_ids: Vec<PrincipalId> = Vec::new();
         let mut keys = Vec::new();

@@ -15,8 +15,11 @@ pub struct AuthSettings {
     /// `anonymous_paths`. Off, everything is open (dev mode default).
     pub enabled: bool,
     /// The policy file: API keys (as hashes), grants of topics to principals and scopes,
-    /// per-principal address allowlists. Required when enabled.
+    /// per-principal address allowlists. This or `policy` is required when enabled.
     pub policy_file: Option<PathBuf>,
+    /// The policy inline, as TOML text (the environment variable `KRP_AUTH__POLICY`, e.g.
+    /// a Secrets Manager secret injected by ECS); instead of `policy_file`.
+    pub policy: Option<PolicyText>,
     /// Header carrying an API key.
     pub api_key_header: String,
     /// CIDRs allowed to call at all (IPv4 and IPv6); empty allows any address.
@@ -42,6 +45,7 @@ impl Default for AuthSettings {
         AuthSettings {
             enabled: false,
             policy_file: None,
+            policy: None,
             api_key_header: "X-API-Key".to_owned(),
             allow_cidrs: Vec::new(),
             trusted_proxies: Vec::new(),
@@ -184,14 +188,31 @@ impl fmt::Display for JwtAlgorithm {
     }
 }
 
+/// A policy's TOML text. It holds API key hashes: its `Debug` print shows only its size.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct PolicyText(pub String);
+
+impl fmt::Debug for PolicyText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PolicyText({} bytes)", self.0.len())
+    }
+}
+
 impl AuthSettings {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.enabled && self.policy_file.is_none() {
-            return Err(ConfigError::invalid(
+        match (&self.policy_file, &self.policy) {
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                "auth.policy",
+                "set together with auth.policy_file: choose one (KRP_AUTH__POLICY sets \
+                 auth.policy)",
+            )),
+            (None, None) if self.enabled => Err(ConfigError::invalid(
                 "auth.policy_file",
-                "required when auth.enabled is true (without grants, everything is denied)",
-            ));
+                "auth.policy_file or auth.policy (KRP_AUTH__POLICY) is required when \
+                 auth.enabled is true (without grants, everything is denied)",
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }

@@ -35,7 +35,7 @@ use std::path::Path;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 
-pub use auth::{AuthSettings, JwtAlgorithm, JwtSettings};
+pub use auth::{AuthSettings, JwtAlgorithm, JwtSettings, PolicyText};
 pub use kafka::{
     Compression, DevSettings, KafkaSettings, MetadataSettings, RawProperties, SaslMechanism,
     SecurityProtocol, GUARDED_LIBRDKAFKA_KEYS, GUARDED_LIBRDKAFKA_PREFIXES,
@@ -157,8 +157,14 @@ impl Settings {
         }
         figment = env::merge_confluent_env(figment, &env)?;
         figment = env::merge_kafka_creds(figment, &env)?;
-        // KRP_CONFIG names the file (a CLI flag's variable), not a setting.
-        figment = figment.merge(Env::prefixed("KRP_").split("__").ignore(&["config"]));
+        // KRP_CONFIG names the file (a CLI flag's variable), not a setting; KRP_AUTH__POLICY
+        // is TOML text, merged as a string.
+        figment = figment.merge(
+            Env::prefixed("KRP_")
+                .split("__")
+                .ignore(&["config", "auth.policy"]),
+        );
+        figment = env::merge_inline_policy(figment, &env);
         Ok(figment.extract().map_err(Box::new)?)
     }
 
@@ -306,6 +312,27 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policy.example.toml");
         let policy = crate::auth::Policy::load(&path).unwrap();
         assert_eq!(policy.principal_ids(), ["api_key:partner-acme"]);
+    }
+
+    #[test]
+    fn an_inline_policy_from_the_environment_is_text() {
+        let text = "[[api_keys]]\nprincipal = \"p\"\nsha256 = \"ab\"\n";
+        let dev_auth = "[dev]\nenabled = true\n[auth]\nenabled = true\n";
+        let s = load(dev_auth, &[("KRP_AUTH__POLICY", text)]).unwrap();
+        assert_eq!(s.auth.policy, Some(PolicyText(text.into())));
+        assert!(
+            !format!("{s:?}").contains("sha256"),
+            "the text is not printed"
+        );
+        let err = load(
+            &format!("{dev_auth}policy_file = \"/p.toml\"\n"),
+            &[("KRP_AUTH__POLICY", text)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("auth.policy"), "{err}");
+        let err = load(dev_auth, &[]).unwrap_err().to_string();
+        assert!(err.contains("auth.policy_file or auth.policy"), "{err}");
     }
 
     #[test]

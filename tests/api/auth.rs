@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::helpers::idp::{
     claims, ec_key, jwks_document, now, rsa_key, sign, Idp, AUDIENCE, ISSUER,
 };
-use crate::helpers::{sample, wait_until, Cluster, Policy, Response, TestApp};
+use crate::helpers::{sample, wait_until, Binary, Cluster, Policy, Response, TestApp, JSON_V2};
 
 /// An app with auth on: JWTs from `idp` (discovery unless `jwks_url`), the API keys and
 /// grants below, and `extra` settings applied last.
@@ -797,4 +797,43 @@ async fn a_jwks_endpoint_that_stalls_mid_body_costs_one_timeout_not_forever() {
         .expect("an answer");
     assert_eq!(r.status, 200, "{r:?}");
     app.stop().await.unwrap();
+}
+
+/// The policy as TOML text in `KRP_AUTH__POLICY` (how ECS injects a Secrets Manager
+/// secret), read by the real binary: the text starts with `[[api_keys]]`, which the `KRP_`
+/// layer would have parsed as an array.
+#[actix_web::test]
+async fn an_inline_policy_from_krp_auth_policy_authenticates() {
+    let policy = Policy::default().api_key("partner-env", "env-key").grant(
+        &["api_key:partner-env"],
+        &["*"],
+        &["produce"],
+    );
+    assert!(policy.toml().starts_with("[[api_keys]]"));
+    let binary = Binary::start(&[
+        ("KRP_DEV__ENABLED", "true"),
+        ("KRP_AUTH__ENABLED", "true"),
+        ("KRP_AUTH__POLICY", policy.toml()),
+    ]);
+    binary.wait_ready().await;
+    let client = awc::Client::default();
+    let produce = |key: Option<&'static str>| {
+        let mut request = client
+            .post(format!("{}/topics/inline-policy", binary.base))
+            .insert_header(("content-type", JSON_V2));
+        if let Some(key) = key {
+            request = request.insert_header(("x-api-key", key));
+        }
+        request.send_body(r#"{"records":[{"value":1}]}"#)
+    };
+    let r = produce(Some("env-key")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut r = produce(None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.body().await.unwrap(),
+        r#"{"error_code":40101,"message":"Authentication required: send a bearer token or an API key."}"#
+    );
+    let (status, _, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
 }

@@ -57,6 +57,11 @@ impl Policy {
         ))
     }
 
+    /// The policy's TOML text.
+    pub fn toml(&self) -> &str {
+        &self.0
+    }
+
     /// Writes the file as `policy.toml` in `dir` and turns auth on with it.
     pub fn apply(self, settings: &mut Settings, dir: &Path) {
         let path = dir.join("policy.toml");
