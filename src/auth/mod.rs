@@ -5,9 +5,13 @@ pub mod api_key;
 pub mod jwt;
 pub mod network;
 pub mod policy;
+pub mod reload;
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::config::{AuthSettings, ConfigError};
 use jwt::JwtValidator;
@@ -103,7 +107,10 @@ pub struct Authenticator {
     network: Network,
     api_key_header: String,
     anonymous_paths: Vec<String>,
-    policy: Policy,
+    /// Swapped whole when the policy file is reloaded; requests read it without a lock.
+    policy: ArcSwap<Policy>,
+    /// The policy file, when the policy comes from one (an inline policy is not reloaded).
+    policy_file: Option<PathBuf>,
     jwt: Option<Arc<JwtValidator>>,
     client_certificates: bool,
 }
@@ -140,7 +147,11 @@ impl Authenticator {
             ),
             api_key_header: settings.api_key_header.clone(),
             anonymous_paths: settings.anonymous_paths.clone(),
-            policy,
+            policy: ArcSwap::from_pointee(policy),
+            policy_file: settings
+                .enabled
+                .then(|| settings.policy_file.clone())
+                .flatten(),
             jwt: if settings.enabled {
                 JwtValidator::new(&settings.jwt)?.map(Arc::new)
             } else {
@@ -154,8 +165,19 @@ impl Authenticator {
         self.enabled
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// The policy file, when authentication is on and the policy comes from a file.
+    pub fn policy_file(&self) -> Option<&Path> {
+        self.policy_file.as_deref()
+    }
+
+    /// Replaces the policy; requests already past a policy check keep the answer they got.
+    pub fn replace_policy(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
     }
 
     pub fn api_key_header(&self) -> &str {
@@ -191,6 +213,8 @@ impl Authenticator {
         if !self.network.allows(client) {
             return Err(AuthError::AddressNotAllowed);
         }
+        // One policy for the whole request, even if a reload swaps it meanwhile.
+        let policy = self.policy.load_full();
         let principal = match (credentials.authorization, credentials.api_key) {
             (Some(authorization), _) => {
                 let token = bearer_token(authorization)?;
@@ -200,8 +224,7 @@ impl Authenticator {
                 }
             }
             (None, Some(key)) => {
-                let key = self
-                    .policy
+                let key = policy
                     .api_keys()
                     .find(key)
                     .ok_or(AuthError::InvalidApiKey)?;
@@ -220,7 +243,7 @@ impl Authenticator {
                 _ => return Err(AuthError::MissingCredentials),
             },
         };
-        if !self.policy.address_allowed(&principal, client) {
+        if !policy.address_allowed(&principal, client) {
             return Err(AuthError::AddressNotAllowed);
         }
         Ok(principal)
@@ -236,7 +259,7 @@ impl Authenticator {
         if !self.enabled {
             return true;
         }
-        principal.is_some_and(|p| self.policy.allows(p, operation, topic))
+        principal.is_some_and(|p| self.policy.load().allows(p, operation, topic))
     }
 }
 

@@ -124,15 +124,17 @@ impl Policy {
     /// # Errors
     /// [`ConfigError`] on `auth.policy_file`, naming the file and the offending key.
     pub fn load(path: &Path) -> Result<Policy, ConfigError> {
-        let fail = |why: String| ConfigError::invalid("auth.policy_file", why);
-        if !path.is_file() {
-            return Err(fail(format!("{} is not a readable file", path.display())));
-        }
-        let file: PolicyFile = Figment::from(Toml::file(path))
-            .extract()
-            .map_err(|e| fail(format!("invalid policy file {}: {e}", path.display())))?;
-        Policy::from_file(file)
-            .map_err(|e| fail(format!("invalid policy file {}: {e}", path.display())))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::invalid(
+                "auth.policy_file",
+                format!("{} is not a readable file: {e}", path.display()),
+            )
+        })?;
+        Policy::from_text(
+            &text,
+            "auth.policy_file",
+            &format!("policy file {}", path.display()),
+        )
     }
 
     /// Parses and checks an inline policy (`auth.policy`).
@@ -140,11 +142,19 @@ impl Policy {
     /// # Errors
     /// [`ConfigError`] on `auth.policy`, naming the offending entry.
     pub fn parse(text: &str) -> Result<Policy, ConfigError> {
-        let fail = |why: String| ConfigError::invalid("auth.policy", why);
+        Policy::from_text(text, "auth.policy", "inline policy")
+    }
+
+    /// Parses and checks policy TOML; errors are on `key` and name `origin`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] on `key`.
+    pub fn from_text(text: &str, key: &str, origin: &str) -> Result<Policy, ConfigError> {
+        let fail = |why: String| ConfigError::invalid(key, format!("invalid {origin}: {why}"));
         let file: PolicyFile = Figment::from(Toml::string(text))
             .extract()
-            .map_err(|e| fail(format!("invalid inline policy: {e}")))?;
-        Policy::from_file(file).map_err(|e| fail(format!("invalid inline policy: {e}")))
+            .map_err(|e| fail(e.to_string()))?;
+        Policy::from_file(file).map_err(fail)
     }
 
     fn from_file(file: PolicyFile) -> Result<Policy, String> {

@@ -17,6 +17,9 @@ pub struct AuthSettings {
     /// The policy file: API keys (as hashes), grants of topics to principals and scopes,
     /// per-principal address allowlists. This or `policy` is required when enabled.
     pub policy_file: Option<PathBuf>,
+    /// How often the policy file is checked for a change (reloaded when its content
+    /// changed); 0 reloads on SIGHUP only. An invalid new file keeps the policy in force.
+    pub policy_reload_interval_ms: u64,
     /// The policy inline, as TOML text (the environment variable `KRP_AUTH__POLICY`, e.g.
     /// a Secrets Manager secret injected by ECS); instead of `policy_file`.
     pub policy: Option<PolicyText>,
@@ -45,6 +48,7 @@ impl Default for AuthSettings {
         AuthSettings {
             enabled: false,
             policy_file: None,
+            policy_reload_interval_ms: 5_000,
             policy: None,
             api_key_header: "X-API-Key".to_owned(),
             allow_cidrs: Vec::new(),

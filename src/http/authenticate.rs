@@ -17,7 +17,7 @@ use crate::tls::ClientCertificate;
 
 /// The authentication chain and the metrics it reports to.
 pub struct AuthState {
-    pub authenticator: Authenticator,
+    pub authenticator: Arc<Authenticator>,
     pub metrics: Arc<Metrics>,
 }
 

@@ -837,3 +837,117 @@ async fn an_inline_policy_from_krp_auth_policy_authenticates() {
     let (status, _, stderr) = binary.terminate().await;
     assert!(status.success(), "{stderr}");
 }
+
+/// Replaces `path` the way an operator (or a config agent) should: write aside, rename.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let aside = path.with_extension("new");
+    std::fs::write(&aside, text).unwrap();
+    std::fs::rename(&aside, path).unwrap();
+}
+
+/// A policy whose only key is `key`, for the principal `name`, granted `topic`.
+fn one_key_policy(name: &str, key: &str, topic: &str) -> Policy {
+    Policy::default().api_key(name, key).grant(
+        &[&format!("api_key:{name}")],
+        &[topic],
+        &["produce"],
+    )
+}
+
+const RELOADS_OK: &str = r#"kafka_rest_policy_reloads_total{result="ok"}"#;
+const RELOADS_FAILED: &str = r#"kafka_rest_policy_reloads_total{result="error"}"#;
+
+#[actix_web::test]
+async fn a_changed_policy_file_is_swapped_in_and_an_invalid_one_keeps_the_old() {
+    let (cluster, a, _b) = topics().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Cluster::plaintext().settings();
+    one_key_policy("old-partner", "old-key", &a).apply(&mut settings, dir.path());
+    let path = settings.auth.policy_file.clone().unwrap();
+    settings.auth.policy_reload_interval_ms = 100;
+    settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let app = TestApp::spawn_ready(settings).await;
+    let status = async |key: &str| produce_with(&app, &a, &[("x-api-key", key)]).await.status;
+    assert_eq!(status("old-key").await, 200);
+    assert_eq!(status("new-key").await, 401);
+
+    replace_file(&path, one_key_policy("new-partner", "new-key", &a).toml());
+    wait_until(Duration::from_secs(10), async || {
+        match (
+            status("new-key").await.as_u16(),
+            status("old-key").await.as_u16(),
+        ) {
+            (200, 401) => Ok(()),
+            other => Err(format!("new key, old key: {other:?}")),
+        }
+    })
+    .await;
+    app.wait_for_sample(RELOADS_OK, 1.0).await;
+
+    // An unqualified principal: the file is refused whole, the policy in force stays.
+    let failed = sample(&app.metrics().await, RELOADS_FAILED);
+    replace_file(
+        &path,
+        "[[grants]]\nprincipals = [\"new-partner\"]\ntopics = [\"*\"]\noperations = [\"produce\"]\n",
+    );
+    app.wait_for_sample(RELOADS_FAILED, failed + 1.0).await;
+    assert_eq!(status("new-key").await, 200, "the old policy still works");
+    assert_eq!(status("old-key").await, 401);
+    let m = app.metrics().await;
+    assert_eq!(sample(&m, RELOADS_FAILED), failed + 1.0, "tried once: {m}");
+    assert!(
+        sample(
+            &m,
+            r#"kafka_rest_records_produced_total{format="json",outcome="ok",principal="api_key:new-partner",topic="_other"}"#
+        ) >= 2.0,
+        "the reloaded policy's principals are labels: {m}"
+    );
+    assert!(cluster.high_watermarks(&a, 1).await[0] >= 3);
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn sighup_reloads_the_policy_file_of_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, one_key_policy("old-partner", "old-key", "*").toml()).unwrap();
+    let binary = Binary::start(&[
+        ("KRP_DEV__ENABLED", "true"),
+        ("KRP_AUTH__ENABLED", "true"),
+        ("KRP_AUTH__POLICY_FILE", path.to_str().unwrap()),
+        // No polling: only the signal reloads.
+        ("KRP_AUTH__POLICY_RELOAD_INTERVAL_MS", "0"),
+    ]);
+    binary.wait_ready().await;
+    let client = awc::Client::default();
+    let status = async |key: &str| {
+        client
+            .post(format!("{}/topics/reloaded", binary.base))
+            .insert_header(("content-type", JSON_V2))
+            .insert_header(("x-api-key", key))
+            .send_body(r#"{"records":[{"value":1}]}"#)
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status("new-key").await, 401);
+    replace_file(&path, one_key_policy("new-partner", "new-key", "*").toml());
+    assert_eq!(
+        status("new-key").await,
+        401,
+        "not reloaded without the signal"
+    );
+    binary.hang_up();
+    wait_until(Duration::from_secs(10), async || {
+        match status("new-key").await {
+            200 => Ok(()),
+            other => Err(format!("the new key still gets {other}")),
+        }
+    })
+    .await;
+    assert_eq!(status("old-key").await, 401);
+    let (exit, stdout, stderr) = binary.terminate().await;
+    assert!(exit.success(), "{stderr}");
+    assert!(stdout.contains("policy reloaded"), "{stdout}");
+}
