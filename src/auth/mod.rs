@@ -35,10 +35,6 @@ impl Principal {
             scopes,
         }
     }
-
-    pub fn method(&self) -> AuthMethod {
-        self.id.method()
-    }
 }
 
 /// Why a request was refused before reaching a handler. The messages say what is wrong and
