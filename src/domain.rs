@@ -96,6 +96,107 @@ impl TopicPattern {
     }
 }
 
+/// How a principal proved who it is: the method part of its [`PrincipalId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuthMethod {
+    ApiKey,
+    Jwt,
+    /// A client certificate verified by the HTTPS listener (mutual TLS).
+    ClientCertificate,
+}
+
+impl AuthMethod {
+    const ALL: [AuthMethod; 3] = [
+        AuthMethod::ApiKey,
+        AuthMethod::Jwt,
+        AuthMethod::ClientCertificate,
+    ];
+
+    /// The method's prefix in a principal id: `api_key`, `jwt` or `cert`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ApiKey => "api_key",
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::ClientCertificate => "cert",
+        }
+    }
+}
+
+/// A principal id qualified by how the principal authenticates, `<method>:<name>`:
+/// `api_key:partner-a` (the principal of an API key), `jwt:<sub>` (a token's principal
+/// claim), `cert:<CN>` (a client certificate's common name). Each method has its own
+/// namespace: a token whose `sub` is `partner-a` is `jwt:partner-a`, never the API-key
+/// principal `api_key:partner-a`. Grants, allowlists, rate limits, metric labels and logs
+/// all use this form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PrincipalId {
+    method: AuthMethod,
+    /// `<method>:<name>`, kept whole: it is what labels and logs show.
+    qualified: String,
+}
+
+/// Why a configured principal id is not usable: it does not say its method.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "principal {given:?} does not say how it authenticates: write \"api_key:{name}\" (an API \
+     key's principal), \"jwt:{name}\" (a token's subject) or \"cert:{name}\" (a client \
+     certificate's CN)"
+)]
+pub struct UnqualifiedPrincipal {
+    given: String,
+    name: String,
+}
+
+impl PrincipalId {
+    /// The id of the principal `name` authenticated by `method`.
+    pub fn new(method: AuthMethod, name: &str) -> PrincipalId {
+        PrincipalId {
+            method,
+            qualified: format!("{}:{name}", method.as_str()),
+        }
+    }
+
+    /// Parses a configured id, which must be qualified (`api_key:partner-a`).
+    ///
+    /// # Errors
+    /// [`UnqualifiedPrincipal`], showing the qualified forms, when the method prefix is
+    /// missing or unknown or the name is empty.
+    pub fn parse(id: &str) -> Result<PrincipalId, UnqualifiedPrincipal> {
+        let unqualified = || UnqualifiedPrincipal {
+            given: id.to_owned(),
+            name: if id.is_empty() { "NAME" } else { id }.to_owned(),
+        };
+        let (prefix, name) = id.split_once(':').ok_or_else(unqualified)?;
+        let method = AuthMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str() == prefix)
+            .ok_or_else(unqualified)?;
+        if name.is_empty() {
+            return Err(unqualified());
+        }
+        Ok(PrincipalId::new(method, name))
+    }
+
+    pub fn method(&self) -> AuthMethod {
+        self.method
+    }
+
+    /// The name without the method.
+    pub fn name(&self) -> &str {
+        &self.qualified[self.method.as_str().len() + 1..]
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.qualified
+    }
+}
+
+impl fmt::Display for PrincipalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.qualified)
+    }
+}
+
 /// One record as Kafka will store it: what the formats encode, the produce pipeline checks
 /// and the producer writes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -147,6 +248,29 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn principal_ids_are_qualified_by_method() {
+        let id = PrincipalId::parse("api_key:partner-a").unwrap();
+        assert_eq!(id, PrincipalId::new(AuthMethod::ApiKey, "partner-a"));
+        assert_ne!(id, PrincipalId::new(AuthMethod::Jwt, "partner-a"));
+        assert_eq!(id.name(), "partner-a");
+        assert_eq!(
+            PrincipalId::parse("jwt:https://idp/x").unwrap().name(),
+            "https://idp/x"
+        );
+        assert_eq!(
+            PrincipalId::parse("cert:svc.example.com").unwrap().method(),
+            AuthMethod::ClientCertificate
+        );
+        for bad in ["partner-a", "apikey:partner-a", "jwt:", "", "https://idp/x"] {
+            let err = PrincipalId::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("\"jwt:"), "{bad}: {err}");
+            assert!(err.contains("\"api_key:"), "{bad}: {err}");
+        }
+        let err = PrincipalId::parse("partner-a").unwrap_err().to_string();
+        assert!(err.contains("\"api_key:partner-a\""), "{err}");
+    }
 
     #[test]
     fn kafka_topic_rules() {

@@ -6,7 +6,7 @@
 //! anything else is counted under `_other`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -67,6 +67,7 @@ pub struct Metrics {
     pub metadata_requests: IntCounterVec,
     pub auth_failures: IntCounterVec,
     pub policy_denials: IntCounterVec,
+    pub policy_reloads: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub shed: IntCounterVec,
     pub build_info: IntGaugeVec,
@@ -74,7 +75,8 @@ pub struct Metrics {
     /// full: stdout was not being read fast enough.
     pub log_lines_dropped: IntCounter,
     topics: HashSet<String>,
-    principals: HashSet<String>,
+    /// Replaced when the policy is reloaded.
+    principals: RwLock<HashSet<String>>,
     /// Last cumulative broker counters seen, to turn librdkafka's totals into increments.
     broker_totals: Mutex<HashMap<i32, (u64, u64, u64)>>,
 }
@@ -243,6 +245,13 @@ impl Metrics {
                  reason.",
                 &["reason"],
             ),
+            policy_reloads: counter(
+                &r,
+                "kafka_rest_policy_reloads_total",
+                "Policy file reloads (SIGHUP or a change of the file), by result (ok or \
+                 error: the previous policy stays).",
+                &["result"],
+            ),
             rate_limited: counter(
                 &r,
                 "kafka_rest_rate_limited_total",
@@ -268,7 +277,7 @@ impl Metrics {
                 metric
             },
             topics: topics.iter().cloned().collect(),
-            principals: principals.iter().cloned().collect(),
+            principals: RwLock::new(principals.iter().cloned().collect()),
             broker_totals: Mutex::default(),
             registry: r,
         }
@@ -285,11 +294,23 @@ impl Metrics {
 
     /// The label for a principal: its id when the policy names it, else [`OTHER`].
     pub fn principal_label<'a>(&self, principal: Option<&'a str>) -> &'a str {
+        let known = |p: &str| {
+            self.principals
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(p)
+        };
         match principal {
-            Some(p) if self.principals.contains(p) => p,
+            Some(p) if known(p) => p,
             Some(_) => OTHER,
             None => "anonymous",
         }
+    }
+
+    /// Replaces the principals that get a label of their own (after a policy reload).
+    pub fn set_principals(&self, principals: &[String]) {
+        *self.principals.write().unwrap_or_else(|e| e.into_inner()) =
+            principals.iter().cloned().collect();
     }
 
     /// Applies a librdkafka statistics snapshot.
@@ -355,12 +376,19 @@ mod tests {
 
     #[test]
     fn labels_are_bounded() {
-        let m = Metrics::new(&["orders".into()], &["partner-a".into()], "2.12.1");
+        let m = Metrics::new(&["orders".into()], &["api_key:partner-a".into()], "2.12.1");
         assert_eq!(m.topic_label("orders"), "orders");
         assert_eq!(m.topic_label("random-topic-123"), OTHER);
-        assert_eq!(m.principal_label(Some("partner-a")), "partner-a");
+        assert_eq!(
+            m.principal_label(Some("api_key:partner-a")),
+            "api_key:partner-a"
+        );
+        assert_eq!(m.principal_label(Some("jwt:partner-a")), OTHER);
         assert_eq!(m.principal_label(Some("someone")), OTHER);
         assert_eq!(m.principal_label(None), "anonymous");
+        m.set_principals(&["jwt:partner-a".into()]);
+        assert_eq!(m.principal_label(Some("jwt:partner-a")), "jwt:partner-a");
+        assert_eq!(m.principal_label(Some("api_key:partner-a")), OTHER);
     }
 
     #[test]

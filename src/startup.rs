@@ -10,6 +10,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::reload::PolicyReload;
 use crate::auth::Authenticator;
 use crate::config::{ConfigError, Settings};
 use crate::http::authenticate::{self, AuthState};
@@ -48,6 +49,7 @@ pub struct Application {
     in_flight: Arc<InFlightRequests>,
     shutdown_timeout: Duration,
     jwt: Option<Arc<crate::auth::jwt::JwtValidator>>,
+    policy_reload: Option<PolicyReload>,
     rate_limits: Arc<RateLimits>,
 }
 
@@ -64,7 +66,7 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
-        let authenticator = Authenticator::new(&settings.auth)?;
+        let authenticator = Arc::new(Authenticator::new(&settings.auth)?);
         refuse_open(settings, &authenticator)?;
         let jwt = authenticator.jwt();
         let metrics = Arc::new(Metrics::new(
@@ -72,6 +74,11 @@ impl Application {
             authenticator.policy().principal_ids(),
             &kafka::librdkafka_version(),
         ));
+        let policy_reload = PolicyReload::new(
+            Arc::clone(&authenticator),
+            Arc::clone(&metrics),
+            settings.auth.policy_reload_interval_ms,
+        );
         let auth_state = web::Data::new(AuthState {
             authenticator,
             metrics: Arc::clone(&metrics),
@@ -182,6 +189,7 @@ impl Application {
             in_flight,
             shutdown_timeout: Duration::from_millis(settings.server.shutdown_timeout_ms),
             jwt,
+            policy_reload,
             rate_limits,
         })
     }
@@ -225,10 +233,14 @@ impl Application {
             .clone()
             .map(|jwt| actix_web::rt::spawn(jwt.run_key_refresh()));
         let housekeeping = tokio::spawn(Arc::clone(&self.rate_limits).run_housekeeping());
+        let policy_reload = self.policy_reload.map(|reload| tokio::spawn(reload.run()));
         tokio::select! {
             result = &mut server => {
                 probe.abort();
                 housekeeping.abort();
+                if let Some(task) = policy_reload {
+                    task.abort();
+                }
                 if let Some(task) = key_refresh {
                     task.abort();
                 }
@@ -258,6 +270,9 @@ impl Application {
         }
         probe.abort();
         housekeeping.abort();
+        if let Some(task) = policy_reload {
+            task.abort();
+        }
         if let Some(task) = key_refresh {
             task.abort();
         }

@@ -2,6 +2,11 @@
 //! `aud`, `exp`, `nbf` with leeway, required claims; the principal and scopes from
 //! configurable claims.
 //!
+//! Refused at startup: no audience (unless `allow_any_audience`), an `http://` issuer or
+//! JWKS URL (unless `allow_http`, for development). `exp` is always required, whatever
+//! `required_claims` says. The discovery document must name the configured issuer, and
+//! redirects are never followed: the keys come from exactly the configured place.
+//!
 //! The JWKS cache: keys are fetched at startup and every `refresh_interval_ms` in the
 //! background; a token with an unknown `kid` triggers one extra fetch, at most one such
 //! fetch per `unknown_kid_refresh_interval_ms`, so key rotation needs no restart and a
@@ -10,6 +15,7 @@
 //! succeeded, every token gets 401 ("signing keys unavailable"), never a 500.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,7 +26,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use super::{AuthError, AuthMethod, Principal};
-use crate::config::{JwtAlgorithm, JwtSettings};
+use crate::config::{ConfigError, JwtAlgorithm, JwtSettings};
 
 /// Where the signing keys come from.
 #[derive(Debug, Clone)]
@@ -39,10 +45,15 @@ struct KeySet {
 /// The issuer's signing keys.
 pub struct Jwks {
     source: KeySource,
+    /// Whether `http://` URLs are acceptable (development only).
+    allow_http: bool,
     keys: RwLock<Option<Arc<KeySet>>>,
     /// Serializes fetches; holds the time of the last one triggered by an unknown `kid`
     /// (background refreshes do not count: they must not delay picking up a rotation).
     fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Fetches finished (or given up), successful or not: a request that waited for the
+    /// lock while one ran takes its result instead of starting another.
+    attempts: AtomicU64,
     unknown_kid_interval: Duration,
     timeout: Duration,
 }
@@ -55,8 +66,10 @@ impl Jwks {
         };
         Jwks {
             source,
+            allow_http: settings.allow_http,
             keys: RwLock::new(None),
             fetch: tokio::sync::Mutex::new(None),
+            attempts: AtomicU64::new(0),
             unknown_kid_interval: Duration::from_millis(settings.unknown_kid_refresh_interval_ms),
             timeout: Duration::from_millis(settings.fetch_timeout_ms),
         }
@@ -75,8 +88,19 @@ impl Jwks {
         self.refresh_locked().await
     }
 
+    /// One fetch, bounded as a whole (discovery, connect, headers, body) by
+    /// `fetch_timeout_ms`: an IdP that stalls mid-body cannot hold the fetch lock, and with
+    /// it every refresh and every request with an unknown `kid`.
     async fn refresh_locked(&self) -> Result<usize, String> {
-        let result = self.fetch_keys().await;
+        let result = tokio::time::timeout(self.timeout, self.fetch_keys())
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the JWKS fetch did not finish within {} ms",
+                    self.timeout.as_millis()
+                ))
+            });
+        self.attempts.fetch_add(1, Ordering::SeqCst);
         match &result {
             Ok(set) => {
                 let count = set.keys.values().map(Vec::len).sum();
@@ -96,10 +120,21 @@ impl Jwks {
                     issuer.trim_end_matches('/')
                 );
                 let document = self.get_json(&discovery).await?;
-                document["jwks_uri"]
+                // OpenID Connect Discovery 1.0 §4.3: the document must name the issuer it
+                // was fetched for, or another issuer's keys would validate our tokens.
+                if document["issuer"].as_str() != Some(issuer.as_str()) {
+                    return Err(format!(
+                        "{discovery} names issuer {}, not the configured {issuer:?}",
+                        document["issuer"]
+                    ));
+                }
+                let jwks_uri = document["jwks_uri"]
                     .as_str()
-                    .ok_or_else(|| format!("{discovery} has no jwks_uri"))?
-                    .to_owned()
+                    .ok_or_else(|| format!("{discovery} has no jwks_uri"))?;
+                if !secure_url(jwks_uri, self.allow_http) {
+                    return Err(format!("{discovery}: jwks_uri {jwks_uri:?} is not https"));
+                }
+                jwks_uri.to_owned()
             }
         };
         let document = self.get_json(&url).await?;
@@ -122,7 +157,11 @@ impl Jwks {
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {
-        let client = awc::Client::builder().timeout(self.timeout).finish();
+        // Redirects are not followed: the keys come from the configured URL or none.
+        let client = awc::Client::builder()
+            .timeout(self.timeout)
+            .disable_redirects()
+            .finish();
         let mut response = client
             .get(url)
             .send()
@@ -146,12 +185,17 @@ impl Jwks {
             return Ok(found);
         }
         {
+            let attempts = self.attempts.load(Ordering::SeqCst);
             let mut last = self.fetch.lock().await;
             // Another request may have refreshed while we waited for the lock.
             if let Some(found) = self.lookup(kid) {
                 return Ok(found);
             }
-            if last.is_none_or(|at| at.elapsed() >= self.unknown_kid_interval) {
+            // A fetch finished while we waited: its answer is as fresh as ours would be,
+            // and a second one would double the wait behind a stalled IdP.
+            let fetched_meanwhile = self.attempts.load(Ordering::SeqCst) != attempts;
+            if !fetched_meanwhile && last.is_none_or(|at| at.elapsed() >= self.unknown_kid_interval)
+            {
                 *last = Some(Instant::now());
                 if let Err(e) = self.refresh_locked().await {
                     tracing::warn!(error = %e, "JWKS refresh for an unknown kid failed");
@@ -211,10 +255,37 @@ pub struct JwtValidator {
 
 impl JwtValidator {
     /// `None` when JWT authentication is not configured (no issuer).
-    pub fn new(settings: &JwtSettings) -> Option<JwtValidator> {
-        let issuer = settings.issuer.clone()?;
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key: no audience without `allow_any_audience`, an issuer
+    /// or JWKS URL that is not https without `allow_http`.
+    pub fn new(settings: &JwtSettings) -> Result<Option<JwtValidator>, ConfigError> {
+        let Some(issuer) = settings.issuer.clone() else {
+            return Ok(None);
+        };
+        if settings.audiences.is_empty() && !settings.allow_any_audience {
+            return Err(ConfigError::invalid(
+                "auth.jwt.audiences",
+                "empty: tokens the issuer signs for any other application would be accepted. \
+                 Name this API's audience, or set auth.jwt.allow_any_audience = true",
+            ));
+        }
+        for (key, url) in [
+            ("auth.jwt.issuer", Some(&issuer)),
+            ("auth.jwt.jwks_url", settings.jwks_url.as_ref()),
+        ] {
+            if let Some(url) = url.filter(|u| !secure_url(u, settings.allow_http)) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!(
+                        "{url:?} must be an https:// URL (http:// only with \
+                         auth.jwt.allow_http = true, for development)"
+                    ),
+                ));
+            }
+        }
         let algorithms = settings.algorithms.iter().map(|a| algorithm(*a)).collect();
-        Some(JwtValidator {
+        Ok(Some(JwtValidator {
             jwks: Jwks::new(settings, &issuer),
             issuer,
             audiences: settings.audiences.clone(),
@@ -224,7 +295,7 @@ impl JwtValidator {
             scope_claims: settings.scope_claims.clone(),
             required_claims: settings.required_claims.clone(),
             refresh_interval: Duration::from_millis(settings.refresh_interval_ms),
-        })
+        }))
     }
 
     /// Refreshes the keys now and then every `refresh_interval_ms`, until dropped.
@@ -260,7 +331,10 @@ impl JwtValidator {
         validation.validate_nbf = true;
         // jsonwebtoken compares iss and aud only when the token has them: require them, or a
         // token without an audience would pass an audience check.
+        // `exp` too: setting the required claims replaces jsonwebtoken's default (`exp`), and
+        // a token without an expiry would be valid forever.
         let mut required = self.required_claims.clone();
+        required.push("exp".to_owned());
         required.push("iss".to_owned());
         if !self.audiences.is_empty() {
             required.push("aud".to_owned());
@@ -316,12 +390,14 @@ impl JwtValidator {
                 _ => {}
             }
         }
-        Ok(Principal {
-            id,
-            scopes,
-            method: AuthMethod::Jwt,
-        })
+        Ok(Principal::new(AuthMethod::Jwt, &id, scopes))
     }
+}
+
+/// Whether `url` is https, or http when that is allowed (development).
+fn secure_url(url: &str, allow_http: bool) -> bool {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    scheme.eq_ignore_ascii_case("https") || (allow_http && scheme.eq_ignore_ascii_case("http"))
 }
 
 fn map_error(error: &jsonwebtoken::errors::Error) -> AuthError {

@@ -5,41 +5,36 @@ pub mod api_key;
 pub mod jwt;
 pub mod network;
 pub mod policy;
+pub mod reload;
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::config::{AuthSettings, ConfigError};
 use jwt::JwtValidator;
 use network::Network;
 pub use policy::{Operation, Policy};
 
-/// How a principal proved who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    ApiKey,
-    Jwt,
-    /// A client certificate verified by the HTTPS listener (mutual TLS).
-    ClientCertificate,
-}
-
-impl AuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::ApiKey => "api_key",
-            AuthMethod::Jwt => "jwt",
-            AuthMethod::ClientCertificate => "client_certificate",
-        }
-    }
-}
+pub use crate::domain::{AuthMethod, PrincipalId};
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The API key's principal, or the token's principal claim (`sub` by default).
-    pub id: String,
+    /// Method-qualified: `api_key:<principal>`, `jwt:<sub>`, `cert:<CN>`.
+    pub id: PrincipalId,
     pub scopes: Vec<String>,
-    pub method: AuthMethod,
+}
+
+impl Principal {
+    pub fn new(method: AuthMethod, name: &str, scopes: Vec<String>) -> Principal {
+        Principal {
+            id: PrincipalId::new(method, name),
+            scopes,
+        }
+    }
 }
 
 /// Why a request was refused before reaching a handler. The messages say what is wrong and
@@ -108,7 +103,10 @@ pub struct Authenticator {
     network: Network,
     api_key_header: String,
     anonymous_paths: Vec<String>,
-    policy: Policy,
+    /// Swapped whole when the policy file is reloaded; requests read it without a lock.
+    policy: ArcSwap<Policy>,
+    /// The policy file, when the policy comes from one (an inline policy is not reloaded).
+    policy_file: Option<PathBuf>,
     jwt: Option<Arc<JwtValidator>>,
     client_certificates: bool,
 }
@@ -123,11 +121,19 @@ pub struct Credentials<'a> {
 
 impl Authenticator {
     /// # Errors
-    /// [`ConfigError`] when the policy file cannot be loaded.
+    /// [`ConfigError`] when the policy file cannot be loaded or the JWT settings are unsafe.
     pub fn new(settings: &AuthSettings) -> Result<Authenticator, ConfigError> {
-        let policy = match &settings.policy_file {
-            Some(path) if settings.enabled => Policy::load(path)?,
-            _ => Policy::default(),
+        let policy = match (&settings.policy_file, &settings.policy) {
+            _ if !settings.enabled => Policy::default(),
+            (Some(path), None) => Policy::load(path)?,
+            (None, Some(text)) => Policy::parse(&text.0)?,
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "auth.policy",
+                    "set together with auth.policy_file: choose one",
+                ))
+            }
+            (None, None) => Policy::default(),
         };
         Ok(Authenticator {
             enabled: settings.enabled,
@@ -137,11 +143,16 @@ impl Authenticator {
             ),
             api_key_header: settings.api_key_header.clone(),
             anonymous_paths: settings.anonymous_paths.clone(),
-            policy,
-            jwt: settings
+            policy: ArcSwap::from_pointee(policy),
+            policy_file: settings
                 .enabled
-                .then(|| JwtValidator::new(&settings.jwt).map(Arc::new))
+                .then(|| settings.policy_file.clone())
                 .flatten(),
+            jwt: if settings.enabled {
+                JwtValidator::new(&settings.jwt)?.map(Arc::new)
+            } else {
+                None
+            },
             client_certificates: settings.client_certificates,
         })
     }
@@ -150,8 +161,19 @@ impl Authenticator {
         self.enabled
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// The policy file, when authentication is on and the policy comes from a file.
+    pub fn policy_file(&self) -> Option<&Path> {
+        self.policy_file.as_deref()
+    }
+
+    /// Replaces the policy; requests already past a policy check keep the answer they got.
+    pub fn replace_policy(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
     }
 
     pub fn api_key_header(&self) -> &str {
@@ -187,6 +209,8 @@ impl Authenticator {
         if !self.network.allows(client) {
             return Err(AuthError::AddressNotAllowed);
         }
+        // One policy for the whole request, even if a reload swaps it meanwhile.
+        let policy = self.policy.load_full();
         let principal = match (credentials.authorization, credentials.api_key) {
             (Some(authorization), _) => {
                 let token = bearer_token(authorization)?;
@@ -196,8 +220,7 @@ impl Authenticator {
                 }
             }
             (None, Some(key)) => {
-                let key = self
-                    .policy
+                let key = policy
                     .api_keys()
                     .find(key)
                     .ok_or(AuthError::InvalidApiKey)?;
@@ -207,19 +230,16 @@ impl Authenticator {
                 Principal {
                     id: key.principal.clone(),
                     scopes: key.scopes.clone(),
-                    method: AuthMethod::ApiKey,
                 }
             }
             (None, None) => match credentials.client_certificate {
-                Some(subject) if self.client_certificates => Principal {
-                    id: subject.to_owned(),
-                    scopes: Vec::new(),
-                    method: AuthMethod::ClientCertificate,
-                },
+                Some(subject) if self.client_certificates => {
+                    Principal::new(AuthMethod::ClientCertificate, subject, Vec::new())
+                }
                 _ => return Err(AuthError::MissingCredentials),
             },
         };
-        if !self.policy.address_allowed(&principal, client) {
+        if !policy.address_allowed(&principal, client) {
             return Err(AuthError::AddressNotAllowed);
         }
         Ok(principal)
@@ -235,7 +255,7 @@ impl Authenticator {
         if !self.enabled {
             return true;
         }
-        principal.is_some_and(|p| self.policy.allows(p, operation, topic))
+        principal.is_some_and(|p| self.policy.load().allows(p, operation, topic))
     }
 }
 

@@ -2,20 +2,23 @@
 //! what on which topics, holds the API keys (as hashes), and per-principal address
 //! allowlists. Anything not granted is denied.
 //!
+//! Principals are named with their method ([`PrincipalId`]): `api_key:<name>`, `jwt:<sub>`,
+//! `cert:<CN>`; an unqualified name is refused when the file loads.
+//!
 //! ```toml
 //! [[api_keys]]
-//! principal = "partner-a"
+//! principal = "partner-a"         # the key's principal is api_key:partner-a
 //! sha256 = "<hex of sha256(key)>"
 //! scopes = ["orders:write"]
 //! enabled = true
 //!
 //! [[grants]]
-//! principals = ["partner-a"]      # principal ids: API key principals or JWT `sub`s
+//! principals = ["api_key:partner-a", "jwt:client-42"]
 //! scopes = ["orders:write"]       # or any principal holding one of these scopes
 //! topics = ["orders", "orders.eu.*"]   # exact names, or prefixes ending in `*`
 //! operations = ["produce", "describe"]
 //!
-//! [principals.partner-a]
+//! [principals."api_key:partner-a"]
 //! allow_cidrs = ["203.0.113.0/24", "2001:db8::/32"]
 //! ```
 
@@ -32,7 +35,7 @@ use super::api_key::{ApiKey, ApiKeys};
 use super::network::cidrs_allow;
 use super::Principal;
 use crate::config::ConfigError;
-use crate::domain::TopicPattern;
+use crate::domain::{AuthMethod, PrincipalId, TopicPattern};
 
 /// What a grant allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -90,7 +93,7 @@ struct PolicyFile {
 
 #[derive(Debug, Clone)]
 struct Grant {
-    principals: Vec<String>,
+    principals: Vec<PrincipalId>,
     scopes: Vec<String>,
     topics: Vec<TopicPattern>,
     operations: Vec<Operation>,
@@ -110,7 +113,7 @@ impl Grant {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     grants: Vec<Grant>,
-    allow_cidrs: HashMap<String, Vec<IpNet>>,
+    allow_cidrs: HashMap<PrincipalId, Vec<IpNet>>,
     api_keys: ApiKeys,
     principal_ids: Vec<String>,
 }
@@ -121,26 +124,49 @@ impl Policy {
     /// # Errors
     /// [`ConfigError`] on `auth.policy_file`, naming the file and the offending key.
     pub fn load(path: &Path) -> Result<Policy, ConfigError> {
-        let fail = |why: String| ConfigError::invalid("auth.policy_file", why);
-        if !path.is_file() {
-            return Err(fail(format!("{} is not a readable file", path.display())));
-        }
-        let file: PolicyFile = Figment::from(Toml::file(path))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::invalid(
+                "auth.policy_file",
+                format!("{} is not a readable file: {e}", path.display()),
+            )
+        })?;
+        Policy::from_text(
+            &text,
+            "auth.policy_file",
+            &format!("policy file {}", path.display()),
+        )
+    }
+
+    /// Parses and checks an inline policy (`auth.policy`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] on `auth.policy`, naming the offending entry.
+    pub fn parse(text: &str) -> Result<Policy, ConfigError> {
+        Policy::from_text(text, "auth.policy", "inline policy")
+    }
+
+    /// Parses and checks policy TOML; errors are on `key` and name `origin`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] on `key`.
+    pub fn from_text(text: &str, key: &str, origin: &str) -> Result<Policy, ConfigError> {
+        let fail = |why: String| ConfigError::invalid(key, format!("invalid {origin}: {why}"));
+        let file: PolicyFile = Figment::from(Toml::string(text))
             .extract()
-            .map_err(|e| fail(format!("invalid policy file {}: {e}", path.display())))?;
-        Policy::from_file(file)
-            .map_err(|e| fail(format!("invalid policy file {}: {e}", path.display())))
+            .map_err(|e| fail(e.to_string()))?;
+        Policy::from_file(file).map_err(fail)
     }
 
     fn from_file(file: PolicyFile) -> Result<Policy, String> {
-        let mut principal_ids: Vec<String> = Vec::new();
+        let mut principal_ids: Vec<PrincipalId> = Vec::new();
         let mut keys = Vec::new();
-        for key in file.api_keys {
+        for (i, key) in file.api_keys.into_iter().enumerate() {
+            let name = api_key_name(&key.principal)
+                .map_err(|e| format!("api_keys[{i}].principal: {e}"))?;
+            let key = ApiKey::new(name, &key.sha256, key.scopes, key.enabled)
+                .map_err(|e| format!("api_keys[{i}]: {e}"))?;
             principal_ids.push(key.principal.clone());
-            keys.push(
-                ApiKey::new(key.principal, &key.sha256, key.scopes, key.enabled)
-                    .map_err(|e| e.to_string())?,
-            );
+            keys.push(key);
         }
         let mut grants = Vec::new();
         for (i, grant) in file.grants.into_iter().enumerate() {
@@ -152,9 +178,15 @@ impl Policy {
                     "grants[{i}]: topics and operations must not be empty"
                 ));
             }
-            principal_ids.extend(grant.principals.iter().cloned());
+            let principals = grant
+                .principals
+                .iter()
+                .map(|p| PrincipalId::parse(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("grants[{i}].principals: {e}"))?;
+            principal_ids.extend(principals.iter().cloned());
             grants.push(Grant {
-                principals: grant.principals,
+                principals,
                 scopes: grant.scopes,
                 topics: grant
                     .topics
@@ -164,12 +196,16 @@ impl Policy {
                 operations: grant.operations,
             });
         }
-        let allow_cidrs: HashMap<String, Vec<IpNet>> = file
-            .principals
-            .into_iter()
-            .map(|(id, p)| (id, p.allow_cidrs))
+        let mut allow_cidrs = HashMap::new();
+        for (id, p) in file.principals {
+            let id = PrincipalId::parse(&id).map_err(|e| format!("principals.{id:?}: {e}"))?;
+            principal_ids.push(id.clone());
+            allow_cidrs.insert(id, p.allow_cidrs);
+        }
+        let mut principal_ids: Vec<String> = principal_ids
+            .iter()
+            .map(|p| p.as_str().to_owned())
             .collect();
-        principal_ids.extend(allow_cidrs.keys().cloned());
         principal_ids.sort();
         principal_ids.dedup();
         Ok(Policy {
@@ -200,16 +236,32 @@ impl Policy {
         &self.api_keys
     }
 
-    /// Every principal the file names: the bounded set of principal metric labels.
+    /// Every principal the file names, qualified: the bounded set of principal metric
+    /// labels.
     pub fn principal_ids(&self) -> &[String] {
         &self.principal_ids
+    }
+}
+
+/// The name of an API key's principal: `partner-a`, or `api_key:partner-a` written out.
+fn api_key_name(principal: &str) -> Result<String, String> {
+    match PrincipalId::parse(principal) {
+        Ok(id) if id.method() == AuthMethod::ApiKey => Ok(id.name().to_owned()),
+        Ok(id) => Err(format!(
+            "{principal:?} names a {} principal; an API key's principal is \"{}\" \
+             (api_key:{} in grants)",
+            id.method().as_str(),
+            id.name(),
+            id.name()
+        )),
+        Err(_) if principal.is_empty() => Err("must not be empty".to_owned()),
+        Err(_) => Ok(principal.to_owned()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::AuthMethod;
 
     fn policy(toml: &str) -> Result<Policy, String> {
         let file: PolicyFile = Figment::from(Toml::string(toml))
@@ -220,15 +272,14 @@ mod tests {
 
     fn principal(id: &str, scopes: &[&str]) -> Principal {
         Principal {
-            id: id.into(),
+            id: PrincipalId::parse(id).unwrap(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            method: AuthMethod::Jwt,
         }
     }
 
     const POLICY: &str = r#"
         [[grants]]
-        principals = ["partner-a"]
+        principals = ["api_key:partner-a"]
         topics = ["orders", "orders.eu.*"]
         operations = ["produce", "describe"]
 
@@ -237,34 +288,80 @@ mod tests {
         topics = ["audit"]
         operations = ["describe"]
 
-        [principals.partner-a]
+        [principals."api_key:partner-a"]
         allow_cidrs = ["203.0.113.0/24"]
     "#;
 
     #[test]
     fn grants_by_principal_and_scope_with_exact_and_prefix_topics() {
         let p = policy(POLICY).unwrap();
-        let a = principal("partner-a", &[]);
+        let a = principal("api_key:partner-a", &[]);
         assert!(p.allows(&a, Operation::Produce, "orders"));
         assert!(p.allows(&a, Operation::Produce, "orders.eu.fr"));
         assert!(!p.allows(&a, Operation::Produce, "orders2"));
         assert!(!p.allows(&a, Operation::Produce, "audit"));
-        let auditor = principal("someone", &["audit:read"]);
+        let auditor = principal("jwt:someone", &["audit:read"]);
         assert!(p.allows(&auditor, Operation::Describe, "audit"));
         assert!(!p.allows(&auditor, Operation::Produce, "audit"));
-        assert!(!p.allows(&principal("nobody", &[]), Operation::Describe, "orders"));
+        assert!(!p.allows(&principal("jwt:nobody", &[]), Operation::Describe, "orders"));
+    }
+
+    #[test]
+    fn an_entry_for_one_method_never_matches_another() {
+        let p = policy(POLICY).unwrap();
+        for other in ["jwt:partner-a", "cert:partner-a"] {
+            let impostor = principal(other, &[]);
+            assert!(
+                !p.allows(&impostor, Operation::Produce, "orders"),
+                "{other}"
+            );
+            assert!(
+                p.address_allowed(&impostor, "198.51.100.5".parse().unwrap()),
+                "{other}: api_key:partner-a's allowlist is not {other}'s"
+            );
+        }
+    }
+
+    #[test]
+    fn unqualified_principals_are_refused_showing_the_forms() {
+        let grant = "[[grants]]\nprincipals = [\"partner-a\"]\ntopics = [\"a\"]\n\
+                     operations = [\"produce\"]\n";
+        let err = policy(grant).unwrap_err();
+        assert!(err.contains("grants[0].principals"), "{err}");
+        for form in ["api_key:partner-a", "jwt:partner-a", "cert:partner-a"] {
+            assert!(err.contains(&format!("\"{form}\"")), "{err}");
+        }
+        let err = policy("[principals.partner-a]\nallow_cidrs = []\n").unwrap_err();
+        assert!(err.contains("principals.\"partner-a\""), "{err}");
+        assert!(err.contains("\"api_key:partner-a\""), "{err}");
+        // An API key's own principal is an API-key principal: bare or written out.
+        let key = |p: &str| {
+            format!(
+                "[[api_keys]]\nprincipal = \"{p}\"\nsha256 = \"{}\"\n",
+                "ab".repeat(32)
+            )
+        };
+        assert_eq!(
+            policy(&key("partner-a")).unwrap().principal_ids(),
+            ["api_key:partner-a"]
+        );
+        assert_eq!(
+            policy(&key("api_key:partner-a")).unwrap().principal_ids(),
+            ["api_key:partner-a"]
+        );
+        let err = policy(&key("jwt:partner-a")).unwrap_err();
+        assert!(err.contains("api_keys[0].principal"), "{err}");
     }
 
     #[test]
     fn per_principal_allowlists() {
         let p = policy(POLICY).unwrap();
-        assert!(p.address_allowed(&principal("partner-a", &[]), "203.0.113.5".parse().unwrap()));
-        assert!(!p.address_allowed(
-            &principal("partner-a", &[]),
-            "198.51.100.5".parse().unwrap()
-        ));
-        assert!(p.address_allowed(&principal("other", &[]), "198.51.100.5".parse().unwrap()));
-        assert_eq!(p.principal_ids(), ["partner-a"]);
+        let a = principal("api_key:partner-a", &[]);
+        assert!(p.address_allowed(&a, "203.0.113.5".parse().unwrap()));
+        assert!(!p.address_allowed(&a, "198.51.100.5".parse().unwrap()));
+        let other = principal("api_key:other", &[]);
+        assert!(p.address_allowed(&other, "198.51.100.5".parse().unwrap()));
+        assert_eq!(p.principal_ids(), ["api_key:partner-a"]);
     }
 
     #[test]
@@ -272,13 +369,13 @@ mod tests {
         let err = policy("[[grants]]\ntopics = [\"a\"]\noperations = [\"produce\"]\n").unwrap_err();
         assert!(err.contains("grants[0]"), "{err}");
         let err = policy(
-            "[[grants]]\nprincipals = [\"a\"]\ntopics = [\"a\"]\noperations = [\"write\"]\n",
+            "[[grants]]\nprincipals = [\"jwt:a\"]\ntopics = [\"a\"]\noperations = [\"write\"]\n",
         )
         .unwrap_err();
         assert!(err.contains("write"), "{err}");
         let err = policy("[[api_keys]]\nprincipal = \"k\"\nsha256 = \"00\"\n").unwrap_err();
         assert!(err.contains("\"k\""), "{err}");
-        let err = policy("[principals.a]\nallow_cidrs = [\"10.0.0.0/33\"]\n").unwrap_err();
+        let err = policy("[principals.\"jwt:a\"]\nallow_cidrs = [\"10.0.0.0/33\"]\n").unwrap_err();
         assert!(err.contains("allow_cidrs"), "{err}");
     }
 }

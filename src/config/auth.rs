@@ -15,8 +15,14 @@ pub struct AuthSettings {
     /// `anonymous_paths`. Off, everything is open (dev mode default).
     pub enabled: bool,
     /// The policy file: API keys (as hashes), grants of topics to principals and scopes,
-    /// per-principal address allowlists. Required when enabled.
+    /// per-principal address allowlists. This or `policy` is required when enabled.
     pub policy_file: Option<PathBuf>,
+    /// How often the policy file is checked for a change (reloaded when its content
+    /// changed); 0 reloads on SIGHUP only. An invalid new file keeps the policy in force.
+    pub policy_reload_interval_ms: u64,
+    /// The policy inline, as TOML text (the environment variable `KRP_AUTH__POLICY`, e.g.
+    /// a Secrets Manager secret injected by ECS); instead of `policy_file`.
+    pub policy: Option<PolicyText>,
     /// Header carrying an API key.
     pub api_key_header: String,
     /// CIDRs allowed to call at all (IPv4 and IPv6); empty allows any address.
@@ -42,6 +48,8 @@ impl Default for AuthSettings {
         AuthSettings {
             enabled: false,
             policy_file: None,
+            policy_reload_interval_ms: 5_000,
+            policy: None,
             api_key_header: "X-API-Key".to_owned(),
             allow_cidrs: Vec::new(),
             trusted_proxies: Vec::new(),
@@ -59,8 +67,12 @@ impl Default for AuthSettings {
 pub struct JwtSettings {
     /// Expected `iss`; setting it turns JWT authentication on.
     pub issuer: Option<String>,
-    /// Accepted `aud` values; a token must name at least one. Empty skips the check.
+    /// Accepted `aud` values; a token must name at least one. Empty refuses to start unless
+    /// `allow_any_audience` is set.
     pub audiences: Vec<String>,
+    /// Accept tokens for any audience (no `aud` check) when `audiences` is empty: any token
+    /// the issuer signs for any application would be accepted. Off by default.
+    pub allow_any_audience: bool,
     /// Where the signing keys are; unset means OIDC discovery from the issuer
     /// (`<issuer>/.well-known/openid-configuration`).
     pub jwks_url: Option<String>,
@@ -72,14 +84,18 @@ pub struct JwtSettings {
     pub principal_claim: String,
     /// Claims holding scopes (a space-separated string or an array), merged.
     pub scope_claims: Vec<String>,
-    /// Claims a token must carry.
+    /// Claims a token must carry, besides `exp`, `iss` (and `aud` with `audiences`), which
+    /// are always required.
     pub required_claims: Vec<String>,
     /// Background refresh period of the signing keys.
     pub refresh_interval_ms: u64,
     /// Shortest interval between refreshes triggered by an unknown `kid`.
     pub unknown_kid_refresh_interval_ms: u64,
-    /// Timeout of one JWKS or discovery request.
+    /// Bound on one whole key fetch: discovery and JWKS, connect, headers and body.
     pub fetch_timeout_ms: u64,
+    /// Development only: accept an `http://` issuer and JWKS URL. Without it both must be
+    /// `https://`, or anyone on the path could serve their own signing keys.
+    pub allow_http: bool,
 }
 
 impl Default for JwtSettings {
@@ -87,6 +103,7 @@ impl Default for JwtSettings {
         JwtSettings {
             issuer: None,
             audiences: Vec::new(),
+            allow_any_audience: false,
             jwks_url: None,
             algorithms: vec![JwtAlgorithm::Rs256, JwtAlgorithm::Es256],
             leeway_secs: 30,
@@ -96,6 +113,7 @@ impl Default for JwtSettings {
             refresh_interval_ms: 300_000,
             unknown_kid_refresh_interval_ms: 10_000,
             fetch_timeout_ms: 2_000,
+            allow_http: false,
         }
     }
 }
@@ -174,14 +192,31 @@ impl fmt::Display for JwtAlgorithm {
     }
 }
 
+/// A policy's TOML text. It holds API key hashes: its `Debug` print shows only its size.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct PolicyText(pub String);
+
+impl fmt::Debug for PolicyText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PolicyText({} bytes)", self.0.len())
+    }
+}
+
 impl AuthSettings {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.enabled && self.policy_file.is_none() {
-            return Err(ConfigError::invalid(
+        match (&self.policy_file, &self.policy) {
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                "auth.policy",
+                "set together with auth.policy_file: choose one (KRP_AUTH__POLICY sets \
+                 auth.policy)",
+            )),
+            (None, None) if self.enabled => Err(ConfigError::invalid(
                 "auth.policy_file",
-                "required when auth.enabled is true (without grants, everything is denied)",
-            ));
+                "auth.policy_file or auth.policy (KRP_AUTH__POLICY) is required when \
+                 auth.enabled is true (without grants, everything is denied)",
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }

@@ -8,6 +8,22 @@ use figment::Figment;
 
 use super::ConfigError;
 
+/// `KRP_AUTH__POLICY`: the policy's TOML text as ECS injects a Secrets Manager secret. Merged
+/// as a plain string, beside (not through) the `KRP_` layer, which would parse the value
+/// (a text starting with `[[api_keys]]` would become an array).
+pub(super) fn merge_inline_policy(
+    figment: Figment,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Figment {
+    match env(INLINE_POLICY_VARIABLE) {
+        Some(text) => figment.merge(("auth.policy", text)),
+        None => figment,
+    }
+}
+
+/// The variable holding the inline policy; the `KRP_` layer leaves it alone.
+pub(super) const INLINE_POLICY_VARIABLE: &str = "KRP_AUTH__POLICY";
+
 /// Layer 3: the Confluent REST Proxy image's environment variables.
 pub(super) fn merge_confluent_env(
     mut figment: Figment,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::ConfigError;
+use crate::domain::PrincipalId;
 
 /// Request limits, rate limits and overload shedding.
 #[derive(Debug, Deserialize)]
@@ -69,7 +70,8 @@ pub struct RateLimitSettings {
     pub default: Rate,
     /// The whole instance.
     pub global: Rate,
-    /// Limits for named principals, replacing the default.
+    /// Limits for named principals, replacing the default. Keys are method-qualified
+    /// principal ids (`api_key:partner-a`, `jwt:<sub>`, `cert:<CN>`).
     pub principals: BTreeMap<String, Rate>,
     /// Limits for principals holding a scope (a policy group), replacing the default; a
     /// principal's own entry wins.
@@ -111,6 +113,11 @@ impl LimitSettings {
                 "must be at least server.max_body_bytes, or a largest request could never run",
             ));
         }
+        for id in l.rate.principals.keys() {
+            PrincipalId::parse(id).map_err(|e| {
+                ConfigError::invalid(&format!("limits.rate.principals.\"{id}\""), e.to_string())
+            })?;
+        }
         let rates = [
             ("limits.rate.default".to_owned(), &l.rate.default),
             ("limits.rate.global".to_owned(), &l.rate.global),
@@ -120,7 +127,7 @@ impl LimitSettings {
             l.rate
                 .principals
                 .iter()
-                .map(|(k, r)| (format!("limits.rate.principals.{k}"), r)),
+                .map(|(k, r)| (format!("limits.rate.principals.\"{k}\""), r)),
         )
         .chain(
             l.rate
@@ -153,5 +160,32 @@ impl LimitSettings {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_principal_limits_name_qualified_principals() {
+        let mut limits = LimitSettings::default();
+        limits
+            .rate
+            .principals
+            .insert("api_key:partner-a".into(), Rate::default());
+        limits.validate(1024).unwrap();
+        limits
+            .rate
+            .principals
+            .insert("partner-b".into(), Rate::default());
+        let err = limits.validate(1024).unwrap_err().to_string();
+        assert!(
+            err.contains("limits.rate.principals.\"partner-b\""),
+            "{err}"
+        );
+        for form in ["api_key:partner-b", "jwt:partner-b", "cert:partner-b"] {
+            assert!(err.contains(&format!("\"{form}\"")), "{err}");
+        }
     }
 }

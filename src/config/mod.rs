@@ -35,7 +35,7 @@ use std::path::Path;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 
-pub use auth::{AuthSettings, JwtAlgorithm, JwtSettings};
+pub use auth::{AuthSettings, JwtAlgorithm, JwtSettings, PolicyText};
 pub use kafka::{
     Compression, DevSettings, KafkaSettings, MetadataSettings, RawProperties, SaslMechanism,
     SecurityProtocol, GUARDED_LIBRDKAFKA_KEYS, GUARDED_LIBRDKAFKA_PREFIXES,
@@ -161,11 +161,12 @@ impl Settings {
         }
         figment = env::merge_confluent_env(figment, &env)?;
         figment = env::merge_kafka_creds(figment, &env)?;
-        // KRP_CONFIG names the file (a CLI flag's variable), not a setting.
+        // KRP_CONFIG names the file (a CLI flag's variable), not a setting; KRP_AUTH__POLICY
+        // is TOML text, merged as a string.
         let krp = Env::prefixed("KRP_").split("__");
         figment = figment.merge(
             krp.clone()
-                .ignore(&["config"])
+                .ignore(&["config", "auth.policy"])
                 .filter(|key| !kafka::SECRET_KEYS.iter().any(|secret| key == *secret)),
         );
         // Secrets as the raw text of their variables, never parsed as numbers or booleans.
@@ -174,6 +175,7 @@ impl Settings {
                 figment = figment.merge((*secret, value));
             }
         }
+        figment = env::merge_inline_policy(figment, &env);
         Ok(figment.extract().map_err(Box::new)?)
     }
 
@@ -213,9 +215,9 @@ impl Settings {
     }
 
     /// Everything a produce request may wait for, one after the other, must fit inside
-    /// `server.request_timeout_ms`: a JWKS fetch for a token with an unknown `kid` (two
-    /// requests with OIDC discovery: the document, then the keys), a metadata request on a
-    /// topic cache miss, room in a full producer queue, then the delivery timeout.
+    /// `server.request_timeout_ms`: a JWKS fetch for a token with an unknown `kid` (one
+    /// bound for the whole fetch, OIDC discovery included), a metadata request on a topic
+    /// cache miss, room in a full producer queue, then the delivery timeout.
     fn check_timeouts_fit_the_request(&self) -> Result<(), ConfigError> {
         let k = &self.kafka;
         let jwt = &self.auth.jwt;
@@ -228,8 +230,7 @@ impl Settings {
             ),
         ];
         if self.auth.enabled && jwt.issuer.is_some() {
-            let fetches = if jwt.jwks_url.is_some() { 1 } else { 2 };
-            parts.push(("auth.jwt.fetch_timeout_ms", fetches * jwt.fetch_timeout_ms));
+            parts.push(("auth.jwt.fetch_timeout_ms", jwt.fetch_timeout_ms));
         }
         let total: u64 = parts.iter().map(|(_, ms)| ms).sum();
         if total < self.server.request_timeout_ms {
@@ -374,7 +375,28 @@ mod tests {
     fn the_example_policy_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policy.example.toml");
         let policy = crate::auth::Policy::load(&path).unwrap();
-        assert_eq!(policy.principal_ids(), ["partner-acme"]);
+        assert_eq!(policy.principal_ids(), ["api_key:partner-acme"]);
+    }
+
+    #[test]
+    fn an_inline_policy_from_the_environment_is_text() {
+        let text = "[[api_keys]]\nprincipal = \"p\"\nsha256 = \"ab\"\n";
+        let dev_auth = "[dev]\nenabled = true\n[auth]\nenabled = true\n";
+        let s = load(dev_auth, &[("KRP_AUTH__POLICY", text)]).unwrap();
+        assert_eq!(s.auth.policy, Some(PolicyText(text.into())));
+        assert!(
+            !format!("{s:?}").contains("sha256"),
+            "the text is not printed"
+        );
+        let err = load(
+            &format!("{dev_auth}policy_file = \"/p.toml\"\n"),
+            &[("KRP_AUTH__POLICY", text)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("auth.policy"), "{err}");
+        let err = load(dev_auth, &[]).unwrap_err().to_string();
+        assert!(err.contains("auth.policy_file or auth.policy"), "{err}");
     }
 
     #[test]
@@ -466,14 +488,16 @@ mod tests {
             format!(
                 "[kafka]\nbootstrap_servers = \"b:9092\"\n[auth]\nenabled = true\n\
                  policy_file = \"/dev/null\"\n[auth.jwt]\nissuer = \"https://idp\"\n\
-                 audiences = [\"a\"]\nfetch_timeout_ms = 4000\n{extra}"
+                 audiences = [\"a\"]\n{extra}"
             )
         };
-        // Discovery then the key set: twice 4 000 on top of 15 000 + 2 000 + 3 000.
-        let err = load(&jwt(""), &[]).unwrap_err().to_string();
-        assert!(err.contains("auth.jwt.fetch_timeout_ms (8000 ms)"), "{err}");
-        // A JWKS URL is one fetch: 24 000 fits.
-        load(&jwt("jwks_url = \"https://idp/keys\"\n"), &[]).unwrap();
+        // One bound for the whole fetch, discovery included: 6 000 on top of 15 000 +
+        // 2 000 + 3 000 does not fit, 4 000 does.
+        let err = load(&jwt("fetch_timeout_ms = 6000\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.jwt.fetch_timeout_ms (6000 ms)"), "{err}");
+        load(&jwt("fetch_timeout_ms = 4000\n"), &[]).unwrap();
         // JWT off: no fetch to wait for.
         load(
             "[kafka]\nbootstrap_servers = \"b:9092\"\n[auth.jwt]\nfetch_timeout_ms = 20000\n",

@@ -17,7 +17,7 @@ use crate::tls::ClientCertificate;
 
 /// The authentication chain and the metrics it reports to.
 pub struct AuthState {
-    pub authenticator: Authenticator,
+    pub authenticator: Arc<Authenticator>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -60,7 +60,9 @@ pub async fn authenticate(
     match auth.authenticate(client, credentials).await {
         Ok(principal) => {
             tracing::Span::current().record("principal", principal.id.as_str());
-            with_facts(req.request(), |f| f.principal = Some(principal.id.clone()));
+            with_facts(req.request(), |f| {
+                f.principal = Some(principal.id.to_string())
+            });
             req.extensions_mut().insert(principal);
             next.call(req)
                 .await

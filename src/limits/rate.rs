@@ -153,7 +153,8 @@ impl RateLimits {
 
     /// Takes `records` and `bytes` from the caller's buckets and the global ones.
     ///
-    /// `key` is the principal id (or the client address without authentication). The
+    /// `key` is the method-qualified principal id (`api_key:partner-a`; the client address
+    /// without authentication, which no qualified id can equal). The
     /// principal's own limit applies if configured, else the first of its scopes that has
     /// one, else the default.
     ///

@@ -183,7 +183,7 @@ impl ProduceService {
             return Ok(());
         }
         let (key, scopes) = match caller.principal {
-            Some(p) => (p.id.clone(), p.scopes.as_slice()),
+            Some(p) => (p.id.to_string(), p.scopes.as_slice()),
             None => (
                 caller
                     .client_ip

@@ -105,7 +105,11 @@ fn two_partners(settings: &mut Settings, dir: &std::path::Path) {
     Policy::default()
         .api_key("partner-a", "key-a")
         .api_key("partner-b", "key-b")
-        .grant(&["partner-a", "partner-b"], &["*"], &["produce"])
+        .grant(
+            &["api_key:partner-a", "api_key:partner-b"],
+            &["*"],
+            &["produce"],
+        )
         .apply(settings, dir);
 }
 
@@ -182,7 +186,7 @@ async fn a_partner_over_its_byte_rate_gets_429() {
     two_partners(&mut settings, dir.path());
     settings.server.max_body_bytes = 4000;
     settings.limits.rate.principals.insert(
-        "partner-a".into(),
+        "api_key:partner-a".into(),
         Rate {
             bytes_per_second: 100,
             bytes_burst: Some(4000),

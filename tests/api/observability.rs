@@ -429,7 +429,7 @@ async fn log_lines_written_for_a_request_carry_its_id_and_principal() {
     let mut settings = kafka_rest_proxy::config::Settings::default();
     Policy::default()
         .api_key("partner-a", "key-a")
-        .grant(&["partner-a"], &["*"], &["produce"])
+        .grant(&["api_key:partner-a"], &["*"], &["produce"])
         .apply(&mut settings, dir.path());
     let policy = settings.auth.policy_file.unwrap();
     let binary = Binary::start(&[
@@ -456,7 +456,7 @@ async fn log_lines_written_for_a_request_carry_its_id_and_principal() {
         .find(|l| l["message"] == "created topic in the dev cluster")
         .unwrap_or_else(|| panic!("no topic-creation line in: {stdout}"));
     assert_eq!(line["span"]["request_id"], "req-span-1", "{line}");
-    assert_eq!(line["span"]["principal"], "partner-a", "{line}");
+    assert_eq!(line["span"]["principal"], "api_key:partner-a", "{line}");
 }
 
 /// The request line's method is the client's to invent, before any authentication: only the

@@ -14,6 +14,9 @@ use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
 use openssl::x509::{X509NameBuilder, X509};
 
+use kafka_rest_proxy::config::Rate;
+
+use crate::auth::THREE_RECORDS;
 use crate::helpers::{Cluster, Policy, TestApp, JSON_V2};
 
 struct Issued {
@@ -229,7 +232,7 @@ async fn the_certificate_subject_is_the_principal() {
     let pki = std::sync::Arc::new(pki());
     let mut settings = tls_settings(&pki, true);
     Policy::default()
-        .grant(&["partner-mtls"], &[&granted], &["produce"])
+        .grant(&["cert:partner-mtls"], &[&granted], &["produce"])
         .apply(&mut settings, pki.dir.path());
     settings.auth.client_certificates = true;
     let app = TestApp::spawn_ready(settings).await;
@@ -257,5 +260,55 @@ async fn the_certificate_subject_is_the_principal() {
     assert_eq!(r.status, 401, "{r:?}");
     assert_eq!(cluster.high_watermarks(&granted, 1).await, vec![1]);
     assert_eq!(cluster.high_watermarks(&other, 1).await, vec![0]);
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
+async fn a_certificate_whose_cn_is_an_api_key_principal_gets_nothing_of_it() {
+    let cluster = Cluster::plaintext();
+    let a = cluster.create_topic(1).await;
+    let b = cluster.create_topic(1).await;
+    let pki = std::sync::Arc::new(pki());
+    let mut settings = tls_settings(&pki, true);
+    // The client certificate's CN is partner-mtls: the API-key principal of the same name
+    // is granted a and has its own tight bucket; cert:partner-mtls is granted b.
+    Policy::default()
+        .api_key("partner-mtls", "key-m")
+        .grant(&["api_key:partner-mtls"], &[&a], &["produce"])
+        .grant(&["cert:partner-mtls"], &[&b], &["produce"])
+        .apply(&mut settings, pki.dir.path());
+    settings.limits.rate.principals.insert(
+        "api_key:partner-mtls".into(),
+        Rate {
+            records_per_second: 1,
+            records_burst: Some(3),
+            ..Rate::default()
+        },
+    );
+    settings.auth.client_certificates = true;
+    let app = TestApp::spawn_ready(settings).await;
+    let port = app.tls_port.unwrap();
+    let body = THREE_RECORDS;
+    let request = |topic: &str| {
+        format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {JSON_V2}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let any = (SslVersion::TLS1_2, SslVersion::TLS1_3);
+    let (p, r) = (pki.clone(), request(&a));
+    let (_, response) = blocking(move || https(port, &p, any, Some(&p.client), &r))
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    let (p, r) = (pki.clone(), request(&b));
+    let (_, response) = blocking(move || https(port, &p, any, Some(&p.client), &r))
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let r = app.produce_with(&a, &[("x-api-key", "key-m")], body).await;
+    assert_eq!(r.status, 200, "the key's bucket is whole: {r:?}");
+    assert_eq!(cluster.high_watermarks(&a, 1).await, vec![3]);
+    assert_eq!(cluster.high_watermarks(&b, 1).await, vec![3]);
     app.stop().await.unwrap();
 }

@@ -80,6 +80,13 @@ impl Binary {
         .await;
     }
 
+    /// Sends SIGHUP (reload the policy file).
+    pub fn hang_up(&self) {
+        let (child, _, _) = self.running.as_ref().expect("running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    }
+
     /// Sends SIGTERM, waits for the exit, and returns the exit status, stdout and stderr.
     pub async fn terminate(mut self) -> (ExitStatus, String, String) {
         let (mut child, stdout, stderr) = self.running.take().expect("running");

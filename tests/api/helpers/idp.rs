@@ -89,15 +89,23 @@ pub fn sign(key: &SigningKey, claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &encoding).unwrap()
 }
 
+/// The JWKS document publishing `keys`.
+pub fn jwks_document(keys: &[&SigningKey]) -> String {
+    json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string()
+}
+
 /// What the IdP serves, shared with the test.
 struct State {
     base: String,
+    /// The `issuer` the discovery document names.
+    issuer: Mutex<String>,
     keys: Mutex<Vec<Value>>,
     up: AtomicBool,
     jwks_fetches: AtomicUsize,
 }
 
-/// The IdP: `GET /.well-known/openid-configuration` and `GET /jwks.json` on a free port.
+/// The IdP: `GET /.well-known/openid-configuration` (issuer `<base>/` unless changed) and
+/// `GET /jwks.json` on a free port; `GET /moved/jwks.json` redirects (302) to the JWKS.
 pub struct Idp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
@@ -111,6 +119,7 @@ impl Idp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = web::Data::from(Arc::new(State {
             base: base.clone(),
+            issuer: Mutex::new(format!("{base}/")),
             keys: Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect()),
             up: AtomicBool::new(true),
             jwks_fetches: AtomicUsize::new(0),
@@ -124,6 +133,7 @@ impl Idp {
                     web::get().to(discovery),
                 )
                 .route("/jwks.json", web::get().to(jwks))
+                .route("/moved/jwks.json", web::get().to(moved))
         })
         .workers(1)
         .disable_signals()
@@ -137,6 +147,11 @@ impl Idp {
     /// Adds `key` to the JWKS (a key rotation).
     pub fn publish(&self, key: &SigningKey) {
         self.state.keys.lock().unwrap().push(key.jwk.clone());
+    }
+
+    /// From now on the discovery document names `issuer`.
+    pub fn claim_issuer(&self, issuer: &str) {
+        *self.state.issuer.lock().unwrap() = issuer.to_owned();
     }
 
     /// From now on both documents answer 503.
@@ -154,8 +169,15 @@ async fn discovery(state: web::Data<State>) -> HttpResponse {
     if !state.up.load(Ordering::SeqCst) {
         return HttpResponse::ServiceUnavailable().finish();
     }
+    let issuer = state.issuer.lock().unwrap().clone();
     HttpResponse::Ok()
-        .json(json!({"issuer": ISSUER, "jwks_uri": format!("{}/jwks.json", state.base)}))
+        .json(json!({"issuer": issuer, "jwks_uri": format!("{}/jwks.json", state.base)}))
+}
+
+async fn moved(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("location", format!("{}/jwks.json", state.base)))
+        .finish()
 }
 
 async fn jwks(state: web::Data<State>) -> HttpResponse {

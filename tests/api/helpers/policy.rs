@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 pub struct Policy(String);
 
 impl Policy {
-    /// An API key: clients send `key`, the file holds its SHA-256.
+    /// An API key: clients send `key`, the file holds its SHA-256. Its principal is
+    /// `api_key:<principal>` in grants and allowlists.
     pub fn api_key(self, principal: &str, key: &str) -> Policy {
         self.section(&format!(
             "[[api_keys]]\nprincipal = \"{principal}\"\nsha256 = \"{}\"\n",
@@ -27,7 +28,8 @@ impl Policy {
         ))
     }
 
-    /// Lets `principals` do `operations` on `topics`.
+    /// Lets `principals` (method-qualified: `api_key:p`, `jwt:sub`, `cert:CN`) do
+    /// `operations` on `topics`.
     pub fn grant(self, principals: &[&str], topics: &[&str], operations: &[&str]) -> Policy {
         self.section(&format!(
             "[[grants]]\nprincipals = {}\ntopics = {}\noperations = {}\n",
@@ -47,12 +49,17 @@ impl Policy {
         ))
     }
 
-    /// Lets `principal` connect only from `cidrs`.
+    /// Lets `principal` (method-qualified) connect only from `cidrs`.
     pub fn allow_cidrs(self, principal: &str, cidrs: &[&str]) -> Policy {
         self.section(&format!(
-            "[principals.{principal}]\nallow_cidrs = {}\n",
+            "[principals.\"{principal}\"]\nallow_cidrs = {}\n",
             list(cidrs)
         ))
+    }
+
+    /// The policy's TOML text.
+    pub fn toml(&self) -> &str {
+        &self.0
     }
 
     /// Writes the file as `policy.toml` in `dir` and turns auth on with it.
