@@ -66,6 +66,7 @@ EXAMPLE_ENV = {
     "VPC_CIDR": "10.0.0.0/16",
     "ECS_CLUSTER_NAME": "kafka-rest-proxy",
     "KAFKA_CREDS_SECRET_NAME": "kafka-rest-proxy/kafka-creds",
+    "POLICY_SECRET_NAME": "kafka-rest-proxy/policy",
 }
 
 problems: list[str] = []
@@ -299,6 +300,28 @@ def check_aws(specs: Specs) -> None:
                                "under the top-level secrets")
 
     check_elbv2_targets(where, doc, services)
+    check_secure_by_default(where, services)
+
+
+def check_secure_by_default(where: str, services: dict) -> None:
+    """The deployed service authenticates partners: the policy arrives as a secret, and
+    nothing in the deployment turns authentication off."""
+    for name, service in services.items():
+        if not isinstance(service, dict):
+            continue
+        env = service.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env if "=" in item)
+        for key, bad in (("KRP_AUTH__ENABLED", "false"),
+                         ("KRP_AUTH__ALLOW_UNAUTHENTICATED", "true")):
+            if str(env.get(key, "")).lower() == bad:
+                problem(where, f"services.{name}.environment.{key}: {bad} deploys a service "
+                               "that authenticates nobody")
+        secrets = [s.get("source") if isinstance(s, dict) else s
+                   for s in service.get("secrets") or []]
+        if "KRP_AUTH__POLICY" not in secrets and "KRP_AUTH__POLICY_FILE" not in env:
+            problem(where, f"services.{name}: no partner policy (the KRP_AUTH__POLICY "
+                           "secret): the task would refuse to start")
 
 
 def family_containers(services: dict) -> set[str]:

@@ -361,14 +361,25 @@ mod tests {
     }
 
     #[test]
-    fn the_production_example_loads_with_the_ecs_secret() {
+    fn the_production_example_loads_with_the_ecs_secrets_and_authenticates() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/production.toml");
         let creds =
             r#"{"SASL_USERNAME":"svc","SASL_PASSWORD":"pw","BOOTSTRAP_SERVERS":"b-1:9096"}"#;
-        let s = Settings::load_from(Some(&path), |k| (k == "KAFKA_CREDS").then(|| creds.into()))
-            .unwrap();
+        let policy = "[[api_keys]]\nprincipal = \"p\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000001\"\n";
+        let env = |k: &str| match k {
+            "KAFKA_CREDS" => Some(creds.to_owned()),
+            "KRP_AUTH__POLICY" => Some(policy.to_owned()),
+            _ => None,
+        };
+        let s = Settings::load_from(Some(&path), env).unwrap();
         assert_eq!(s.kafka.security_protocol, SecurityProtocol::SaslSsl);
         assert!(!s.dev_mode());
+        assert!(s.auth.enabled, "production authenticates");
+        // Without the policy secret it does not start at all.
+        let err = Settings::load_from(Some(&path), |k| (k == "KAFKA_CREDS").then(|| creds.into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.policy"), "{err}");
     }
 
     #[test]

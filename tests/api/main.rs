@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod deploy;
 mod kafka;
 mod limits;
 mod metadata_v2;

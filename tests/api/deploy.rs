@@ -1,0 +1,119 @@
+//! The shipped deployment, run: the image's production configuration with the environment
+//! and secrets that aws.yaml gives the ECS task.
+
+use std::time::Duration;
+
+use kafka_rest_proxy::config::Settings;
+
+use crate::helpers::{free_port, wait_until, Binary, Policy, JSON_V2};
+
+/// The service's `environment` (`KEY: value` lines) and `secrets` (`- NAME` lines) in
+/// aws.yaml: what ECS puts in the task's environment, the secrets under their own names.
+fn aws_task_environment() -> (Vec<(String, String)>, Vec<String>) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/aws.yaml"))
+        .expect("aws.yaml");
+    let mut environment = Vec::new();
+    let mut secrets = Vec::new();
+    let mut section = "";
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        if indent == 4 {
+            section = trimmed;
+        } else if indent < 4 {
+            section = "";
+        } else if section == "environment:" {
+            let (key, value) = trimmed.split_once(": ").expect("KEY: value");
+            environment.push((key.to_owned(), value.to_owned()));
+        } else if section == "secrets:" {
+            secrets.push(trimmed.trim_start_matches("- ").to_owned());
+        }
+    }
+    (environment, secrets)
+}
+
+/// The production path cannot run open by accident: config/production.toml with the
+/// environment and secrets of aws.yaml authenticates every request; a partner's API key
+/// from the policy secret is accepted.
+#[actix_web::test]
+async fn production_with_the_aws_task_environment_authenticates_every_request() {
+    let (environment, secrets) = aws_task_environment();
+    assert!(
+        secrets.iter().any(|s| s == "KAFKA_CREDS")
+            && secrets.iter().any(|s| s == "KRP_AUTH__POLICY"),
+        "aws.yaml injects the Kafka and policy secrets: {secrets:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut scratch = Settings::default();
+    Policy::default()
+        .api_key("partner-a", "key-a")
+        .grant(
+            &["api_key:partner-a"],
+            &["orders"],
+            &["produce", "describe"],
+        )
+        .apply(&mut scratch, dir.path());
+    let policy = std::fs::read_to_string(scratch.auth.policy_file.unwrap()).unwrap();
+    assert!(
+        policy.starts_with("[[api_keys]]"),
+        "TOML text, not a value: {policy}"
+    );
+    // No broker answers there: authentication happens before any call to Kafka.
+    let kafka_creds = format!(
+        r#"{{"BOOTSTRAP_SERVERS":"127.0.0.1:{}","SASL_USERNAME":"svc","SASL_PASSWORD":"pw"}}"#,
+        free_port()
+    );
+    let production = concat!(env!("CARGO_MANIFEST_DIR"), "/config/production.toml");
+    let mut vars: Vec<(&str, &str)> = environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    vars.extend([
+        ("KRP_CONFIG", production),
+        ("KAFKA_CREDS", kafka_creds.as_str()),
+        ("KRP_AUTH__POLICY", policy.as_str()),
+    ]);
+    let binary = Binary::start(&vars);
+    let client = awc::Client::default();
+    let base = binary.base.clone();
+    wait_until(Duration::from_secs(30), async || {
+        match client.get(format!("{base}/healthz")).send().await {
+            Ok(r) if r.status() == 200 => Ok(()),
+            other => Err(format!(
+                "the production configuration does not start: {other:?}"
+            )),
+        }
+    })
+    .await;
+
+    let mut r = client
+        .post(format!("{base}/topics/orders"))
+        .insert_header(("content-type", JSON_V2))
+        .send_body(r#"{"records":[{"value":1}]}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body = r.body().await.unwrap();
+    assert_eq!(
+        body,
+        &br#"{"error_code":40101,"message":"Authentication required: send a bearer token or an API key."}"#[..]
+    );
+    let r = client.get(format!("{base}/topics")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "metadata is not open either");
+
+    let r = client
+        .get(format!("{base}/topics"))
+        .insert_header(("x-api-key", "key-a"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        ![401, 403].contains(&r.status().as_u16()),
+        "the policy secret's key is accepted: {r:?}"
+    );
+    let (status, _, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+}
