@@ -598,10 +598,7 @@ async fn a_token_whose_sub_is_an_api_key_principal_gets_nothing_of_it() {
     assert_eq!(cluster.high_watermarks(&a, 1).await, vec![3]);
     assert_eq!(cluster.high_watermarks(&b, 1).await, vec![3]);
 
-    let m = app
-        .request("GET", "/metrics", &[("x-api-key", "key-a")], "")
-        .await
-        .body;
+    let m = app.metrics().await;
     let produced = |principal: &str| {
         sample(
             &m,
