@@ -193,6 +193,7 @@ log "tansu broker on 127.0.0.1:$BROKER_PORT (pid $BROKER_PID, memory storage)"
 # --- proxy ---------------------------------------------------------------------------------
 PROXY_PORT="$(free_port)"
 KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false KRP_LOG__LEVEL=warn \
+    KRP_METRICS__LISTEN=127.0.0.1:0 \
     "$TARGET_DIR/release/kafka-rest-proxy" --listen "127.0.0.1:$PROXY_PORT" >"$WORK/proxy.log" 2>&1 &
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")

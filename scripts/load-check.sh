@@ -79,6 +79,8 @@ bootstrap_servers = "127.0.0.1:$BROKER_PORT"
 [log]
 access_log = false
 level = "error"
+[metrics]
+listen = "127.0.0.1:0"
 [limits]
 max_in_flight_requests = 512
 $extra

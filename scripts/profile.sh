@@ -23,6 +23,7 @@ wait_port "$BP"
 "$TANSU" topic create prof --partitions 3 --broker "tcp://127.0.0.1:$BP" >/dev/null
 PP="$(free_port)"
 env -i PATH="$PATH" KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BP" KRP_LOG__ACCESS_LOG=false \
+    KRP_METRICS__LISTEN=127.0.0.1:0 \
     KRP_LOG__LEVEL=warn target/release/kafka-rest-proxy --listen "127.0.0.1:$PP" >"$WORK/proxy.log" 2>&1 &
 PID=$!
 PIDS+=("$PID")
