@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::formats;
 use crate::kafka::Kafka;
 use crate::limits::{Body, BodyLimits};
-use crate::produce::ProduceService;
+use crate::produce::{Caller, ProduceService};
 use crate::shutdown::Lifecycle;
 
 /// The route table of the whole service; `/metrics` is here unless it has its own listener.
@@ -106,15 +106,11 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    // The share of the in-flight bytes is per principal, else per client address.
-    let caller = match authenticate::principal(req) {
-        Some(p) => format!("principal:{}", p.id),
-        None => format!(
-            "address:{}",
-            observe::client_ip(req)
-                .map(|ip| ip.to_string())
-                .unwrap_or_default()
-        ),
+    let principal = authenticate::principal(req);
+    let caller = Caller {
+        principal: principal.as_ref(),
+        client_ip: observe::client_ip(req),
     };
+    let caller = caller.key().into_owned();
     Ok(state.body_limits.read(declared, payload, caller).await?)
 }

@@ -68,14 +68,16 @@ impl Share {
             .held
             .lock()
             .expect("the share map is never poisoned");
-        let entry = held.entry(self.caller.clone()).or_insert(0);
-        if *entry + n > self.shares.max {
-            if *entry == 0 {
-                held.remove(&self.caller);
-            }
+        let held_now = held.get(&self.caller).copied().unwrap_or(0);
+        if held_now + n > self.shares.max {
             return false;
         }
-        *entry += n;
+        match held.get_mut(&self.caller) {
+            Some(entry) => *entry += n,
+            None => {
+                held.insert(self.caller.clone(), n);
+            }
+        }
         self.bytes += n;
         true
     }

@@ -17,6 +17,7 @@
 
 mod outcomes;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -40,6 +41,18 @@ pub use outcomes::Outcomes;
 pub struct Caller<'a> {
     pub principal: Option<&'a Principal>,
     pub client_ip: Option<IpAddr>,
+}
+
+impl<'a> Caller<'a> {
+    /// The key of the caller's rate-limit bucket and in-flight byte share: the principal's
+    /// qualified id (`api_key:partner-a`), else the client address. The two cannot meet: a
+    /// qualified id names its method, an address has only digits, hex and separators.
+    pub fn key(&self) -> Cow<'a, str> {
+        match self.principal {
+            Some(p) => Cow::Borrowed(p.id.as_str()),
+            None => Cow::Owned(self.client_ip.map(|ip| ip.to_string()).unwrap_or_default()),
+        }
+    }
 }
 
 /// Records to produce to one topic, already encoded.
@@ -182,16 +195,8 @@ impl ProduceService {
         if !self.rate_limits.enabled() {
             return Ok(());
         }
-        let (key, scopes) = match caller.principal {
-            Some(p) => (p.id.to_string(), p.scopes.as_slice()),
-            None => (
-                caller
-                    .client_ip
-                    .map(|ip| ip.to_string())
-                    .unwrap_or_default(),
-                &[][..],
-            ),
-        };
+        let scopes = caller.principal.map_or(&[][..], |p| p.scopes.as_slice());
+        let key = caller.key();
         let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         self.rate_limits
             .check(&key, scopes, clamp(records), clamp(bytes))
