@@ -63,6 +63,32 @@ pub struct SchemaRef {
     pub id: Option<i64>,
 }
 
+/// Why a key or value does not fit its schema: where, as a path below the key or value
+/// (`.address.zip`, `.items[3]`; empty for the whole value), and what (`expected int, got
+/// string`). The caller puts the record in front: `records[2].value.address.zip: ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataError {
+    pub path: String,
+    pub message: String,
+}
+
+impl DataError {
+    /// An error at the top of the value.
+    pub fn new(message: impl Into<String>) -> DataError {
+        DataError {
+            path: String::new(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error, one level further out: `segment` is `.field` or `[index]`.
+    #[must_use]
+    pub fn within(mut self, segment: &str) -> DataError {
+        self.path.insert_str(0, segment);
+        self
+    }
+}
+
 /// Why a request body cannot be turned into records.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
