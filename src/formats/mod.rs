@@ -19,6 +19,7 @@ pub mod encode;
 pub mod envelope;
 pub mod json;
 pub mod media;
+pub mod protobuf;
 pub mod raw;
 
 pub use encode::{resolve, Encoders};
