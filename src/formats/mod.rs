@@ -12,6 +12,7 @@
 //! [`media`] negotiates `Content-Type` and `Accept`; [`raw`] names the JSON kinds in
 //! messages.
 
+pub mod avro;
 pub mod binary;
 #[cfg(test)]
 mod counting_alloc;
