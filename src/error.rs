@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::auth::{AuthError, Operation};
 use crate::domain::InvalidTopicName;
-use crate::formats::{FormatError, NegotiationError};
+use crate::formats::schema::Side;
+use crate::formats::{FormatError, NegotiationError, SchemaError};
 use crate::kafka::{MetadataError, ProduceError};
 use crate::limits::{BodyError, Overloaded, RateLimited, RecordLimitError};
 use crate::validation::{BinaryNotValidated, SchemaReport};
@@ -34,10 +35,16 @@ impl ErrorCode {
     pub const KAFKA_AUTHORIZATION: ErrorCode = ErrorCode(40301);
     pub const TOPIC_NOT_FOUND: ErrorCode = ErrorCode(40401);
     pub const PARTITION_NOT_FOUND: ErrorCode = ErrorCode(40402);
+    pub const KEY_SCHEMA_MISSING: ErrorCode = ErrorCode(42201);
+    pub const VALUE_SCHEMA_MISSING: ErrorCode = ErrorCode(42202);
+    pub const INVALID_SCHEMA: ErrorCode = ErrorCode(42205);
     pub const SCHEMA_REGISTRY_NOT_CONFIGURED: ErrorCode = ErrorCode(42206);
+    pub const SCHEMA_SERIALIZATION: ErrorCode = ErrorCode(42207);
     pub const KAFKA_ERROR: ErrorCode = ErrorCode(50002);
     pub const KAFKA_RETRIABLE_ERROR: ErrorCode = ErrorCode(50003);
     pub const NO_BROKER_AVAILABLE: ErrorCode = ErrorCode(50302);
+    /// Ours: the Schema Registry is unreachable, timed out or failing.
+    pub const SCHEMA_REGISTRY_UNAVAILABLE: ErrorCode = ErrorCode(50303);
 
     /// The HTTP status Confluent derives from the code.
     pub fn status(self) -> StatusCode {
@@ -52,7 +59,9 @@ impl ErrorCode {
     /// another task.
     pub fn retry_after_secs(self) -> Option<u32> {
         match self {
-            ErrorCode::KAFKA_RETRIABLE_ERROR | ErrorCode::NO_BROKER_AVAILABLE => Some(1),
+            ErrorCode::KAFKA_RETRIABLE_ERROR
+            | ErrorCode::NO_BROKER_AVAILABLE
+            | ErrorCode::SCHEMA_REGISTRY_UNAVAILABLE => Some(1),
             _ => None,
         }
     }
@@ -109,9 +118,9 @@ pub enum ApiError {
     InvalidTopicName(InvalidTopicName),
     #[error("Partition not found.")]
     PartitionNotFound,
-    /// A schema embedded format was used and no Schema Registry is configured.
+    /// A Schema Registry format's schema cannot be resolved or used.
     #[error("{0}")]
-    SchemaRegistryNotConfigured(String),
+    Schema(SchemaError),
     #[error("{0}")]
     Metadata(#[from] MetadataError),
     /// Missing or invalid credentials (401), or an address outside the allowlists (403).
@@ -148,7 +157,7 @@ impl ApiError {
             ApiError::InvalidEnvelope(_) => ErrorCode::UNPROCESSABLE,
             ApiError::InvalidTopicName(_) => ErrorCode::TOPIC_NOT_FOUND,
             ApiError::PartitionNotFound => ErrorCode::PARTITION_NOT_FOUND,
-            ApiError::SchemaRegistryNotConfigured(_) => ErrorCode::SCHEMA_REGISTRY_NOT_CONFIGURED,
+            ApiError::Schema(e) => schema_error_code(e),
             ApiError::Metadata(e) => metadata_error_code(e),
             ApiError::Unauthenticated(AuthError::AddressNotAllowed)
             | ApiError::Forbidden { .. } => ErrorCode::KAFKA_AUTHORIZATION,
@@ -206,10 +215,22 @@ impl From<FormatError> for ApiError {
                 ApiError::RecordLimit(RecordLimitError::TooMany { count, limit })
             }
             FormatError::NegativePartition => ApiError::PartitionNotFound,
-            FormatError::RegistryNotConfigured(_) => {
-                ApiError::SchemaRegistryNotConfigured(format!("{error}."))
-            }
+            FormatError::Schema(e) => ApiError::Schema(e),
         }
+    }
+}
+
+/// The code of a schema resolution failure.
+fn schema_error_code(error: &SchemaError) -> ErrorCode {
+    match error {
+        SchemaError::NotConfigured => ErrorCode::SCHEMA_REGISTRY_NOT_CONFIGURED,
+        SchemaError::Missing(Side::Key) => ErrorCode::KEY_SCHEMA_MISSING,
+        SchemaError::Missing(Side::Value) => ErrorCode::VALUE_SCHEMA_MISSING,
+        SchemaError::TextAndId(_) | SchemaError::IdOutOfRange(_) => ErrorCode::UNPROCESSABLE,
+        SchemaError::Invalid(_) => ErrorCode::INVALID_SCHEMA,
+        SchemaError::Serialization(_) => ErrorCode::SCHEMA_SERIALIZATION,
+        SchemaError::Forbidden(_) => ErrorCode::KAFKA_AUTHORIZATION,
+        SchemaError::Unavailable(_) => ErrorCode::SCHEMA_REGISTRY_UNAVAILABLE,
     }
 }
 
@@ -282,12 +303,6 @@ mod tests {
             ),
             (ApiError::PartitionNotFound, 40402, 404, None),
             (
-                ApiError::SchemaRegistryNotConfigured(String::new()),
-                42206,
-                422,
-                None,
-            ),
-            (
                 ApiError::Metadata(MetadataError::UnknownTopic),
                 40401,
                 404,
@@ -339,6 +354,54 @@ mod tests {
                 None,
             ),
             (ApiError::ShuttingDown, 50302, 503, Some(1)),
+            (
+                ApiError::Schema(SchemaError::NotConfigured),
+                42206,
+                422,
+                None,
+            ),
+            (
+                ApiError::Schema(SchemaError::Missing(Side::Key)),
+                42201,
+                422,
+                None,
+            ),
+            (
+                ApiError::Schema(SchemaError::Missing(Side::Value)),
+                42202,
+                422,
+                None,
+            ),
+            (
+                ApiError::Schema(SchemaError::TextAndId(Side::Key)),
+                422,
+                422,
+                None,
+            ),
+            (
+                ApiError::Schema(SchemaError::Invalid(String::new())),
+                42205,
+                422,
+                None,
+            ),
+            (
+                ApiError::Schema(SchemaError::Serialization(String::new())),
+                42207,
+                422,
+                None,
+            ),
+            (
+                ApiError::Schema(SchemaError::Forbidden(String::new())),
+                40301,
+                403,
+                None,
+            ),
+            (
+                ApiError::Schema(SchemaError::Unavailable(String::new())),
+                50303,
+                503,
+                Some(1),
+            ),
             (ApiError::Overloaded, 50302, 503, Some(1)),
             (ApiError::RequestTimeout { timeout_ms: 1 }, 408, 408, None),
             (

@@ -6,7 +6,9 @@
 //! - `startup`: builds the app (producer, middleware, routes) and owns shutdown;
 //! - `error`: the one mapping to Confluent error codes and HTTP statuses;
 //! - `http`: handlers per API surface (`produce_v2`, `metadata`, `health`);
-//! - `formats`: embedded formats (json, binary), request envelope, media negotiation;
+//! - `formats`: embedded formats (json, binary, and avro, jsonschema, protobuf through the
+//!   Schema Registry with their caches), request envelope, media negotiation;
+//! - `schema_registry`: the only code that calls the Schema Registry;
 //! - `kafka`: the only code that imports rdkafka (producer, health, metadata cache, dev
 //!   cluster);
 //! - `domain`: values valid by construction (`TopicName`, `Partition`);
@@ -24,6 +26,7 @@ pub mod kafka;
 pub mod limits;
 pub mod metrics;
 pub mod produce;
+pub mod schema_registry;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

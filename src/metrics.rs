@@ -70,6 +70,9 @@ pub struct Metrics {
     pub policy_reloads: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub shed: IntCounterVec,
+    pub schema_registry_requests: IntCounterVec,
+    pub schema_registry_request_duration: HistogramVec,
+    pub schema_cache_lookups: IntCounterVec,
     pub build_info: IntGaugeVec,
     /// Log lines (application and access log) dropped because the log writer's queue was
     /// full: stdout was not being read fast enough.
@@ -112,6 +115,17 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(http_request_duration.clone()))
+            .expect("unique metric");
+        let schema_registry_request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "kafka_rest_schema_registry_request_duration_seconds",
+                "Time of one Schema Registry call (every URL tried), by operation.",
+            )
+            .buckets(LATENCY_BUCKETS_SECONDS.to_vec()),
+            &["operation"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(schema_registry_request_duration.clone()))
             .expect("unique metric");
         let broker_rtt = GaugeVec::new(
             Opts::new(
@@ -264,6 +278,22 @@ impl Metrics {
                 "kafka_rest_shed_total",
                 "Requests refused with 503 to shed load, by reason.",
                 &["reason"],
+            ),
+            schema_registry_requests: counter(
+                &r,
+                "kafka_rest_schema_registry_requests_total",
+                "Schema Registry calls, by operation (by_id, lookup, register, version) and \
+                 outcome (ok; rejected: a 4xx answer; forbidden: 401/403; unavailable: no URL \
+                 answered, timed out or 5xx).",
+                &["operation", "outcome"],
+            ),
+            schema_registry_request_duration,
+            schema_cache_lookups: counter(
+                &r,
+                "kafka_rest_schema_cache_lookups_total",
+                "Schema resolutions of produce requests, by result (hit: served from memory; \
+                 miss: the Schema Registry was asked).",
+                &["result"],
             ),
             build_info,
             log_lines_dropped: {

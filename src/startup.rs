@@ -13,6 +13,7 @@ use actix_web::{web, App, HttpServer};
 use crate::auth::reload::PolicyReload;
 use crate::auth::Authenticator;
 use crate::config::{ConfigError, Settings};
+use crate::formats::SchemaFormats;
 use crate::http::authenticate::{self, AuthState};
 use crate::http::guard::{self, Gate};
 use crate::http::observe::{self, AccessLog, Observability};
@@ -21,6 +22,7 @@ use crate::kafka::{self, Kafka, KafkaSetupError};
 use crate::limits::{BodyLimits, InFlightRequests, RateLimits};
 use crate::metrics::Metrics;
 use crate::produce::ProduceService;
+use crate::schema_registry::SchemaRegistry;
 use crate::shutdown::{self, Lifecycle};
 
 /// Why the application could not start.
@@ -107,6 +109,16 @@ impl Application {
             )?,
             body_limits: BodyLimits::new(settings, Arc::clone(&metrics)),
             lifecycle: Arc::clone(&lifecycle),
+            schemas: SchemaRegistry::new(&settings.schema_registry, Arc::clone(&metrics))?.map(
+                |registry| {
+                    SchemaFormats::new(
+                        registry,
+                        settings.schema_registry.max_cached_schemas,
+                        Duration::from_millis(settings.schema_registry.request_timeout_ms),
+                        Arc::clone(&metrics),
+                    )
+                },
+            ),
         });
         let gate = web::Data::new(Gate {
             lifecycle: Arc::clone(&lifecycle),

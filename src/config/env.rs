@@ -1,6 +1,6 @@
 //! Compatibility with the environments this service replaces: the Confluent REST Proxy
-//! image's variables (layer 3) and `KAFKA_CREDS`, a Secrets Manager secret that ECS injects
-//! whole (layer 4).
+//! image's variables (layer 3) and `KAFKA_CREDS` / `SCHEMA_REGISTRY_CREDS`, Secrets Manager
+//! secrets that ECS injects whole (layer 4).
 
 use std::collections::BTreeMap;
 
@@ -49,6 +49,21 @@ pub(super) fn merge_confluent_env(
         figment = figment
             .merge(("kafka.sasl_username", creds.username))
             .merge(("kafka.sasl_password", creds.password));
+    }
+    if let Some(v) = env("KAFKA_REST_SCHEMA_REGISTRY_URL") {
+        figment = figment.merge(("schema_registry.urls", v));
+    }
+    if let Some(source) = env("KAFKA_REST_SCHEMA_REGISTRY_BASIC_AUTH_CREDENTIALS_SOURCE") {
+        if !source.eq_ignore_ascii_case("USER_INFO") {
+            return Err(ConfigError::invalid(
+                "KAFKA_REST_SCHEMA_REGISTRY_BASIC_AUTH_CREDENTIALS_SOURCE",
+                "only USER_INFO is supported: give the credentials in \
+                 KAFKA_REST_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+            ));
+        }
+    }
+    if let Some(v) = env("KAFKA_REST_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO") {
+        figment = figment.merge(("schema_registry.basic_auth_user_info", v));
     }
     Ok(figment)
 }
@@ -113,35 +128,63 @@ fn jaas_option(line: &str, name: &str) -> Option<String> {
     }
 }
 
-/// Layer 4: `KAFKA_CREDS`, a Secrets Manager secret injected whole by ECS.
-pub(super) fn merge_kafka_creds(
+/// Layer 4: `KAFKA_CREDS` and `SCHEMA_REGISTRY_CREDS`, Secrets Manager secrets injected
+/// whole by ECS.
+pub(super) fn merge_injected_secrets(
     mut figment: Figment,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<Figment, ConfigError> {
-    let Some(raw) = env("KAFKA_CREDS") else {
-        return Ok(figment);
-    };
-    // The error deliberately omits serde's detail: it could quote part of the secret.
-    let creds: BTreeMap<String, serde_json::Value> = serde_json::from_str(&raw)
-        .map_err(|_| ConfigError::invalid("KAFKA_CREDS", "not a JSON object of strings"))?;
-    for (secret_key, setting) in [
-        ("BOOTSTRAP_SERVERS", "kafka.bootstrap_servers"),
-        ("SASL_USERNAME", "kafka.sasl_username"),
-        ("SASL_PASSWORD", "kafka.sasl_password"),
+    for (variable, fields) in [
+        (
+            "KAFKA_CREDS",
+            &[
+                ("BOOTSTRAP_SERVERS", "kafka.bootstrap_servers"),
+                ("SASL_USERNAME", "kafka.sasl_username"),
+                ("SASL_PASSWORD", "kafka.sasl_password"),
+            ][..],
+        ),
+        (
+            "SCHEMA_REGISTRY_CREDS",
+            &[
+                ("SCHEMA_REGISTRY_URL", "schema_registry.urls"),
+                (
+                    "BASIC_AUTH_USER_INFO",
+                    "schema_registry.basic_auth_user_info",
+                ),
+            ][..],
+        ),
     ] {
-        match creds.get(secret_key) {
+        if let Some(raw) = env(variable) {
+            figment = merge_secret(figment, variable, &raw, fields)?;
+        }
+    }
+    Ok(figment)
+}
+
+/// Merges the `fields` (secret key, setting) of one JSON secret.
+fn merge_secret(
+    mut figment: Figment,
+    variable: &str,
+    raw: &str,
+    fields: &[(&str, &str)],
+) -> Result<Figment, ConfigError> {
+    // The error deliberately omits serde's detail: it could quote part of the secret.
+    let creds: BTreeMap<String, serde_json::Value> = serde_json::from_str(raw)
+        .map_err(|_| ConfigError::invalid(variable, "not a JSON object of strings"))?;
+    for (secret_key, setting) in fields {
+        match creds.get(*secret_key) {
             None => {}
             Some(serde_json::Value::String(v)) => {
-                let v = if secret_key == "BOOTSTRAP_SERVERS" {
+                let v = if *secret_key == "BOOTSTRAP_SERVERS" {
                     strip_listener_prefixes(v)
                 } else {
                     v.clone()
                 };
-                figment = figment.merge((setting, v));
+                figment = figment.merge((*setting, v));
             }
             Some(_) => {
                 return Err(ConfigError::invalid(
-                    &format!("KAFKA_CREDS.{secret_key}"),
+                    &format!("{variable}.{secret_key}"),
                     "must be a string",
                 ))
             }

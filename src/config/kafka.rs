@@ -156,7 +156,10 @@ impl<'de> Deserialize<'de> for RawProperties {
 
 /// Settings whose environment variables are read as raw text: figment would otherwise read
 /// `KRP_KAFKA__SASL_PASSWORD=007` as the integer 7 (and `1.50` as 1.5).
-pub const SECRET_KEYS: &[&str] = &["kafka.sasl_password"];
+pub const SECRET_KEYS: &[&str] = &[
+    "kafka.sasl_password",
+    "schema_registry.basic_auth_user_info",
+];
 
 /// A setting that is text whatever it looks like: a TOML or environment value that parses
 /// as a number or a boolean is taken as its text. Its errors never quote the value.
@@ -218,7 +221,7 @@ fn some_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String
     Text::deserialize(deserializer).map(|t| Some(t.0))
 }
 
-fn some_secret<'de, D: Deserializer<'de>>(
+pub(super) fn some_secret<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<SecretString>, D::Error> {
     Text::deserialize(deserializer).map(|t| Some(t.0.into()))

@@ -6,9 +6,12 @@
 //! 2. the TOML file given with `--config`;
 //! 3. the Confluent REST Proxy image's variables, so a migrated task definition keeps working:
 //!    `KAFKA_REST_BOOTSTRAP_SERVERS`, `KAFKA_REST_CLIENT_SECURITY_PROTOCOL`,
-//!    `KAFKA_REST_CLIENT_SASL_MECHANISM`, `KAFKA_REST_CLIENT_SASL_JAAS_CONFIG`;
+//!    `KAFKA_REST_CLIENT_SASL_MECHANISM`, `KAFKA_REST_CLIENT_SASL_JAAS_CONFIG`,
+//!    `KAFKA_REST_SCHEMA_REGISTRY_URL`, `KAFKA_REST_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO`
+//!    (with `..._CREDENTIALS_SOURCE=USER_INFO`, the only source supported);
 //! 4. `KAFKA_CREDS`, one JSON object as ECS injects a whole Secrets Manager secret
-//!    (`SASL_USERNAME`, `SASL_PASSWORD`, `BOOTSTRAP_SERVERS`; other keys are ignored);
+//!    (`SASL_USERNAME`, `SASL_PASSWORD`, `BOOTSTRAP_SERVERS`; other keys are ignored), and
+//!    `SCHEMA_REGISTRY_CREDS` likewise (`SCHEMA_REGISTRY_URL`, `BASIC_AUTH_USER_INFO`);
 //! 5. `KRP_<SECTION>__<KEY>` variables, e.g. `KRP_KAFKA__LINGER_MS=10`;
 //! 6. the command line: `--listen`, and `--dev` (the embedded cluster, on loopback).
 //!
@@ -26,6 +29,7 @@ mod env;
 mod kafka;
 mod limits;
 mod observability;
+mod schema_registry;
 mod server;
 mod validation;
 
@@ -42,6 +46,7 @@ pub use kafka::{
 };
 pub use limits::{LimitSettings, Rate, RateLimitSettings};
 pub use observability::{LogFormat, LogSettings, MetricsSettings};
+pub use schema_registry::SchemaRegistrySettings;
 pub use server::{ServerSettings, TlsSettings};
 pub use validation::{TopicSchema, ValidationSettings};
 
@@ -88,6 +93,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Per-topic JSON Schema validation of json-format records.
     pub validation: ValidationSettings,
+    /// The Schema Registry of the avro, jsonschema and protobuf formats.
+    pub schema_registry: SchemaRegistrySettings,
 }
 
 /// Layer 6: what the command line sets.
@@ -160,7 +167,7 @@ impl Settings {
             figment = figment.merge(Toml::file(path));
         }
         figment = env::merge_confluent_env(figment, &env)?;
-        figment = env::merge_kafka_creds(figment, &env)?;
+        figment = env::merge_injected_secrets(figment, &env)?;
         // KRP_CONFIG names the file (a CLI flag's variable), not a setting; KRP_AUTH__POLICY
         // is TOML text, merged as a string.
         let krp = Env::prefixed("KRP_").split("__");
@@ -187,6 +194,7 @@ impl Settings {
         self.dev.validate()?;
         self.auth.validate()?;
         self.limits.validate(self.server.max_body_bytes)?;
+        self.schema_registry.validate()?;
         self.check_timeouts_fit_the_request()?;
         match (&self.kafka.bootstrap_servers, self.dev.enabled) {
             (None, false) => {
@@ -231,6 +239,12 @@ impl Settings {
         ];
         if self.auth.enabled && jwt.issuer.is_some() {
             parts.push(("auth.jwt.fetch_timeout_ms", jwt.fetch_timeout_ms));
+        }
+        if self.schema_registry.enabled() {
+            parts.push((
+                "schema_registry.request_timeout_ms",
+                self.schema_registry.request_timeout_ms,
+            ));
         }
         let total: u64 = parts.iter().map(|(_, ms)| ms).sum();
         if total < self.server.request_timeout_ms {
@@ -575,6 +589,112 @@ mod tests {
         assert_eq!(s.kafka.sasl_mechanism, Some(SaslMechanism::ScramSha512));
         assert_eq!(s.kafka.sasl_username.as_deref(), Some("partner-gw"));
         assert_eq!(s.kafka.sasl_password.unwrap().expose_secret(), "p\"w;d");
+    }
+
+    #[test]
+    fn schema_registry_from_confluent_variables_and_an_injected_secret() {
+        let kafka = "[kafka]\nbootstrap_servers = \"b:9092\"\n";
+        let s = load(
+            kafka,
+            &[
+                (
+                    "KAFKA_REST_SCHEMA_REGISTRY_URL",
+                    "https://sr-1.example/, https://sr-2.example",
+                ),
+                (
+                    "KAFKA_REST_SCHEMA_REGISTRY_BASIC_AUTH_CREDENTIALS_SOURCE",
+                    "USER_INFO",
+                ),
+                (
+                    "KAFKA_REST_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+                    "KEY:s3cr3t",
+                ),
+            ],
+        )
+        .unwrap();
+        let sr = &s.schema_registry;
+        assert_eq!(sr.urls, ["https://sr-1.example", "https://sr-2.example"]);
+        assert_eq!(
+            sr.basic_auth_user_info.as_ref().unwrap().expose_secret(),
+            "KEY:s3cr3t"
+        );
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+
+        // The injected secret wins over the Confluent variables.
+        let s = load(
+            kafka,
+            &[
+                ("KAFKA_REST_SCHEMA_REGISTRY_URL", "https://confluent.example"),
+                (
+                    "SCHEMA_REGISTRY_CREDS",
+                    r#"{"SCHEMA_REGISTRY_URL":"https://secret.example","BASIC_AUTH_USER_INFO":"k:1234"}"#,
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.schema_registry.urls, ["https://secret.example"]);
+        assert_eq!(
+            s.schema_registry
+                .basic_auth_user_info
+                .unwrap()
+                .expose_secret(),
+            "k:1234"
+        );
+
+        let err = load(
+            kafka,
+            &[(
+                "KAFKA_REST_SCHEMA_REGISTRY_BASIC_AUTH_CREDENTIALS_SOURCE",
+                "URL",
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("USER_INFO"), "{err}");
+        let err = load(
+            kafka,
+            &[(
+                "SCHEMA_REGISTRY_CREDS",
+                "{\"BASIC_AUTH_USER_INFO\": k:hunter2",
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("SCHEMA_REGISTRY_CREDS") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn schema_registry_settings_are_checked() {
+        let kafka = "[kafka]\nbootstrap_servers = \"b:9092\"\n";
+        for (section, key) in [
+            ("urls = [\"sr.example:8081\"]", "schema_registry.urls"),
+            (
+                "urls = [\"https://user:pw@sr.example\"]",
+                "schema_registry.urls",
+            ),
+            (
+                "urls = [\"https://sr.example\"]\nbasic_auth_user_info = \"no-colon\"",
+                "schema_registry.basic_auth_user_info",
+            ),
+            (
+                "urls = [\"https://sr.example\"]\nrequest_timeout_ms = 0",
+                "schema_registry.request_timeout_ms",
+            ),
+            (
+                "urls = [\"https://sr.example\"]\nrequest_timeout_ms = 20000",
+                "server.request_timeout_ms",
+            ),
+        ] {
+            let err = load(&format!("{kafka}[schema_registry]\n{section}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{section}: {err}");
+            assert!(!err.contains("pw@") && !err.contains("no-colon"), "{err}");
+        }
     }
 
     #[test]

@@ -2,31 +2,62 @@
 //! become an encoder for keys and one for values, which turn each raw JSON key and value
 //! into the bytes Kafka stores.
 
+use std::sync::Arc;
+
+use futures_util::future::try_join;
 use serde_json::value::RawValue;
 
 use super::envelope::RawRecord;
+use super::schema::{Resolved, SchemaError, SchemaFormats, Selector, Side};
 use super::{binary, json, EmbeddedFormat, FormatError, SchemaRef};
-use crate::domain::Record;
+use crate::domain::{Record, TopicName};
 
 /// How one side (keys or values) of a request is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Encoder {
     Json,
     Binary,
+    /// A Schema Registry format; `None` when the request gave no schema for this side, so
+    /// only null data may come.
+    Schema(Option<Arc<Resolved>>),
 }
 
 impl Encoder {
-    fn encode(self, raw: &RawValue) -> Result<Option<Vec<u8>>, String> {
+    fn encode(
+        &self,
+        side: Side,
+        raw: &RawValue,
+        at: impl Fn() -> String,
+    ) -> Result<Option<Vec<u8>>, FormatError> {
         match self {
             Encoder::Json => Ok(json::encode(raw)),
-            Encoder::Binary => binary::decode(raw).map_err(|e| e.to_string()),
+            Encoder::Binary => binary::decode(raw)
+                .map_err(|e| FormatError::Data(format!("Field '{}': {e}.", at()))),
+            // Without a schema, null data is a null key or tombstone, as Confluent's.
+            Encoder::Schema(None) if raw.get() == "null" => Ok(None),
+            Encoder::Schema(None) => Err(SchemaError::Missing(side).into()),
+            Encoder::Schema(Some(resolved)) => {
+                let encoded = resolved
+                    .encode(raw)
+                    .map_err(|e| FormatError::Data(format!("{}{}: {}", at(), e.path, e.message)))?;
+                // With one, null must be a value the schema allows, and is then written as
+                // a null key or tombstone (Confluent's serializers write no bytes for it).
+                Ok((raw.get() != "null").then_some(encoded))
+            }
+        }
+    }
+
+    fn schema_id(&self) -> Option<i32> {
+        match self {
+            Encoder::Schema(Some(resolved)) => Some(resolved.id),
+            _ => None,
         }
     }
 }
 
 /// The encoders of a request's keys and values, and the schema ids they resolved to (what
 /// the v2 response reports as `key_schema_id` / `value_schema_id`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Encoders {
     key: Encoder,
     value: Encoder,
@@ -34,51 +65,91 @@ pub struct Encoders {
     pub value_schema_id: Option<i32>,
 }
 
-/// Resolves the encoders of a request, once per request. The schema references are ignored
-/// by json and binary, as in Confluent's proxy.
+/// Resolves the encoders of a request, once per request: json and binary at once (their
+/// schema references are ignored, as in Confluent's proxy); the Schema Registry formats
+/// through `schemas`, keys and values concurrently, all registry calls within
+/// `schema_registry.request_timeout_ms`.
 ///
 /// # Errors
-/// [`FormatError::RegistryNotConfigured`] for the Schema Registry formats.
+/// [`FormatError::Schema`]: no registry configured, a bad schema reference, a registry
+/// refusal or outage.
 pub async fn resolve(
     format: EmbeddedFormat,
-    _key_schema: &SchemaRef,
-    _value_schema: &SchemaRef,
+    topic: &TopicName,
+    key_schema: &SchemaRef,
+    value_schema: &SchemaRef,
+    schemas: Option<&SchemaFormats>,
 ) -> Result<Encoders, FormatError> {
-    let encoder = match format {
-        EmbeddedFormat::Json => Encoder::Json,
-        EmbeddedFormat::Binary => Encoder::Binary,
+    let (key, value) = match format {
+        EmbeddedFormat::Json => (Encoder::Json, Encoder::Json),
+        EmbeddedFormat::Binary => (Encoder::Binary, Encoder::Binary),
         EmbeddedFormat::Avro | EmbeddedFormat::JsonSchema | EmbeddedFormat::Protobuf => {
-            return Err(FormatError::RegistryNotConfigured(format))
+            let schemas = schemas.ok_or(SchemaError::NotConfigured)?;
+            let key_selector = selector(Side::Key, key_schema)?;
+            let value_selector = selector(Side::Value, value_schema)?;
+            let side = |side: Side, selector: Option<Selector>| async move {
+                match selector {
+                    Some(s) => schemas
+                        .resolve(format, topic.as_str(), side, s)
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                }
+            };
+            let both = try_join(
+                side(Side::Key, key_selector),
+                side(Side::Value, value_selector),
+            );
+            let (key, value) = tokio::time::timeout(schemas.timeout(), both)
+                .await
+                .map_err(|_| {
+                    SchemaError::Unavailable(format!(
+                        "no answer within {} ms",
+                        schemas.timeout().as_millis()
+                    ))
+                })??;
+            (Encoder::Schema(key), Encoder::Schema(value))
         }
     };
     Ok(Encoders {
-        key: encoder,
-        value: encoder,
-        key_schema_id: None,
-        value_schema_id: None,
+        key_schema_id: key.schema_id(),
+        value_schema_id: value.schema_id(),
+        key,
+        value,
     })
+}
+
+/// The schema a request names for one side, if any.
+fn selector(side: Side, reference: &SchemaRef) -> Result<Option<Selector>, SchemaError> {
+    match (&reference.text, reference.id) {
+        (Some(_), Some(_)) => Err(SchemaError::TextAndId(side)),
+        (Some(text), None) => Ok(Some(Selector::Text(text.clone()))),
+        (None, Some(id)) => i32::try_from(id)
+            .map(|id| Some(Selector::Id(id)))
+            .map_err(|_| SchemaError::IdOutOfRange(side)),
+        (None, None) => Ok(None),
+    }
 }
 
 impl Encoders {
     /// Encodes every record, in order.
     ///
     /// # Errors
-    /// [`FormatError::Data`] naming the first record and field that cannot be encoded.
+    /// [`FormatError::Data`] naming the first record and field that cannot be encoded;
+    /// [`FormatError::Schema`] for data on a side that has no schema.
     pub fn encode(&self, records: &[RawRecord<'_>]) -> Result<Vec<Record>, FormatError> {
         records
             .iter()
             .enumerate()
             .map(|(index, raw)| {
-                let side = |encoder: Encoder, field: &str, value: Option<&RawValue>| {
+                let side = |encoder: &Encoder, side: Side, value: Option<&RawValue>| {
                     value.map_or(Ok(None), |v| {
-                        encoder.encode(v).map_err(|e| {
-                            FormatError::Data(format!("Field 'records[{index}].{field}': {e}."))
-                        })
+                        encoder.encode(side, v, || format!("records[{index}].{}", side.as_str()))
                     })
                 };
                 Ok(Record {
-                    key: side(self.key, "key", raw.key)?,
-                    value: side(self.value, "value", raw.value)?,
+                    key: side(&self.key, Side::Key, raw.key)?,
+                    value: side(&self.value, Side::Value, raw.value)?,
                     partition: raw.partition,
                     ..Record::default()
                 })
@@ -94,9 +165,16 @@ mod tests {
 
     async fn encode(body: &str, format: EmbeddedFormat) -> Result<Vec<Record>, FormatError> {
         let request = V2Request::parse(body.as_bytes(), 1000)?;
-        resolve(format, &request.key_schema, &request.value_schema)
-            .await?
-            .encode(&request.records)
+        let topic = TopicName::parse("t").unwrap();
+        resolve(
+            format,
+            &topic,
+            &request.key_schema,
+            &request.value_schema,
+            None,
+        )
+        .await?
+        .encode(&request.records)
     }
 
     #[tokio::test]
@@ -138,8 +216,10 @@ mod tests {
         assert!(body.len() > 1_000_000);
         let encoders = resolve(
             EmbeddedFormat::Json,
+            &TopicName::parse("t").unwrap(),
             &SchemaRef::default(),
             &SchemaRef::default(),
+            None,
         )
         .await
         .unwrap();
@@ -167,7 +247,60 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the avro embedded format needs a Schema Registry, and none is configured"
+            "Payload error. Schema Registry must be configured when using schemas."
+        );
+    }
+
+    #[test]
+    fn a_side_names_its_schema_by_text_or_by_id_not_both() {
+        let text = || Some("\"int\"".to_owned());
+        let cases = [
+            (
+                SchemaRef {
+                    text: None,
+                    id: None,
+                },
+                Ok(None),
+            ),
+            (
+                SchemaRef {
+                    text: text(),
+                    id: None,
+                },
+                Ok(Some(Selector::Text("\"int\"".into()))),
+            ),
+            (
+                SchemaRef {
+                    text: None,
+                    id: Some(7),
+                },
+                Ok(Some(Selector::Id(7))),
+            ),
+            (
+                SchemaRef {
+                    text: text(),
+                    id: Some(7),
+                },
+                Err(SchemaError::TextAndId(Side::Key)),
+            ),
+            (
+                SchemaRef {
+                    text: None,
+                    id: Some(1 << 40),
+                },
+                Err(SchemaError::IdOutOfRange(Side::Key)),
+            ),
+        ];
+        for (reference, expected) in cases {
+            assert_eq!(selector(Side::Key, &reference), expected, "{reference:?}");
+        }
+        assert_eq!(
+            SchemaError::TextAndId(Side::Value).to_string(),
+            "Request includes both value_schema and value_schema_id: give one of them."
+        );
+        assert_eq!(
+            SchemaError::Missing(Side::Key).to_string(),
+            "Request includes keys but does not include key schema"
         );
     }
 }

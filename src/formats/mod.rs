@@ -5,12 +5,12 @@
 //!   and typed schema references ([`SchemaRef`]);
 //! - resolve ([`resolve`], async): the embedded format and the schema references become an
 //!   [`Encoders`] pair. Trivial for json and binary; the Schema Registry formats (avro,
-//!   jsonschema, protobuf) plug in here, and answer 42206 until a registry client exists;
+//!   jsonschema, protobuf) resolve their schemas in the registry ([`schema`], cached);
 //! - encode ([`Encoders::encode`]): every record's key and value become bytes, before
 //!   anything is produced, so one bad record fails the whole request.
 //!
 //! [`media`] negotiates `Content-Type` and `Accept`; [`raw`] names the JSON kinds in
-//! messages.
+//! messages. The schema-directed encoders: [`avro`], [`json_schema`], [`protobuf`].
 
 pub mod avro;
 pub mod binary;
@@ -19,16 +19,19 @@ mod counting_alloc;
 pub mod encode;
 pub mod envelope;
 pub mod json;
+pub mod json_schema;
 pub mod media;
 pub mod protobuf;
 pub mod raw;
+pub mod schema;
 
 pub use encode::{resolve, Encoders};
 pub use envelope::{RawRecord, V2Request};
 pub use media::{check_accept, request_format, NegotiationError};
+pub use schema::{SchemaError, SchemaFormats};
 
 /// How the keys and values of a v2 produce request are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EmbeddedFormat {
     /// Any JSON value, written to Kafka as compact JSON bytes.
     Json,
@@ -109,7 +112,7 @@ pub enum FormatError {
     /// A negative explicit partition (40402).
     #[error("Partition not found.")]
     NegativePartition,
-    /// A schema format was used and no Schema Registry is configured (42206).
-    #[error("the {} embedded format needs a Schema Registry, and none is configured", .0.as_str())]
-    RegistryNotConfigured(EmbeddedFormat),
+    /// A Schema Registry format's schema cannot be resolved or used.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
 }

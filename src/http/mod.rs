@@ -18,7 +18,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::domain::{Partition, TopicName};
 use crate::error::ApiError;
-use crate::formats;
+use crate::formats::{self, SchemaFormats};
 use crate::kafka::Kafka;
 use crate::limits::{Body, BodyLimits};
 use crate::produce::{Caller, ProduceService};
@@ -72,6 +72,8 @@ pub struct AppState {
     pub produce: ProduceService,
     pub body_limits: BodyLimits,
     pub lifecycle: Arc<Lifecycle>,
+    /// The Schema Registry formats' resolver; `None` without a registry (they answer 42206).
+    pub schemas: Option<SchemaFormats>,
 }
 
 /// Checks the `Accept` header of a v2 request.

@@ -60,7 +60,14 @@ async fn produce(
     let body = read_body(req, payload, state).await?;
     let request = V2Request::parse(&body.bytes, state.produce.max_records())?;
     with_facts(req, |f| f.records = Some(request.records.len()));
-    let encoders = formats::resolve(format, &request.key_schema, &request.value_schema).await?;
+    let encoders = formats::resolve(
+        format,
+        &topic,
+        &request.key_schema,
+        &request.value_schema,
+        state.schemas.as_ref(),
+    )
+    .await?;
     let mut records = encoders.encode(&request.records)?;
     // A record's own partition wins over the path's.
     for record in &mut records {

@@ -4,7 +4,8 @@
 //!
 //! 1. record limits: records per request, bytes per record (422);
 //! 2. validation: per-topic JSON Schemas of json-format records (42203); binary records
-//!    refused where a schema applies, unless allowed there (422);
+//!    refused where a schema applies, unless allowed there (422); records in a Schema
+//!    Registry format were checked against their registered schema by their encoder;
 //! 3. rate limits (429), charged only for requests that passed the checks above, and before
 //!    any call to the cluster;
 //! 4. metadata: the topic exists, explicit partitions are in range (404 at once, from the
@@ -151,7 +152,7 @@ impl ProduceService {
                 .validate(topic.as_str(), &records)
                 .map_err(Refused::Invalid)?,
             EmbeddedFormat::Binary => self.schemas.check_binary(topic.as_str())?,
-            // Refused by the encoders until a Schema Registry client exists.
+            // Checked against their registered schema while they were encoded.
             EmbeddedFormat::Avro | EmbeddedFormat::JsonSchema | EmbeddedFormat::Protobuf => {}
         }
         self.charge(caller, &records)?;

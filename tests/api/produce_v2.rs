@@ -263,7 +263,7 @@ async fn schema_formats_say_no_schema_registry_is_configured() {
         .await;
     r.assert_exact(
         422,
-        r#"{"error_code":42206,"message":"the avro embedded format needs a Schema Registry, and none is configured."}"#,
+        r#"{"error_code":42206,"message":"Payload error. Schema Registry must be configured when using schemas."}"#,
     );
     app.stop().await.unwrap();
 }
