@@ -36,9 +36,11 @@ impl Answer {
         assert_eq!(self.content_type.as_deref(), Some(MEDIA_TYPE), "{self:?}");
     }
 
-    /// The body without `ts`, after checking that it is a time in milliseconds.
+    /// The body of a 200 without `ts`, after checking that it is a time in milliseconds.
     #[track_caller]
-    fn without_ts(&self) -> Value {
+    fn ok_without_ts(&self) -> Value {
+        assert_eq!(self.status, 200, "{self:?}");
+        assert_eq!(self.content_type.as_deref(), Some(MEDIA_TYPE), "{self:?}");
         let mut body = self.body.clone();
         let ts = body.as_object_mut().unwrap().remove("ts");
         assert!(
@@ -150,8 +152,7 @@ async fn registration_gives_global_ids_and_subject_versions() {
     let version_1 = json!({"subject": "t-value", "version": 1, "id": 1, "guid": USER_GUID,
         "schemaType": "AVRO", "schema": USER_RENDERED, "deleted": false});
     let answer = get(&registry, "/subjects/t-value/versions/1").await;
-    answer.assert(200, &answer.body);
-    assert_eq!(answer.without_ts(), version_1);
+    assert_eq!(answer.ok_without_ts(), version_1);
     let answer = get(&registry, "/subjects/t-value/versions/latest").await;
     assert_eq!((answer.status, &answer.body["id"]), (200, &json!(2)));
 
@@ -165,53 +166,52 @@ async fn registration_gives_global_ids_and_subject_versions() {
     let by_id = json!({"guid": USER_GUID, "schemaType": "AVRO", "schema": USER_RENDERED,
         "deleted": false});
     let answer = get(&registry, "/schemas/ids/1").await;
-    answer.assert(200, &answer.body);
-    assert_eq!(answer.without_ts(), by_id);
+    assert_eq!(answer.ok_without_ts(), by_id);
     // With a subject: where the id is registered under it.
     let mut under_u = by_id.clone();
     under_u["subject"] = json!("u-value");
     under_u["version"] = json!(1);
     let answer = get(&registry, "/schemas/ids/1?subject=u-value").await;
-    assert_eq!(answer.without_ts(), under_u);
+    assert_eq!(answer.ok_without_ts(), under_u);
     // Under a subject it is not registered under: its first home.
     under_u["subject"] = json!("t-value");
     let answer = get(&registry, "/schemas/ids/1?subject=v-value").await;
-    assert_eq!(answer.without_ts(), under_u);
+    assert_eq!(answer.ok_without_ts(), under_u);
 }
 
 #[actix_web::test]
 async fn errors_carry_the_registry_codes_and_messages() {
     let registry = Registry::start();
     registry.register("t-value", SchemaType::Avro, USER);
-    let not_found = |code: i32, message: &str| json!({"error_code": code, "message": message});
+    let error = |code: i32, message: &str| json!({"error_code": code, "message": message});
 
     get(&registry, "/schemas/ids/99")
         .await
-        .assert(404, &not_found(40403, "Schema 99 not found"));
+        .assert(404, &error(40403, "Schema 99 not found"));
     get(&registry, "/schemas/ids/one")
         .await
-        .assert(404, &not_found(404, "HTTP 404 Not Found"));
+        .assert(404, &error(404, "HTTP 404 Not Found"));
     get(&registry, "/config")
         .await
-        .assert(404, &not_found(404, "HTTP 404 Not Found"));
+        .assert(404, &error(404, "HTTP 404 Not Found"));
     post(&registry, "/subjects/nope", schema(None, USER))
         .await
-        .assert(404, &not_found(40401, "Subject 'nope' not found."));
+        .assert(404, &error(40401, "Subject 'nope' not found."));
     post(&registry, "/subjects/t-value", schema(None, r#""string""#))
         .await
-        .assert(404, &not_found(40403, "Schema not found"));
+        .assert(404, &error(40403, "Schema not found"));
     get(&registry, "/subjects/nope/versions/latest")
         .await
-        .assert(404, &not_found(40401, "Subject 'nope' not found."));
+        .assert(404, &error(40401, "Subject 'nope' not found."));
     get(&registry, "/subjects/t-value/versions/7")
         .await
-        .assert(404, &not_found(40402, "Version 7 not found."));
+        .assert(404, &error(40402, "Version 7 not found."));
     for (version, shown) in [("0", "0"), ("x", "x")] {
         get(&registry, &format!("/subjects/t-value/versions/{version}"))
             .await
             .assert(
                 422,
-                &not_found(
+                &error(
                     42202,
                     &format!(
                         "The specified version '{shown}' is not a valid version id. Allowed \
@@ -227,7 +227,7 @@ async fn errors_carry_the_registry_codes_and_messages() {
         schema(Some("XML"), "<a/>"),
     )
     .await
-    .assert(422, &not_found(42201, "Invalid schema type XML"));
+    .assert(422, &error(42201, "Invalid schema type XML"));
     // A schema that does not parse is refused before the subject is looked at.
     for path in ["/subjects/t-value/versions", "/subjects/nope"] {
         let answer = post(&registry, path, schema(None, r#"{"type": "nothing"}"#)).await;
@@ -240,7 +240,7 @@ async fn errors_carry_the_registry_codes_and_messages() {
         assert!(
             message.starts_with(&format!(
                 "Invalid schema of type AVRO, details: Invalid schema {{subject={subject},\
-                 version=0,id=-1,guid="
+                 version=null,id=null,guid="
             )),
             "{message}"
         );
@@ -281,14 +281,14 @@ async fn errors_carry_the_registry_codes_and_messages() {
         json!({"schemaType": "AVRO"}),
     )
     .await
-    .assert(422, &not_found(42201, "Empty schema"));
+    .assert(422, &error(42201, "Empty schema"));
 
     let client = awc::Client::default();
     let request = client
         .post(format!("{}/subjects/t-value/versions", registry.url()))
         .insert_header((header::CONTENT_TYPE, "text/plain"));
     let answer = read(request, None).await;
-    answer.assert(415, &not_found(415, "HTTP 415 Unsupported Media Type"));
+    answer.assert(415, &error(415, "HTTP 415 Unsupported Media Type"));
     // The generic request types are accepted too, as the real one does.
     for media_type in ["application/json", "application/octet-stream"] {
         let response = client
@@ -573,8 +573,8 @@ async fn confluent_deserializers_read_the_three_formats() {
                 "docs",
                 frame(json_id, &[], br#"{"a": 5}"#),
             ),
-            // The message indexes: [0] is written as a single 0; [1, 0] as count 2, then
-            // zigzag 1 and 0.
+            // The message indexes, zigzag varints: [0] is written as a single 0, [1, 0] as
+            // its length and items, 4 2 0.
             Encoded::value(SchemaType::Protobuf, "items", frame(proto_id, &[0], &item)),
             Encoded::value(
                 SchemaType::Protobuf,
@@ -608,7 +608,8 @@ async fn confluent_deserializers_read_the_three_formats() {
         decoded[6]
     );
     // Each deserializer asked which subject the topic uses (none is associated: the topic's
-    // subject then), and for the writer schema once per subject and id; nothing else.
+    // subject then), and the client fetched each writer schema once per subject and id;
+    // nothing else.
     assert_eq!(
         registry.calls(),
         Calls {

@@ -3,20 +3,21 @@
 //!
 //! No Schema Registry can be installed here, so the endpoints that the proxy and the
 //! deserializers call answer as Confluent Schema Registry 8.3 does (read from its sources:
-//! `SchemasResource`, `SubjectsResource`, `SubjectVersionsResource`, `Errors`, and the
-//! storage layer behind them): the same statuses, error codes, messages and JSON shapes.
+//! `SchemasResource`, `SubjectsResource`, `SubjectVersionsResource`, `AssociationsResource`,
+//! `Errors`, and the storage layer behind them): the same statuses, error codes, messages and JSON shapes.
 //! Since 8.0 the registry names `schemaType` even for AVRO, adds `guid`, `ts` and `deleted`
 //! to the schemas it returns, and answers a registration with the whole schema, not just
-//! `{"id": N}`; a client that reads only the fields it needs works with 7.x as well.
+//! `{"id": N}` (7.x): a client should read only the fields it needs.
 //!
 //! Like the real one, it stores and serves its own rendering of a schema, not the text it
 //! was given: Avro as apache-avro writes the parsed schema back (compact JSON, as Java's
 //! `Schema.toString()`), JSON Schema as compact JSON (with sorted keys, where Java keeps
 //! their order); Protobuf as registered, where the real one prints the parsed file again.
-//! Registering the same rendering again returns its id, under any subject. Under one subject,
-//! a schema is also found when it is equivalent to a version there: Avro by the parsing
-//! canonical form, JSON Schema by the parsed value, Protobuf by the compiled
-//! FileDescriptorProto.
+//! The real one keys its global ids by the MD5 of that rendering: registering a schema whose
+//! rendering (for Protobuf, whose compiled file) is registered already returns that id, under
+//! any subject. Under one subject, a schema is also found when it is equivalent to a version
+//! there: Avro by the parsing canonical form, JSON Schema by the parsed value, Protobuf by the
+//! compiled FileDescriptorProto.
 //!
 //! Confluent's Python deserializers (confluent-kafka 2.16) also ask which subject a topic is
 //! associated with, and are told none, as no client here creates associations.
@@ -160,11 +161,15 @@ impl Parsed {
         self.schema_type == other.schema_type && self.equivalence == other.equivalence
     }
 
-    /// The schema's GUID: the MD5 of its rendering, written as a UUID.
     fn guid(&self) -> String {
-        let md5 = openssl::hash::hash(MessageDigest::md5(), self.text.as_bytes()).unwrap();
-        uuid::Uuid::from_slice(&md5).unwrap().to_string()
+        guid(&self.text)
     }
+}
+
+/// A schema's GUID: the MD5 of its text, written as a UUID.
+fn guid(text: &str) -> String {
+    let md5 = openssl::hash::hash(MessageDigest::md5(), text.as_bytes()).unwrap();
+    uuid::Uuid::from_slice(&md5).unwrap().to_string()
 }
 
 /// Serves the registered `.proto` text as [`PROTO_FILE`]; imports are left to the next
@@ -333,15 +338,16 @@ pub struct Calls {
     pub register: usize,
     /// `GET /subjects/{subject}/versions/{version}`.
     pub version: usize,
-    /// `GET /associations/resources/{namespace}/{name}`: which subject a topic's values use.
+    /// `GET /associations/resources/{namespace}/{name}`: which subject a topic uses.
     pub associations: usize,
 }
 
 struct State {
     store: Mutex<Store>,
     mode: Mutex<Mode>,
-    /// The `Authorization` header every request must carry, when basic auth is on.
-    authorization: Option<String>,
+    /// The base64 `user:password` that every request's `Authorization: Basic` must carry,
+    /// when basic auth is on.
+    credentials: Option<String>,
     counters: Counters,
 }
 
@@ -371,9 +377,14 @@ impl State {
             } => return Some(error(status, error_code, message)),
             Mode::Hang => std::future::pending::<()>().await,
         }
-        if let Some(expected) = &self.authorization {
-            let given = req.headers().get(header::AUTHORIZATION);
-            if given.and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        if let Some(expected) = &self.credentials {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()?.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+                .map(|(_, credentials)| credentials.trim());
+            if given != Some(expected.as_str()) {
                 // Jetty refuses it before the REST layer, with its own JSON error page.
                 return Some(
                     HttpResponse::Unauthorized()
@@ -458,6 +469,7 @@ impl SchemaRequest {
     /// The registry's answer to a body that is not such a request (400) or to a schema that
     /// does not parse (42201).
     fn parse(body: &[u8], subject: &str) -> Result<Option<Parsed>, Refusal> {
+        // As rest-utils maps Jackson's parse and mapping errors (in serde's words here).
         let request: SchemaRequest = serde_json::from_slice(body)
             .map_err(|e| Refusal(StatusCode::BAD_REQUEST, 400, e.to_string()))?;
         let schema_type = SchemaType::from_request(request.schema_type.as_deref())
@@ -484,7 +496,8 @@ impl SchemaRequest {
 }
 
 /// What the real one says of a schema its parser refuses: the registry wraps the schema
-/// provider's message, which for Avro prints the whole request as a `Schema` entity.
+/// provider's message, which for Avro prints the request's schema as the `Schema` entity it
+/// parses (its hash key: no version, no id).
 fn invalid_schema_message(
     schema_type: SchemaType,
     subject: &str,
@@ -494,10 +507,9 @@ fn invalid_schema_message(
     let kind = schema_type.as_str();
     let provider = match schema_type {
         SchemaType::Avro => {
-            let md5 = openssl::hash::hash(MessageDigest::md5(), text.as_bytes()).unwrap();
-            let guid = uuid::Uuid::from_slice(&md5).unwrap();
+            let guid = guid(text);
             format!(
-                "Invalid schema {{subject={subject},version=0,id=-1,guid={guid},schemaType={kind},\
+                "Invalid schema {{subject={subject},version=null,id=null,guid={guid},schemaType={kind},\
                  references=[],metadata=null,ruleSet=null,schema={text},schemaTags=null,\
                  ts=null,deleted=null}} with refs [] of type {kind}, details: {details}"
             )
@@ -577,21 +589,23 @@ async fn look_up_schema_under_subject(
         Err(refusal) => return refusal.answer(),
     };
     let store = state.store.lock().unwrap();
-    match parsed.as_ref().and_then(|p| store.find(&subject, p)) {
+    match (
+        parsed.as_ref().and_then(|p| store.find(&subject, p)),
+        parsed,
+    ) {
         // The real one answers with the schema it was sent, in its own rendering.
-        Some(Found::Same { version, id }) => {
-            let parsed = parsed.expect("found");
-            answer(
-                json!({"subject": subject.as_str(), "version": version, "id": id,
+        (Some(Found::Same { version, id }), Some(parsed)) => answer(
+            json!({"subject": subject.as_str(), "version": version, "id": id,
                 "guid": parsed.guid(), "schemaType": parsed.schema_type.as_str(),
                 "schema": parsed.text}),
-            )
+        ),
+        (Some(Found::Equivalent { version, id }), _) => {
+            answer(entity(&store, &subject, version, id))
         }
-        Some(Found::Equivalent { version, id }) => answer(entity(&store, &subject, version, id)),
-        None if store.subjects.contains_key(subject.as_str()) => {
+        _ if store.subjects.contains_key(subject.as_str()) => {
             error(StatusCode::NOT_FOUND, 40403, "Schema not found")
         }
-        None => subject_not_found(&subject),
+        _ => subject_not_found(&subject),
     }
 }
 
@@ -740,9 +754,7 @@ impl Registry {
         let state = web::Data::from(Arc::new(State {
             store: Mutex::default(),
             mode: Mutex::new(Mode::Serve),
-            authorization: user_info
-                .as_ref()
-                .map(|u| format!("Basic {}", STANDARD.encode(u))),
+            credentials: user_info.as_ref().map(|u| STANDARD.encode(u)),
             counters: Counters::default(),
         }));
         let shared = state.clone();
