@@ -524,7 +524,12 @@ async fn confluent_deserializers_read_the_three_formats() {
         {"name": "name", "type": "string"},
         {"name": "count", "type": "long"},
         {"name": "nick", "type": ["null", "string"]},
-        {"name": "raw", "type": "bytes"}]}"#;
+        {"name": "raw", "type": "bytes"},
+        {"name": "tag", "type": {"type": "fixed", "name": "Tag", "size": 2}},
+        {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "B"]}},
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "price", "type": {"type": "bytes", "logicalType": "decimal",
+            "precision": 6, "scale": 2}}]}"#;
     let avro_id = registry.register("events-value", SchemaType::Avro, avro_text);
     let datum = avro(
         avro_text,
@@ -533,6 +538,13 @@ async fn confluent_deserializers_read_the_three_formats() {
             ("count".into(), AvroValue::Long(1 << 40)),
             ("nick".into(), AvroValue::Union(1, Box::new("ad".into()))),
             ("raw".into(), AvroValue::Bytes(vec![0, 0xff, b'A'])),
+            ("tag".into(), AvroValue::Fixed(2, vec![0xe9, b'!'])),
+            ("kind".into(), AvroValue::Enum(1, "B".into())),
+            ("at".into(), AvroValue::TimestampMillis(1_700_000_000_000)),
+            (
+                "price".into(),
+                AvroValue::Decimal(apache_avro::Decimal::from(vec![0x04, 0xd2])),
+            ),
         ]),
     );
     let key_id = registry.register("events-key", SchemaType::Avro, r#""string""#);
@@ -593,7 +605,8 @@ async fn confluent_deserializers_read_the_three_formats() {
     assert_eq!(
         decoded[..5],
         [
-            json!({"name": "ada", "count": 1_u64 << 40, "nick": "ad", "raw": "\u{0}\u{ff}A"}),
+            json!({"name": "ada", "count": 1_u64 << 40, "nick": "ad", "raw": "\u{0}\u{ff}A",
+                "tag": "é!", "kind": "B", "at": "2023-11-14T22:13:20+00:00", "price": "12.34"}),
             json!("k-1"),
             json!({"a": 5}),
             json!({"name": "pen", "count": "7", "tags": ["a", "b"]}),
