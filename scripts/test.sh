@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need (the tansu broker
-# into a cache, prometheus/promtool from Debian), starts the brokers, runs every test, stops
-# the brokers.
+# and a venv with Confluent's Python deserializers into a cache, prometheus/promtool from
+# Debian), starts the brokers, runs every test, stops the brokers.
 #
 #   scripts/test.sh [extra cargo test args...]
 #   scripts/test.sh --test api produce_v2::     one module of the integration tests
@@ -20,6 +20,9 @@ cleanup() {
 trap cleanup EXIT
 
 scripts/install-test-tools.sh
+# The Python that runs tests/api/confluent_decode.py.
+IT_PYTHON="$(scripts/install-test-venv.sh)"
+export IT_PYTHON
 scripts/brokers.sh start "$WORK"
 # shellcheck disable=SC1091
 source "$WORK/env"

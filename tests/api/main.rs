@@ -12,6 +12,7 @@ mod limits;
 mod metadata_v2;
 mod observability;
 mod produce_v2;
+mod registry_double;
 mod resilience;
 mod scram;
 mod tls;

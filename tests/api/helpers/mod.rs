@@ -1,7 +1,8 @@
 //! What the integration tests share: the app in this process ([`TestApp`]) or as the real
 //! binary ([`Binary`]), the tansu brokers that `scripts/test.sh` starts and librdkafka's mock
 //! cluster ([`Cluster`], [`mock_cluster`]), policy files ([`Policy`]), a local identity
-//! provider ([`idp`]), and waits for a condition where a fixed sleep would be a guess
+//! provider ([`idp`]), a Schema Registry double with Confluent's deserializers to read what
+//! was written ([`registry`]), and waits for a condition where a fixed sleep would be a guess
 //! ([`wait_until`] and the metric waits built on it).
 
 mod app;
@@ -9,6 +10,7 @@ mod binary;
 mod cluster;
 pub mod idp;
 mod policy;
+pub mod registry;
 mod wait;
 
 use std::path::PathBuf;
