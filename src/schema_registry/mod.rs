@@ -112,6 +112,7 @@ struct Inner {
     http: reqwest::Client,
     urls: Vec<String>,
     credentials: Option<(String, SecretString)>,
+    request_timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -199,6 +200,7 @@ impl SchemaRegistry {
                 http,
                 urls: settings.urls.clone(),
                 credentials,
+                request_timeout: Duration::from_millis(settings.request_timeout_ms),
                 metrics,
             }),
         }))
@@ -335,8 +337,17 @@ impl SchemaRegistry {
                 .header(CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE))
                 .body(bytes);
         }
-        // reqwest's errors name the URL, never the credentials.
-        let unavailable = |e: reqwest::Error| RegistryError::Unavailable(without_url(&e));
+        let unavailable = |e: reqwest::Error| {
+            RegistryError::Unavailable(if e.is_timeout() {
+                // As the bound on the whole resolution says it.
+                format!(
+                    "no answer within {} ms",
+                    self.inner.request_timeout.as_millis()
+                )
+            } else {
+                without_url(&e)
+            })
+        };
         let response = request.send().await.map_err(unavailable)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(unavailable)?;
@@ -381,9 +392,7 @@ fn refusal(status: StatusCode, body: &[u8]) -> RegistryError {
 
 /// A transport error's description without the URL (which a log reader already has).
 fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
+    let kind = if e.is_connect() {
         "cannot connect"
     } else {
         "request failed"
