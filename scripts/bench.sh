@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark harness (issue 7). Builds release, starts a tansu broker on memory storage and the
 # proxy's release binary, and measures with wrk (scripts/bench/produce.lua):
-#   - 1-record json, 100-record json batch, 1-record binary, each at BENCH_CONCURRENCY;
+#   - 1-record json, 100-record json batch, 1-record binary, 1-record avro and 100-record
+#     avro batch (the same values, schema by id, a static registry responder:
+#     scripts/bench/registry.py), each at BENCH_CONCURRENCY;
 #   - p99 at half the maximum load (1-record json and 100-record json, paced requests);
 #   - baselines in the same run: examples/direct_producer (same records, same producer
 #     settings, no HTTP: the records/s ceiling) and examples/fixed_200 (same wrk load on an
@@ -39,6 +41,8 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 # direct producer writes the same bytes.
 VALUE='{"id":1234567,"name":"benchmark-record-abcdefghijklmnopqrstuvwxyz-0123456789-ABCDEF","amount":12.34}'
 VALUE_B64="$(printf '%s' "$VALUE" | base64 -w0)"
+# The Avro schema of VALUE, which is also its Avro JSON; registered as id 1.
+AVRO_SCHEMA='{"type":"record","name":"BenchRecord","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},{"name":"amount","type":"double"}]}'
 CLK_TCK="$(getconf CLK_TCK)"
 STARTED_AT="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 STARTED_S="$(date +%s)"
@@ -109,7 +113,7 @@ run_wrk() {
     local tag="$scenario-c$conns${rate:+-r$rate}"
     export BENCH_FORMAT="$format" BENCH_BATCH="$batch" BENCH_VALUE="$VALUE" \
         BENCH_VALUE_B64="$VALUE_B64" BENCH_LABEL="$scenario" BENCH_THREADS="$THREADS" \
-        BENCH_RATE="$rate"
+        BENCH_RATE="$rate" BENCH_SCHEMA_ID=1
     local threads="$THREADS"
     ((conns >= threads)) || threads="$conns"
     if [[ "$WARMUP" != 0 ]]; then
@@ -190,10 +194,16 @@ PIDS+=("$BROKER_PID")
 wait_port "$BROKER_PORT" "tansu" "$WORK/tansu/broker.log"
 log "tansu broker on 127.0.0.1:$BROKER_PORT (pid $BROKER_PID, memory storage)"
 
+# --- schema registry (static responder) -----------------------------------------------------
+REGISTRY_PORT="$(free_port)"
+python3 "$HERE/bench/registry.py" "$REGISTRY_PORT" "$AVRO_SCHEMA" >"$WORK/registry.log" 2>&1 &
+PIDS+=("$!")
+wait_port "$REGISTRY_PORT" "the registry responder" "$WORK/registry.log"
+
 # --- proxy ---------------------------------------------------------------------------------
 PROXY_PORT="$(free_port)"
 KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false KRP_LOG__LEVEL=warn \
-    KRP_METRICS__LISTEN=127.0.0.1:0 \
+    KRP_METRICS__LISTEN=127.0.0.1:0 KRP_SCHEMA_REGISTRY__URLS="http://127.0.0.1:$REGISTRY_PORT" \
     "$TARGET_DIR/release/kafka-rest-proxy" --listen "127.0.0.1:$PROXY_PORT" >"$WORK/proxy.log" 2>&1 &
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
@@ -208,6 +218,10 @@ new_topic
 smoke="$(curl -s -w '\n%{http_code}' -X POST "http://127.0.0.1:$PROXY_PORT/topics/$TOPIC" \
     -H 'Content-Type: application/vnd.kafka.json.v2+json' -d "{\"records\":[{\"value\":$VALUE}]}")"
 [[ "$(tail -n 1 <<<"$smoke")" == 200 ]] || die "smoke produce failed: $smoke"
+smoke_avro="$(curl -s -w '\n%{http_code}' -X POST "http://127.0.0.1:$PROXY_PORT/topics/$TOPIC" \
+    -H 'Content-Type: application/vnd.kafka.avro.v2+json' \
+    -d "{\"value_schema_id\":1,\"records\":[{\"value\":$VALUE}]}")"
+[[ "$(tail -n 1 <<<"$smoke_avro")" == 200 ]] || die "smoke avro produce failed: $smoke_avro"
 log "kafka-rest-proxy on 127.0.0.1:$PROXY_PORT (pid $PROXY_PID); smoke produce: $(head -n 1 <<<"$smoke")"
 
 # --- fixed-200 baseline server ---------------------------------------------------------------
@@ -226,6 +240,12 @@ for c in $CONCURRENCY; do
 done
 for c in $CONCURRENCY; do
     run_wrk "binary, 1 record" "$PROXY_PID" "$PROXY_PORT" binary 1 "$c"
+done
+for c in $CONCURRENCY; do
+    run_wrk "avro, 1 record" "$PROXY_PID" "$PROXY_PORT" avro 1 "$c"
+done
+for c in $CONCURRENCY; do
+    run_wrk "avro, 100-record batch" "$PROXY_PID" "$PROXY_PORT" avro 100 "$c"
 done
 
 # Half the maximum load: half the best requests/s seen above, paced on PACED_CONNECTIONS.
@@ -303,6 +323,7 @@ def by(s):
     return {r["connections"]: r for r in rows if r["scenario"] == s and not r.get("target_rate")}
 
 batch, direct100 = by("json, 100-record batch"), by("direct producer, batch 100")
+avro_batch = by("avro, 100-record batch")
 single, binary, fixed = by("json, 1 record"), by("binary, 1 record"), by("fixed-200 baseline (json, 1 record)")
 print("| ratio | " + " | ".join(f"c={c}" for c in sorted(batch)) + " | best ÷ best | target |")
 print("|---|" + "---:|" * (len(batch) + 2))
@@ -316,6 +337,7 @@ def ratio_row(name, num, den, key, target):
 ratio_row("100-record batch records/s ÷ direct producer (batch 100) records/s", batch, direct100, "records_per_s", 0.7)
 ratio_row("json 1-record requests/s ÷ fixed-200 requests/s", single, fixed, "requests_per_s", 0.4)
 ratio_row("binary 1-record requests/s ÷ fixed-200 requests/s", binary, fixed, "requests_per_s", 0.4)
+ratio_row("avro 100-record batch records/s ÷ json 100-record batch records/s", avro_batch, batch, "records_per_s", 0.8)
 
 print()
 for r in rows:

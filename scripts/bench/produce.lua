@@ -2,10 +2,12 @@
 -- response that is not a clean 200, and print one machine-readable result line.
 --
 -- Environment (set by bench.sh):
---   BENCH_FORMAT     json | binary                       (default json)
+--   BENCH_FORMAT     json | binary | avro                (default json; avro sends the
+--                    value with "value_schema_id": BENCH_SCHEMA_ID)
 --   BENCH_BATCH      records per request                 (default 1)
 --   BENCH_VALUE      the record value, compact JSON      (json format)
 --   BENCH_VALUE_B64  the same bytes in base64            (binary format)
+--   BENCH_SCHEMA_ID  the registered Avro schema of BENCH_VALUE (avro format)
 --   BENCH_LABEL      copied into the result line
 --   BENCH_RATE       optional: target requests/s over all threads. Paces requests with
 --                    wrk's delay() hook on a per-thread schedule (wrk2-style constant rate,
@@ -26,10 +28,17 @@ local rate = tonumber(os.getenv("BENCH_RATE") or "")
 local threads_n = tonumber(os.getenv("BENCH_THREADS") or "1")
 
 local record
+local schema_ref = ""
 if format == "binary" then
     assert(value_b64, "BENCH_VALUE_B64 is required with BENCH_FORMAT=binary")
     record = '{"value":"' .. value_b64 .. '"}'
     wrk.headers["Content-Type"] = "application/vnd.kafka.binary.v2+json"
+elseif format == "avro" then
+    local schema_id = os.getenv("BENCH_SCHEMA_ID")
+    assert(schema_id, "BENCH_SCHEMA_ID is required with BENCH_FORMAT=avro")
+    record = '{"value":' .. value .. '}'
+    schema_ref = '"value_schema_id":' .. schema_id .. ','
+    wrk.headers["Content-Type"] = "application/vnd.kafka.avro.v2+json"
 else
     record = '{"value":' .. value .. '}'
     wrk.headers["Content-Type"] = "application/vnd.kafka.json.v2+json"
@@ -41,7 +50,7 @@ end
 -- A static request: wrk formats it once, so the load generator spends as little CPU as it can
 -- (it shares the machine with the proxy).
 wrk.method = "POST"
-wrk.body = '{"records":[' .. table.concat(records, ",") .. ']}'
+wrk.body = '{' .. schema_ref .. '"records":[' .. table.concat(records, ",") .. ']}'
 wrk.headers["Accept"] = "application/vnd.kafka.v2+json"
 
 -- Per-thread counters (each wrk thread has its own Lua state; done() collects them).

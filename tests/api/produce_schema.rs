@@ -315,8 +315,27 @@ async fn a_registry_outage_spares_cached_schemas_and_is_503_for_the_others() {
     registry.restore();
     registry.fail_with(401, 401, "Unauthorized");
     let r = app.post(&path, AVRO, &uncached).await;
-    assert_eq!(r.status, 403, "{}", r.body);
-    assert_eq!(r.json()["error_code"], 40301);
+    r.assert_exact(
+        403,
+        &format!(
+            r#"{{"error_code":40301,"message":"Error when registering schema. format = AVRO, subject = {topic}-value: the Schema Registry refused the proxy's credentials (Unauthorized; error code: 401)."}}"#
+        ),
+    );
+
+    // A refusal of the registry's own (here: compatibility) is the partner's: 42207 with
+    // the registry's words.
+    registry.fail_with(
+        409,
+        409,
+        "Schema being registered is incompatible with an earlier schema",
+    );
+    let r = app.post(&path, AVRO, &uncached).await;
+    r.assert_exact(
+        422,
+        &format!(
+            r#"{{"error_code":42207,"message":"Error serializing message. Error when registering schema. format = AVRO, subject = {topic}-value\nSchema being registered is incompatible with an earlier schema; error code: 409"}}"#
+        ),
+    );
     assert_eq!(cluster.high_watermarks(&topic, 1).await, [2]);
     app.stop().await.unwrap();
 }
