@@ -10,6 +10,7 @@ pub mod metadata;
 pub mod observe;
 pub mod produce_v2;
 pub mod v2;
+pub mod v3;
 
 use std::sync::Arc;
 

@@ -37,12 +37,17 @@ impl TopicMetadata {
 /// Brokers and the topics that answered without error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterMetadata {
+    /// The Kafka cluster's own id (the v3 API's `cluster_id`); `None` when the cluster
+    /// did not name one.
+    pub cluster_id: Option<String>,
     pub brokers: Vec<i32>,
     pub topics: Vec<TopicMetadata>,
 }
 
 /// What one metadata request returned: the brokers, and each topic or its error.
 pub(super) struct Fetched {
+    /// Asked for with the listing of all topics only.
+    pub cluster_id: Option<String>,
     pub brokers: Vec<i32>,
     pub topics: Vec<(String, Result<TopicMetadata, RDKafkaErrorCode>)>,
 }
@@ -57,14 +62,18 @@ pub(super) async fn fetch(
     let producer = Arc::clone(producer);
     let topic = topic.map(str::to_owned);
     tokio::task::spawn_blocking(move || {
-        producer
-            .client()
+        let client = producer.client();
+        let mut fetched = client
             .fetch_metadata(topic.as_deref(), timeout)
             .map(|m| convert(&m))
             .map_err(|e| match e.rdkafka_error_code() {
                 Some(code) => code.to_string(),
                 None => e.to_string(),
-            })
+            })?;
+        if topic.is_none() {
+            fetched.cluster_id = client.fetch_cluster_id(timeout);
+        }
+        Ok(fetched)
     })
     .await
     .map_err(|e| format!("metadata task failed: {e}"))?
@@ -100,5 +109,9 @@ fn convert(metadata: &Metadata) -> Fetched {
             (t.name().to_owned(), result)
         })
         .collect();
-    Fetched { brokers, topics }
+    Fetched {
+        cluster_id: None,
+        brokers,
+        topics,
+    }
 }

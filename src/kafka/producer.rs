@@ -204,6 +204,7 @@ impl Kafka {
             .await
             .map_err(|e| self.unavailable(e))?;
         let cluster = Arc::new(ClusterMetadata {
+            cluster_id: fetched.cluster_id,
             brokers: fetched.brokers,
             topics: fetched
                 .topics
