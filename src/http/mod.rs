@@ -1,9 +1,11 @@
 //! The HTTP edge: one route table, one thin adapter per API surface (`produce_v2`,
-//! `metadata`, `health`), the v2 rendering (`v2`), and the middleware that wraps them all:
+//! `metadata`, `health`), the steps metadata reads share (`describe`), the v2 rendering
+//! (`v2`), and the middleware that wraps them all:
 //! `observe` (request id, span, metrics, access log), `guard` (draining and the in-flight
 //! budget) and `authenticate`.
 
 pub mod authenticate;
+mod describe;
 pub mod guard;
 pub mod health;
 pub mod metadata;
