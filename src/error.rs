@@ -22,6 +22,7 @@ pub struct ErrorCode(pub u32);
 
 impl ErrorCode {
     pub const BAD_REQUEST: ErrorCode = ErrorCode(400);
+    /// No such route; in v3 also no such cluster or partition, as Confluent answers them.
     pub const ROUTE_NOT_FOUND: ErrorCode = ErrorCode(404);
     pub const METHOD_NOT_ALLOWED: ErrorCode = ErrorCode(405);
     pub const NOT_ACCEPTABLE: ErrorCode = ErrorCode(406);
@@ -35,6 +36,8 @@ impl ErrorCode {
     pub const KAFKA_AUTHORIZATION: ErrorCode = ErrorCode(40301);
     pub const TOPIC_NOT_FOUND: ErrorCode = ErrorCode(40401);
     pub const PARTITION_NOT_FOUND: ErrorCode = ErrorCode(40402);
+    /// v3: Kafka's UNKNOWN_TOPIC_OR_PARTITION, for a topic that does not exist.
+    pub const UNKNOWN_TOPIC_OR_PARTITION: ErrorCode = ErrorCode(40403);
     pub const KEY_SCHEMA_MISSING: ErrorCode = ErrorCode(42201);
     pub const VALUE_SCHEMA_MISSING: ErrorCode = ErrorCode(42202);
     pub const INVALID_SCHEMA: ErrorCode = ErrorCode(42205);
@@ -118,6 +121,23 @@ pub enum ApiError {
     InvalidTopicName(InvalidTopicName),
     #[error("Partition not found.")]
     PartitionNotFound,
+    /// v3: the path names a cluster other than the one this service serves.
+    #[error("Cluster {0} cannot be found.")]
+    ClusterNotFound(String),
+    /// v3: the topic does not exist (Confluent relays Kafka's UNKNOWN_TOPIC_OR_PARTITION),
+    /// naming the partition when one was asked for, in Confluent's words.
+    #[error("{}", match .partition {
+        None => "This server does not host this topic-partition.".to_owned(),
+        Some(p) => format!("This server does not host topic-partition {p} for topic {}", .topic),
+    })]
+    TopicNotHosted {
+        topic: String,
+        partition: Option<i32>,
+    },
+    /// v3: a topic's partition that does not exist: JAX-RS's bare not-found, as Confluent
+    /// answers it.
+    #[error("HTTP 404 Not Found")]
+    ResourceNotFound,
     /// A Schema Registry format's schema cannot be resolved or used.
     #[error("{0}")]
     Schema(SchemaError),
@@ -157,6 +177,8 @@ impl ApiError {
             ApiError::InvalidEnvelope(_) => ErrorCode::UNPROCESSABLE,
             ApiError::InvalidTopicName(_) => ErrorCode::TOPIC_NOT_FOUND,
             ApiError::PartitionNotFound => ErrorCode::PARTITION_NOT_FOUND,
+            ApiError::ClusterNotFound(_) | ApiError::ResourceNotFound => ErrorCode::ROUTE_NOT_FOUND,
+            ApiError::TopicNotHosted { .. } => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             ApiError::Schema(e) => schema_error_code(e),
             ApiError::Metadata(e) => metadata_error_code(e),
             ApiError::Unauthenticated(AuthError::AddressNotAllowed)
@@ -242,7 +264,7 @@ fn metadata_error_code(error: &MetadataError) -> ErrorCode {
         MetadataError::Authentication(_) => ErrorCode::KAFKA_AUTHENTICATION,
         MetadataError::Authorization(_) => ErrorCode::KAFKA_AUTHORIZATION,
         MetadataError::Unavailable(_) => ErrorCode::NO_BROKER_AVAILABLE,
-        MetadataError::Fatal(_) => ErrorCode::KAFKA_ERROR,
+        MetadataError::Fatal(_) | MetadataError::NoClusterId => ErrorCode::KAFKA_ERROR,
     }
 }
 
@@ -302,6 +324,23 @@ mod tests {
                 None,
             ),
             (ApiError::PartitionNotFound, 40402, 404, None),
+            (ApiError::ClusterNotFound("c".into()), 404, 404, None),
+            (
+                ApiError::TopicNotHosted {
+                    topic: "t".into(),
+                    partition: None,
+                },
+                40403,
+                404,
+                None,
+            ),
+            (ApiError::ResourceNotFound, 404, 404, None),
+            (
+                ApiError::Metadata(MetadataError::NoClusterId),
+                50002,
+                500,
+                None,
+            ),
             (
                 ApiError::Metadata(MetadataError::UnknownTopic),
                 40401,
@@ -441,6 +480,34 @@ mod tests {
         ];
         for (error, code) in table {
             assert_eq!(record_error_code(&error), ErrorCode(code), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn v3_not_found_messages_are_confluents() {
+        let messages = [
+            (
+                ApiError::ClusterNotFound("foo".into()),
+                "Cluster foo cannot be found.",
+            ),
+            (
+                ApiError::TopicNotHosted {
+                    topic: "t".into(),
+                    partition: None,
+                },
+                "This server does not host this topic-partition.",
+            ),
+            (
+                ApiError::TopicNotHosted {
+                    topic: "t".into(),
+                    partition: Some(3),
+                },
+                "This server does not host topic-partition 3 for topic t",
+            ),
+            (ApiError::ResourceNotFound, "HTTP 404 Not Found"),
+        ];
+        for (error, message) in messages {
+            assert_eq!(error.to_string(), message);
         }
     }
 

@@ -119,6 +119,7 @@ impl Application {
                     )
                 },
             ),
+            advertised_url: settings.server.advertised_url.clone(),
         });
         let gate = web::Data::new(Gate {
             lifecycle: Arc::clone(&lifecycle),

@@ -190,6 +190,11 @@ impl Authenticator {
         self.network.client_ip(peer, forwarded_for)
     }
 
+    /// Whether `peer` is a trusted proxy, whose `X-Forwarded-*` headers are believed.
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.network.is_trusted(peer)
+    }
+
     /// Paths served without credentials: the probes, and the configured ones.
     pub fn is_open(&self, path: &str) -> bool {
         !self.enabled

@@ -47,7 +47,7 @@ pub use kafka::{
 pub use limits::{LimitSettings, Rate, RateLimitSettings};
 pub use observability::{LogFormat, LogSettings, MetricsSettings};
 pub use schema_registry::SchemaRegistrySettings;
-pub use server::{ServerSettings, TlsSettings};
+pub use server::{AdvertisedUrl, ServerSettings, TlsSettings};
 pub use validation::{TopicSchema, ValidationSettings};
 
 use serde::Deserialize;
@@ -362,6 +362,27 @@ mod tests {
         .to_string();
         assert!(err.contains("sasl_password"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_advertised_url_is_refused_naming_the_key() {
+        let s = load(
+            "[server]\nadvertised_url = \"https://api.example.com/kafka/\"\n[kafka]\nbootstrap_servers = \"b:9092\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.server.advertised_url.unwrap().as_str(),
+            "https://api.example.com/kafka"
+        );
+        let err = load(
+            "[server]\nadvertised_url = \"api.example.com\"\n[kafka]\nbootstrap_servers = \"b:9092\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server.advertised_url"), "{err}");
+        assert!(err.contains("absolute http(s) URL"), "{err}");
     }
 
     #[test]

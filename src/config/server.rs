@@ -1,8 +1,10 @@
 //! `[server]`: the HTTP listeners.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use actix_web::http::Uri;
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -26,6 +28,46 @@ pub struct ServerSettings {
     pub shutdown_timeout_ms: u64,
     /// An HTTPS listener, beside the plaintext one.
     pub tls: TlsSettings,
+    /// The base of the links in API v3 bodies (`self`, `related`), e.g.
+    /// `https://api.example.com/kafka` behind an API Gateway stage; unset, links use the
+    /// request's scheme and host (as forwarded by a trusted proxy).
+    pub advertised_url: Option<AdvertisedUrl>,
+}
+
+/// An absolute `http` or `https` URL with a host and no query or fragment, kept without
+/// its trailing `/` so that paths append to it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct AdvertisedUrl(String);
+
+impl AdvertisedUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AdvertisedUrl {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<AdvertisedUrl, String> {
+        let expected = "an absolute http(s) URL such as https://api.example.com/kafka";
+        let uri: Uri = text
+            .parse()
+            .map_err(|e| format!("{e}: expected {expected}"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(format!("expected {expected}"));
+        }
+        if uri.query().is_some() || text.contains('#') {
+            return Err("a query or fragment cannot prefix paths".to_owned());
+        }
+        Ok(AdvertisedUrl(text.trim_end_matches('/').to_owned()))
+    }
+}
+
+impl fmt::Display for AdvertisedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// The HTTPS listener (OpenSSL): TLS 1.2 and 1.3 only, optional client certificates.
@@ -52,6 +94,7 @@ impl Default for ServerSettings {
             request_timeout_ms: 25_000,
             shutdown_timeout_ms: 25_000,
             tls: TlsSettings::default(),
+            advertised_url: None,
         }
     }
 }
@@ -75,5 +118,38 @@ impl ServerSettings {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_urls() {
+        for (text, kept) in [
+            (
+                "https://api.example.com/kafka/",
+                "https://api.example.com/kafka",
+            ),
+            ("http://10.0.0.1:8082", "http://10.0.0.1:8082"),
+            ("https://api.example.com/", "https://api.example.com"),
+        ] {
+            assert_eq!(
+                AdvertisedUrl::try_from(text.to_owned()).unwrap().as_str(),
+                kept
+            );
+        }
+        for bad in [
+            "api.example.com",
+            "/kafka",
+            "ftp://api.example.com",
+            "https://api.example.com/kafka?stage=prod",
+            "https://api.example.com/kafka#x",
+            "https:///kafka",
+            "",
+        ] {
+            assert!(AdvertisedUrl::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
     }
 }

@@ -10,25 +10,13 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::authenticate::{authorize, may_describe, principal, AuthState};
-use super::observe::client_ip;
+use super::authenticate::AuthState;
+use super::describe::{charge, describable_topic, listed_topics};
 use super::v2::json as v2_json;
-use super::{check_accept, parse_partition, parse_topic, AppState};
-use crate::auth::Operation;
+use super::{check_accept, parse_partition, AppState};
 use crate::domain::Partition;
 use crate::error::ApiError;
 use crate::kafka::{PartitionMetadata, TopicMetadata};
-use crate::produce::Caller;
-
-/// Charges the call to the caller's rate limit (429 past it).
-fn charge(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let principal = principal(req);
-    let caller = Caller {
-        principal: principal.as_ref(),
-        client_ip: client_ip(req),
-    };
-    Ok(state.produce.charge_lookup(caller)?)
-}
 
 /// `GET /`: an empty object, as Confluent answers.
 pub async fn root(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -50,13 +38,8 @@ pub async fn list_brokers(
     charge(&req, &state)?;
     let cluster = state.kafka.cluster().await?;
     Ok(v2_json(&BrokerList {
-        brokers: cluster.brokers.clone(),
+        brokers: cluster.brokers.iter().map(|b| b.id).collect(),
     }))
-}
-
-/// Kafka's internal topics (`__consumer_offsets`, `__transaction_state`…) are not listed.
-fn is_internal(name: &str) -> bool {
-    name.starts_with("__")
 }
 
 /// `GET /topics`: topic names the caller may describe, sorted, internal topics excluded.
@@ -68,14 +51,10 @@ pub async fn list_topics(
     check_accept(&req)?;
     charge(&req, &state)?;
     let cluster = state.kafka.cluster().await?;
-    let mut names: Vec<String> = cluster
-        .topics
-        .iter()
-        .map(|t| &t.name)
-        .filter(|n| !is_internal(n) && may_describe(&req, &auth, n))
-        .cloned()
+    let names: Vec<&str> = listed_topics(&req, &auth, &cluster)
+        .into_iter()
+        .map(|t| t.name.as_str())
         .collect();
-    names.sort();
     Ok(v2_json(&names))
 }
 
@@ -119,8 +98,7 @@ struct TopicBody {
 }
 
 /// The topic's metadata from the topic cache (a miss, or a `partition` beyond the cached
-/// count, asks the cluster once). The policy is checked first: a caller may not learn
-/// whether a topic it cannot describe exists.
+/// count, asks the cluster once), once the caller is known to be allowed to describe it.
 async fn cached_topic(
     req: &HttpRequest,
     state: &AppState,
@@ -128,8 +106,7 @@ async fn cached_topic(
     raw_topic: &str,
     partition: Option<Partition>,
 ) -> Result<Arc<TopicMetadata>, ApiError> {
-    let topic = parse_topic(raw_topic)?;
-    authorize(req, auth, Operation::Describe, topic.as_str())?;
+    let topic = describable_topic(req, auth, raw_topic)?;
     charge(req, state)?;
     Ok(state.kafka.topic(&topic, partition).await?)
 }
@@ -199,12 +176,5 @@ mod tests {
             serde_json::to_string(&body).unwrap(),
             r#"{"partition":0,"leader":1,"replicas":[{"broker":1,"leader":true,"in_sync":true},{"broker":2,"leader":false,"in_sync":false}]}"#
         );
-    }
-
-    #[test]
-    fn internal_topics() {
-        assert!(is_internal("__consumer_offsets"));
-        assert!(!is_internal("_schemas"));
-        assert!(!is_internal("orders"));
     }
 }

@@ -1,22 +1,26 @@
 //! The HTTP edge: one route table, one thin adapter per API surface (`produce_v2`,
-//! `metadata`, `health`), the v2 rendering (`v2`), and the middleware that wraps them all:
-//! `observe` (request id, span, metrics, access log), `guard` (draining and the in-flight
-//! budget) and `authenticate`.
+//! `metadata`, `resources_v3`, `health`), the steps metadata reads share (`describe`), the
+//! v2 and v3 renderings (`v2`, `v3`), and the middleware that wraps them all: `observe`
+//! (request id, span, metrics, access log), `guard` (draining and the in-flight budget) and
+//! `authenticate`.
 
 pub mod authenticate;
+mod describe;
 pub mod guard;
 pub mod health;
 pub mod metadata;
 pub mod observe;
 pub mod produce_v2;
+pub mod resources_v3;
 pub mod v2;
 pub mod v3;
 
 use std::sync::Arc;
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
+use crate::config::AdvertisedUrl;
 use crate::domain::{Partition, TopicName};
 use crate::error::ApiError;
 use crate::formats::{self, SchemaFormats};
@@ -48,6 +52,30 @@ pub fn routes(cfg: &mut web::ServiceConfig, serve_metrics: bool) {
                 .route(web::get().to(metadata::get_partition))
                 .route(web::post().to(produce_v2::produce_to_partition)),
         )
+        .service(resource("/v3/clusters").route(web::get().to(resources_v3::list_clusters)))
+        .service(
+            resource("/v3/clusters/{cluster_id}").route(web::get().to(resources_v3::get_cluster)),
+        )
+        .service(
+            resource("/v3/clusters/{cluster_id}/topics")
+                .route(web::get().to(resources_v3::list_topics)),
+        )
+        .service(
+            resource("/v3/clusters/{cluster_id}/topics/{topic_name}")
+                .route(web::get().to(resources_v3::get_topic)),
+        )
+        .service(
+            resource("/v3/clusters/{cluster_id}/topics/{topic_name}/partitions")
+                .route(web::get().to(resources_v3::list_partitions)),
+        )
+        .service(
+            resource("/v3/clusters/{cluster_id}/topics/{topic_name}/partitions/{partition_id}")
+                .route(web::get().to(resources_v3::get_partition)),
+        )
+        .service(
+            resource("/v3/clusters/{cluster_id}/brokers")
+                .route(web::get().to(resources_v3::list_brokers)),
+        )
         .default_service(web::to(route_not_found));
 }
 
@@ -59,12 +87,22 @@ fn resource(path: &'static str) -> actix_web::Resource {
         .default_service(web::to(method_not_allowed))
 }
 
-async fn route_not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::RouteNotFound)
+async fn route_not_found(req: HttpRequest) -> HttpResponse {
+    error_response(req.path(), ApiError::RouteNotFound)
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    error_response(req.path(), ApiError::MethodNotAllowed)
+}
+
+/// `error` in the rendering of the API that `path` belongs to: for the answers given before
+/// any handler runs (authentication, admission, unknown routes and methods).
+pub fn error_response(path: &str, error: ApiError) -> HttpResponse {
+    if v3::is_v3_path(path) {
+        v3::V3Error(error).error_response()
+    } else {
+        error.error_response()
+    }
 }
 
 /// Shared state of the handlers.
@@ -75,9 +113,12 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
     /// The Schema Registry formats' resolver; `None` without a registry (they answer 42206).
     pub schemas: Option<SchemaFormats>,
+    /// `server.advertised_url`: the base of the links in v3 bodies, when set.
+    pub advertised_url: Option<AdvertisedUrl>,
 }
 
-/// Checks the `Accept` header of a v2 request.
+/// Checks the `Accept` header of a v2 request, and of a v3 one (which answers
+/// `application/json`, one of the types it accepts).
 fn check_accept(req: &HttpRequest) -> Result<(), ApiError> {
     let accept = req
         .headers()

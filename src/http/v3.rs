@@ -12,6 +12,12 @@ use crate::error::ApiError;
 /// The Content-Type of every API v3 response.
 pub const V3_CONTENT_TYPE: &str = "application/json";
 
+/// Whether `path` belongs to API v3, whose errors are rendered the v3 way even where no v3
+/// handler runs.
+pub fn is_v3_path(path: &str) -> bool {
+    path == "/v3" || path.starts_with("/v3/")
+}
+
 /// A JSON response in the v3 Content-Type.
 pub fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
     HttpResponse::build(status)

@@ -34,13 +34,22 @@ impl TopicMetadata {
     }
 }
 
+/// One broker as the cluster advertises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerMetadata {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
 /// Brokers and the topics that answered without error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterMetadata {
     /// The Kafka cluster's own id (the v3 API's `cluster_id`); `None` when the cluster
     /// did not name one.
     pub cluster_id: Option<String>,
-    pub brokers: Vec<i32>,
+    /// Sorted by id.
+    pub brokers: Vec<BrokerMetadata>,
     pub topics: Vec<TopicMetadata>,
 }
 
@@ -48,7 +57,7 @@ pub struct ClusterMetadata {
 pub(super) struct Fetched {
     /// Asked for with the listing of all topics only.
     pub cluster_id: Option<String>,
-    pub brokers: Vec<i32>,
+    pub brokers: Vec<BrokerMetadata>,
     pub topics: Vec<(String, Result<TopicMetadata, RDKafkaErrorCode>)>,
 }
 
@@ -80,8 +89,16 @@ pub(super) async fn fetch(
 }
 
 fn convert(metadata: &Metadata) -> Fetched {
-    let mut brokers: Vec<i32> = metadata.brokers().iter().map(|b| b.id()).collect();
-    brokers.sort_unstable();
+    let mut brokers: Vec<BrokerMetadata> = metadata
+        .brokers()
+        .iter()
+        .map(|b| BrokerMetadata {
+            id: b.id(),
+            host: b.host().to_owned(),
+            port: b.port(),
+        })
+        .collect();
+    brokers.sort_unstable_by_key(|b| b.id);
     let topics = metadata
         .topics()
         .iter()

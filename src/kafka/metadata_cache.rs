@@ -1,5 +1,6 @@
 //! The topic cache: what the cluster said about each topic name, so that unknown topics and
-//! partitions get a fast 404 instead of a delivery timeout and known ones cost no request.
+//! partitions get a fast 404 instead of a delivery timeout and known ones cost no request;
+//! and the cluster's id, which every v3 request checks its path against.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -29,13 +30,32 @@ enum Entry {
     },
 }
 
-/// Topic name to metadata, refreshed on a miss and by the periodic full refresh.
+/// Topic name to metadata, refreshed on a miss and by the periodic full refresh; the
+/// cluster id as the latest listing named it.
 #[derive(Default)]
 pub(super) struct MetadataCache {
     entries: RwLock<HashMap<String, Entry>>,
+    cluster_id: RwLock<Option<Arc<str>>>,
 }
 
 impl MetadataCache {
+    /// The cluster id the latest listing named, if any has.
+    pub fn cluster_id(&self) -> Option<Arc<str>> {
+        self.cluster_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Remembers the id a listing named; a listing that named none leaves the last one.
+    pub fn put_cluster_id(&self, id: Option<&str>) {
+        let Some(id) = id else { return };
+        let mut slot = self.cluster_id.write().unwrap_or_else(|p| p.into_inner());
+        if slot.as_deref() != Some(id) {
+            *slot = Some(Arc::from(id));
+        }
+    }
+
     pub fn get(&self, name: &str) -> Cached {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         match entries.get(name) {
@@ -125,6 +145,17 @@ mod tests {
             matches!(cache.get("typo"), Cached::Miss),
             "stale unknown names go"
         );
+    }
+
+    #[test]
+    fn cluster_id_is_kept_until_a_listing_names_another() {
+        let cache = MetadataCache::default();
+        assert_eq!(cache.cluster_id(), None);
+        cache.put_cluster_id(Some("c1"));
+        cache.put_cluster_id(None);
+        assert_eq!(cache.cluster_id().as_deref(), Some("c1"));
+        cache.put_cluster_id(Some("c2"));
+        assert_eq!(cache.cluster_id().as_deref(), Some("c2"));
     }
 
     #[test]

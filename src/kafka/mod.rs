@@ -18,6 +18,6 @@ mod producer;
 
 pub use delivery::Deliveries;
 pub use health::{Health, NotReady};
-pub use metadata::{ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use outcome::{Delivered, MetadataError, Outcome, ProduceError};
 pub use producer::{librdkafka_version, Kafka, KafkaSetupError};

@@ -106,6 +106,10 @@ pub enum MetadataError {
     Unavailable(String),
     #[error("The Kafka producer failed and cannot recover.")]
     Fatal(String),
+    /// The cluster names no cluster id (Metadata v2 needs Kafka 0.10.1): API v3 paths,
+    /// which start with it, cannot be served.
+    #[error("The Kafka cluster does not report a cluster id (Kafka 0.10.1 or later is needed).")]
+    NoClusterId,
 }
 
 impl MetadataError {
@@ -116,7 +120,9 @@ impl MetadataError {
             | MetadataError::Authorization(detail)
             | MetadataError::Unavailable(detail)
             | MetadataError::Fatal(detail) => Some(detail),
-            MetadataError::UnknownTopic | MetadataError::UnknownPartition => None,
+            MetadataError::UnknownTopic
+            | MetadataError::UnknownPartition
+            | MetadataError::NoClusterId => None,
         }
     }
 }

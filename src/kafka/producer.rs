@@ -203,6 +203,7 @@ impl Kafka {
         let fetched = metadata::fetch(&self.producer, None, self.metadata_timeout)
             .await
             .map_err(|e| self.unavailable(e))?;
+        self.cache.put_cluster_id(fetched.cluster_id.as_deref());
         let cluster = Arc::new(ClusterMetadata {
             cluster_id: fetched.cluster_id,
             brokers: fetched.brokers,
@@ -214,6 +215,22 @@ impl Kafka {
         });
         *listing = Some((Instant::now(), Arc::clone(&cluster)));
         Ok(cluster)
+    }
+
+    /// The Kafka cluster's own id, the v3 API's `cluster_id`: as the latest listing (the
+    /// periodic probe's, or [`Kafka::cluster`]'s) named it, so checking a v3 path costs no
+    /// request; asks for a listing only before any has named it.
+    ///
+    /// # Errors
+    /// Why the cluster could not answer, or [`MetadataError::NoClusterId`] when it names
+    /// no id (a broker older than Metadata v2).
+    pub async fn cluster_id(&self) -> Result<Arc<str>, MetadataError> {
+        self.fail_fast()?;
+        if let Some(id) = self.cache.cluster_id() {
+            return Ok(id);
+        }
+        self.cluster().await?;
+        self.cache.cluster_id().ok_or(MetadataError::NoClusterId)
     }
 
     fn count_metadata_request(&self, reason: &str) {
@@ -357,6 +374,7 @@ impl Kafka {
         self.count_metadata_request("probe");
         match metadata::fetch(&self.producer, None, self.metadata_timeout).await {
             Ok(fetched) => {
+                self.cache.put_cluster_id(fetched.cluster_id.as_deref());
                 let topics = fetched
                     .topics
                     .into_iter()

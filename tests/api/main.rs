@@ -15,5 +15,6 @@ mod produce_schema;
 mod produce_v2;
 mod registry_double;
 mod resilience;
+mod resources_v3;
 mod scram;
 mod tls;
