@@ -400,7 +400,7 @@ async fn malformed_json_and_bad_binary_get_400_and_produce_nothing() {
         .await;
     r.assert_exact(
         400,
-        r#"{"error_code":400,"message":"Field 'records[0].key': not valid base64: Invalid symbol 45, offset 1.."}"#,
+        r#"{"error_code":400,"message":"Field 'records[0].key': not valid base64: '-' at offset 1 is not a base64 character (the URL-safe alphabet is not accepted)."}"#,
     );
     assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![0]);
     app.stop().await.unwrap();
