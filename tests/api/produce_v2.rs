@@ -339,16 +339,20 @@ async fn invalid_envelopes_get_422_and_produce_nothing() {
             "Field 'records[1]' must be an object, found a number.",
         ),
         (
-            r#"{"records":[{"value":1,"partition":"0"}]}"#,
-            "Field 'records[0].partition' must be an integer, found a string.",
+            r#"{"records":[{"value":1,"partition":"0.0"}]}"#,
+            "Field 'records[0].partition' must be an integer, found a string that is not an integer.",
+        ),
+        (
+            r#"{"records":[{"value":1,"partition":0.5}]}"#,
+            "Field 'records[0].partition' must be an integer, found a non-integer number.",
         ),
         (
             r#"{"value_schema_id":"x","records":[{"value":1}]}"#,
-            "Field 'value_schema_id' must be an integer, found a string.",
+            "Field 'value_schema_id' must be an integer, found a string that is not an integer.",
         ),
         (
-            r#"{"key_schema":5,"records":[{"value":1}]}"#,
-            "Field 'key_schema' must be a string, found a number.",
+            r#"{"key_schema":[],"records":[{"value":1}]}"#,
+            "Field 'key_schema' must be a string, found an array.",
         ),
         ("[]", "Expected the request body to be a JSON object."),
     ];
