@@ -48,6 +48,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, serve_metrics: bool) {
                 .route(web::get().to(metadata::get_partition))
                 .route(web::post().to(produce_v2::produce_to_partition)),
         )
+        .service(
+            resource("/topics/{topic}/partitions/{partition}/offsets")
+                .route(web::get().to(metadata::get_partition_offsets)),
+        )
         .default_service(web::to(route_not_found));
 }
 
