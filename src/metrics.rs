@@ -243,7 +243,8 @@ impl Metrics {
                 &r,
                 "kafka_rest_metadata_requests_total",
                 "Metadata requests sent to the cluster, by reason (probe, topic: a topic cache \
-                 miss, listing: the metadata endpoints' cluster listing).",
+                 miss, listing: the metadata endpoints' cluster listing, offsets: a partition's \
+                 watermarks).",
                 &["reason"],
             ),
             auth_failures: counter(

@@ -86,6 +86,33 @@ impl Compression {
     }
 }
 
+/// Where a keyed record goes when the request names no partition (librdkafka's
+/// `partitioner`). Each hashes the key bytes modulo the partition count; a record without a
+/// key goes to any partition. Only these: the others librdkafka knows either ignore keys
+/// (`random`, which breaks per-key order) or send every keyless record to one partition
+/// (`murmur2`, `consistent`, `fnv1a`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partitioner {
+    /// murmur2, as Java's default partitioner (and so Confluent's proxy) places keys.
+    Murmur2Random,
+    /// CRC32, librdkafka's default (and so that of proxies and clients built on it).
+    ConsistentRandom,
+    /// FNV-1a, as Sarama's (Go) default hash partitioner places keys.
+    Fnv1aRandom,
+}
+
+impl Partitioner {
+    /// The librdkafka spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Partitioner::Murmur2Random => "murmur2_random",
+            Partitioner::ConsistentRandom => "consistent_random",
+            Partitioner::Fnv1aRandom => "fnv1a_random",
+        }
+    }
+}
+
 /// The Kafka cluster and the producer.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -115,8 +142,12 @@ pub struct KafkaSettings {
     pub message_timeout_ms: u64,
     /// How long a request waits for room when the producer's local queue is full, before 50302.
     pub queue_full_wait_ms: u64,
+    /// Where keyed records go: keep what the partner's previous proxy and other producers
+    /// used, so each key stays in its partition.
+    pub partitioner: Partitioner,
     /// Raw librdkafka properties applied last (values redacted in `Debug`); keys the service
-    /// relies on (acks, idempotence, partitioner) are rejected.
+    /// relies on (acks, idempotence) or sets from a typed setting (partitioner, timeouts)
+    /// are rejected.
     pub librdkafka: RawProperties,
 }
 
@@ -134,6 +165,7 @@ impl Default for KafkaSettings {
             linger_ms: 1,
             message_timeout_ms: 15_000,
             queue_full_wait_ms: 2_000,
+            partitioner: Partitioner::Murmur2Random,
             librdkafka: RawProperties::default(),
         }
     }
@@ -247,10 +279,7 @@ pub const GUARDED_LIBRDKAFKA_KEYS: &[(&str, &str)] = &[
         "enable.idempotence",
         "retries never duplicate or reorder records",
     ),
-    (
-        "partitioner",
-        "keys land where Java's murmur2 partitioner puts them",
-    ),
+    ("partitioner", "use kafka.partitioner"),
     ("message.timeout.ms", "use kafka.message_timeout_ms"),
     ("delivery.timeout.ms", "use kafka.message_timeout_ms"),
 ];

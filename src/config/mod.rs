@@ -41,8 +41,8 @@ use figment::Figment;
 
 pub use auth::{AuthSettings, JwtAlgorithm, JwtSettings, PolicyText};
 pub use kafka::{
-    Compression, DevSettings, KafkaSettings, MetadataSettings, RawProperties, SaslMechanism,
-    SecurityProtocol, GUARDED_LIBRDKAFKA_KEYS, GUARDED_LIBRDKAFKA_PREFIXES,
+    Compression, DevSettings, KafkaSettings, MetadataSettings, Partitioner, RawProperties,
+    SaslMechanism, SecurityProtocol, GUARDED_LIBRDKAFKA_KEYS, GUARDED_LIBRDKAFKA_PREFIXES,
 };
 pub use limits::{LimitSettings, Rate, RateLimitSettings};
 pub use observability::{LogFormat, LogSettings, MetricsSettings};
@@ -481,7 +481,36 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("partitioner"), "{err}");
+        assert!(err.contains("kafka.partitioner"), "{err}");
+    }
+
+    #[test]
+    fn the_partitioner_is_a_typed_setting() {
+        let load_partitioner = |value: &str| {
+            load(
+                &format!("[kafka]\nbootstrap_servers = \"b:9092\"\npartitioner = \"{value}\"\n"),
+                &[],
+            )
+            .map(|s| s.kafka.partitioner)
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            load_partitioner("consistent_random"),
+            Ok(Partitioner::ConsistentRandom)
+        );
+        assert_eq!(
+            load_partitioner("fnv1a_random"),
+            Ok(Partitioner::Fnv1aRandom)
+        );
+        let err = load_partitioner("random").unwrap_err();
+        assert!(err.contains("kafka.partitioner"), "{err}");
+        assert_eq!(
+            load("[kafka]\nbootstrap_servers = \"b:9092\"\n", &[])
+                .unwrap()
+                .kafka
+                .partitioner,
+            Partitioner::Murmur2Random
+        );
     }
 
     #[test]

@@ -199,9 +199,10 @@ mod tests {
         .await
         .unwrap_err();
         match err {
-            FormatError::Data(m) => assert!(
-                m.starts_with("Field 'records[1].value': not valid base64"),
-                "{m}"
+            FormatError::Data(m) => assert_eq!(
+                m,
+                "Field 'records[1].value': not valid base64: '!' at offset 0 is not a base64 \
+                 character."
             ),
             other => panic!("{other:?}"),
         }

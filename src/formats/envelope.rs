@@ -6,9 +6,9 @@
 //!  "records": [{"key": <json|null>, "value": <json|null>, "partition": <int|null>}]}
 //! ```
 
-use std::fmt;
-
 use std::borrow::Cow;
+use std::fmt;
+use std::num::IntErrorKind;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -249,32 +249,117 @@ fn expect_kind(name: &str, value: &RawValue, kinds: &[Kind]) -> Result<(), Forma
     )))
 }
 
-/// `null` or a string.
+/// `null` or a string; a number or a boolean is taken as its JSON text, as Jackson's
+/// `String` reader takes it (`"key_schema": 5` is the schema text `5`).
 fn expect_string(name: &str, value: &RawValue) -> Result<Option<String>, FormatError> {
-    expect_kind(name, value, &[Kind::Str])?;
-    if Kind::of(value) == Kind::Null {
-        return Ok(None);
+    match Kind::of(value) {
+        Kind::Null => Ok(None),
+        Kind::Number | Kind::Bool => Ok(Some(value.get().to_owned())),
+        Kind::Str => serde_json::from_str(value.get())
+            .map(Some)
+            .map_err(|e| FormatError::Malformed(format!("Malformed JSON: {e}"))),
+        Kind::Array | Kind::Object => expect_kind(name, value, &[Kind::Str]).map(|()| None),
     }
-    serde_json::from_str(value.get())
-        .map(Some)
-        .map_err(|e| FormatError::Malformed(format!("Malformed JSON: {e}")))
 }
 
-/// `null` or an integer that fits an `i64`; `name` is built only for the error.
+/// `null` or an integer, read as Jackson reads an `Integer` field (see [`jackson_integer`]);
+/// `name` is built only for the error.
 fn expect_integer(name: impl Fn() -> String, value: &RawValue) -> Result<Option<i64>, FormatError> {
-    if Kind::of(value) == Kind::Null {
-        return Ok(None);
-    }
-    value.get().parse::<i64>().map(Some).map_err(|_| {
+    jackson_integer(value).map_err(|refused| {
+        let found = match refused {
+            NotAnInteger::Fraction => "a non-integer number",
+            NotAnInteger::OutOfRange => "a number out of range",
+            NotAnInteger::String => "a string that is not an integer",
+            NotAnInteger::Kind(kind) => kind.name(),
+        };
         FormatError::Envelope(format!(
-            "Field '{}' must be an integer, found {}.",
-            name(),
-            match Kind::of(value) {
-                Kind::Number => "a non-integer number",
-                kind => kind.name(),
-            }
+            "Field '{}' must be an integer, found {found}.",
+            name()
         ))
     })
+}
+
+/// Why a value is not an integer field's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotAnInteger {
+    /// A number with a non-zero fraction.
+    Fraction,
+    /// A number, or a string of digits, beyond `i64`.
+    OutOfRange,
+    /// A string that is not an integer after Jackson's trimming.
+    String,
+    /// A boolean, an array or an object.
+    Kind(Kind),
+}
+
+/// Reads an integer field the way Confluent's proxy does: Jackson's `Integer` reader with
+/// its defaults (`ALLOW_COERCION_OF_SCALARS`, `ACCEPT_FLOAT_AS_INT`), so a partner's client
+/// that sends `"partition": "1"` keeps working. `Ok(None)` is "not given".
+///
+/// - `null`, `""`, a string of only spaces and control characters, and the string
+///   `"null"` (after trimming) are not given.
+/// - A string is trimmed of the characters up to U+0020 at both ends (Java's
+///   `String.trim`), then must be an optional `+` or `-` and ASCII digits: `" 7 "`, `"+7"`,
+///   `"007"` are 7; `"1.0"`, `"1e2"`, `"0x1"`, `"1_000"` are refused.
+/// - A number with a fraction or an exponent is accepted when its value is a whole number
+///   (`1.0`, `1e2`).
+/// - Booleans, arrays and objects are refused.
+///
+/// Two differences, both refusing what Jackson would let through: a number with a
+/// non-zero fraction (`1.5`) is refused where Jackson truncates it (to 1), since writing
+/// to a partition the partner did not name is worse than an error; and only ASCII digits
+/// count, where Java's `Integer.parseInt` also reads other scripts' digits (`"١"`).
+///
+/// Range is left to the caller (a partition or schema id beyond `i32` has its own error);
+/// only values beyond `i64` are refused here.
+///
+/// # Errors
+/// [`NotAnInteger`]: what was found instead.
+pub(crate) fn jackson_integer(value: &RawValue) -> Result<Option<i64>, NotAnInteger> {
+    let text = value.get();
+    match Kind::of(value) {
+        Kind::Null => Ok(None),
+        Kind::Number => match text.parse::<i64>() {
+            Ok(n) => Ok(Some(n)),
+            Err(_) => whole_number(text).map(Some),
+        },
+        Kind::Str => {
+            let string: String = serde_json::from_str(text).map_err(|_| NotAnInteger::String)?;
+            let trimmed = string.trim_matches(|c: char| c <= ' ');
+            if trimmed.is_empty() || trimmed == "null" {
+                return Ok(None);
+            }
+            // `i64::from_str` takes exactly an optional sign and ASCII digits.
+            trimmed
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|e| match e.kind() {
+                    IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => {
+                        NotAnInteger::OutOfRange
+                    }
+                    _ => NotAnInteger::String,
+                })
+        }
+        kind => Err(NotAnInteger::Kind(kind)),
+    }
+}
+
+/// The value of a JSON number written with a fraction or an exponent, or too large for an
+/// `i64`, when it is a whole number within `i64`. Read as an `f64`, as Jackson reads it: a
+/// fraction below its precision (`1.0000000000000001`) reads as whole there too, and
+/// integers are exact up to 2^53, far past any partition or schema id.
+fn whole_number(text: &str) -> Result<i64, NotAnInteger> {
+    // 2^63: the first power of two an i64 cannot hold.
+    const I64_END: f64 = 9_223_372_036_854_775_808.0;
+    let number: f64 = text.parse().map_err(|_| NotAnInteger::OutOfRange)?;
+    if !(-I64_END..I64_END).contains(&number) {
+        Err(NotAnInteger::OutOfRange)
+    } else if number.fract() != 0.0 {
+        Err(NotAnInteger::Fraction)
+    } else {
+        // Whole and within range: the conversion is exact.
+        Ok(number as i64)
+    }
 }
 
 #[cfg(test)]
@@ -363,8 +448,17 @@ mod tests {
             "Field 'records[0]' must be an object, found a number."
         );
         assert_eq!(
-            envelope_error(r#"{"records":[{"value":1,"partition":"1"}]}"#),
-            "Field 'records[0].partition' must be an integer, found a string."
+            envelope_error(r#"{"records":[{"value":1,"partition":"1.0"}]}"#),
+            "Field 'records[0].partition' must be an integer, found a string that is not an \
+             integer."
+        );
+        assert_eq!(
+            envelope_error(r#"{"records":[{"value":1,"partition":true}]}"#),
+            "Field 'records[0].partition' must be an integer, found a boolean."
+        );
+        assert_eq!(
+            envelope_error(r#"{"records":[{"value":1,"partition":1e30}]}"#),
+            "Field 'records[0].partition' must be an integer, found a number out of range."
         );
         assert_eq!(
             envelope_error(r#"{"records":[{"value":1,"partition":1.5}]}"#),
@@ -372,7 +466,11 @@ mod tests {
         );
         assert_eq!(
             envelope_error(r#"{"key_schema_id":"a","records":[{"value":1}]}"#),
-            "Field 'key_schema_id' must be an integer, found a string."
+            "Field 'key_schema_id' must be an integer, found a string that is not an integer."
+        );
+        assert_eq!(
+            envelope_error(r#"{"key_schema":{},"records":[{"value":1}]}"#),
+            "Field 'key_schema' must be a string, found an object."
         );
         assert_eq!(
             envelope_error("[1]"),
@@ -410,6 +508,89 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    fn integer(json: &str) -> Result<Option<i64>, NotAnInteger> {
+        let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+        jackson_integer(&raw)
+    }
+
+    /// Jackson's `Integer` coercions (databind 2.13 and later, Confluent's defaults), and
+    /// the two places this service is stricter.
+    #[test]
+    fn integers_are_coerced_as_jackson_coerces_them() {
+        let table: &[(&str, Result<Option<i64>, NotAnInteger>)] = &[
+            ("1", Ok(Some(1))),
+            ("-3", Ok(Some(-3))),
+            ("null", Ok(None)),
+            (r#""1""#, Ok(Some(1))),
+            (r#""+7""#, Ok(Some(7))),
+            (r#""007""#, Ok(Some(7))),
+            (r#""-2""#, Ok(Some(-2))),
+            (r#"" 1 ""#, Ok(Some(1))),
+            (r#""\t1\n""#, Ok(Some(1))),
+            (r#""\u00011""#, Ok(Some(1))),
+            (r#""""#, Ok(None)),
+            (r#""   ""#, Ok(None)),
+            (r#""null""#, Ok(None)),
+            (r#"" null ""#, Ok(None)),
+            ("1.0", Ok(Some(1))),
+            ("-0.0", Ok(Some(0))),
+            ("1e2", Ok(Some(100))),
+            ("1.5E1", Ok(Some(15))),
+            ("12345678901", Ok(Some(12_345_678_901))),
+            (r#""12345678901""#, Ok(Some(12_345_678_901))),
+            // Jackson truncates these (to 1 and 0); refused here.
+            ("1.5", Err(NotAnInteger::Fraction)),
+            ("-0.5", Err(NotAnInteger::Fraction)),
+            (r#""1.0""#, Err(NotAnInteger::String)),
+            (r#""1e2""#, Err(NotAnInteger::String)),
+            (r#""0x1""#, Err(NotAnInteger::String)),
+            (r#""1_000""#, Err(NotAnInteger::String)),
+            (r#""1 2""#, Err(NotAnInteger::String)),
+            (r#""+""#, Err(NotAnInteger::String)),
+            (r#""NULL""#, Err(NotAnInteger::String)),
+            (r#""\u00a01""#, Err(NotAnInteger::String)),
+            // Java reads other scripts' digits; refused here.
+            (r#""\u0661""#, Err(NotAnInteger::String)),
+            (r#""\ud800""#, Err(NotAnInteger::String)),
+            ("99999999999999999999", Err(NotAnInteger::OutOfRange)),
+            (r#""99999999999999999999""#, Err(NotAnInteger::OutOfRange)),
+            (r#""-99999999999999999999""#, Err(NotAnInteger::OutOfRange)),
+            ("1e400", Err(NotAnInteger::OutOfRange)),
+            ("true", Err(NotAnInteger::Kind(Kind::Bool))),
+            ("[1]", Err(NotAnInteger::Kind(Kind::Array))),
+            ("[]", Err(NotAnInteger::Kind(Kind::Array))),
+            (r#"{"a":1}"#, Err(NotAnInteger::Kind(Kind::Object))),
+        ];
+        for (json, expected) in table {
+            assert_eq!(&integer(json), expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn coerced_partitions_and_schema_ids_and_schema_texts() {
+        let request = parse(
+            r#"{"key_schema_id":"5","value_schema_id":" 6 ","records":[{"value":1,"partition":"1"},{"value":2,"partition":""},{"value":3,"partition":2.0}]}"#,
+        )
+        .unwrap();
+        assert_eq!(request.key_schema.id, Some(5));
+        assert_eq!(request.value_schema.id, Some(6));
+        let partitions: Vec<Option<i32>> = request
+            .records
+            .iter()
+            .map(|r| r.partition.map(Partition::id))
+            .collect();
+        assert_eq!(partitions, [Some(1), None, Some(2)]);
+        assert!(matches!(
+            parse(r#"{"records":[{"value":1,"partition":"-1"}]}"#),
+            Err(FormatError::NegativePartition)
+        ));
+        // Jackson's String reader takes a number or a boolean as its text.
+        let request =
+            parse(r#"{"key_schema":1.50,"value_schema":true,"records":[{"value":1}]}"#).unwrap();
+        assert_eq!(request.key_schema.text.as_deref(), Some("1.50"));
+        assert_eq!(request.value_schema.text.as_deref(), Some("true"));
     }
 
     #[test]

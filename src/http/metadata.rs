@@ -1,9 +1,12 @@
-//! API v2 metadata: `/`, `/brokers`, `/topics` and a topic's partitions.
+//! API v2 metadata: `/`, `/brokers`, `/topics`, a topic's partitions and a partition's
+//! offsets.
 //!
 //! Served from the Kafka layer's caches, never a cluster request per call: a topic from the
 //! topic cache (refreshed in the background and on a miss), `/topics` and `/brokers` from a
-//! cluster listing at most `metadata.refresh_interval_ms` old. Each call is charged to the
-//! caller's rate limit as one record.
+//! cluster listing at most `metadata.refresh_interval_ms` old. The exception is a
+//! partition's offsets, which move with every record: the partition's leader is asked each
+//! time, once the cache knows the partition. Each call is charged to the caller's rate
+//! limit as one record.
 
 use std::sync::Arc;
 
@@ -16,7 +19,7 @@ use super::v2::json as v2_json;
 use super::{check_accept, parse_partition, AppState};
 use crate::domain::Partition;
 use crate::error::ApiError;
-use crate::kafka::{PartitionMetadata, TopicMetadata};
+use crate::kafka::{PartitionMetadata, TopicMetadata, Watermarks};
 
 /// `GET /`: an empty object, as Confluent answers.
 pub async fn root(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -160,6 +163,38 @@ pub async fn get_partition(
     Ok(v2_json(&PartitionBody::from(found)))
 }
 
+#[derive(Serialize)]
+struct OffsetsBody {
+    beginning_offset: i64,
+    end_offset: i64,
+}
+
+impl From<Watermarks> for OffsetsBody {
+    fn from(w: Watermarks) -> Self {
+        OffsetsBody {
+            beginning_offset: w.low,
+            end_offset: w.high,
+        }
+    }
+}
+
+/// `GET /topics/{topic}/partitions/{partition}/offsets`: the partition's low and high
+/// watermarks. The cache answers an unknown topic or partition (40401, 40402) without
+/// asking the leader.
+pub async fn get_partition_offsets(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    auth: web::Data<AuthState>,
+) -> Result<HttpResponse, ApiError> {
+    check_accept(&req)?;
+    let (raw_topic, raw_partition) = path.into_inner();
+    let partition = parse_partition(&raw_partition)?;
+    let topic = cached_topic(&req, &state, &auth, &raw_topic, Some(partition)).await?;
+    let watermarks = state.kafka.watermarks(&topic, partition).await?;
+    Ok(v2_json(&OffsetsBody::from(watermarks)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +210,15 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&body).unwrap(),
             r#"{"partition":0,"leader":1,"replicas":[{"broker":1,"leader":true,"in_sync":true},{"broker":2,"leader":false,"in_sync":false}]}"#
+        );
+    }
+
+    #[test]
+    fn offsets_shape() {
+        let body = OffsetsBody::from(Watermarks { low: 3, high: 42 });
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"beginning_offset":3,"end_offset":42}"#
         );
     }
 }

@@ -76,6 +76,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, serve_metrics: bool) {
             resource("/v3/clusters/{cluster_id}/brokers")
                 .route(web::get().to(resources_v3::list_brokers)),
         )
+        .service(
+            resource("/topics/{topic}/partitions/{partition}/offsets")
+                .route(web::get().to(metadata::get_partition_offsets)),
+        )
         .default_service(web::to(route_not_found));
 }
 

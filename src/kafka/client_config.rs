@@ -22,9 +22,9 @@ pub fn producer_config(
         // duplicate or reorder.
         .set("acks", "all")
         .set("enable.idempotence", "true")
-        // Java's default partitioner for keyed records (murmur2, positive, modulo the
-        // partition count), so keys keep landing where partners' Java producers put them.
-        .set("partitioner", "murmur2_random")
+        // Keys keep landing where the partner's previous proxy and other producers put
+        // them: by default Java's (murmur2, positive, modulo the partition count).
+        .set("partitioner", settings.partitioner.as_str())
         // Existence checks must not create topics on clusters that allow auto-creation.
         .set("allow.auto.create.topics", "false")
         .set("compression.codec", settings.compression.as_str())
@@ -56,7 +56,7 @@ pub fn producer_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{SaslMechanism, SecurityProtocol};
+    use crate::config::{Partitioner, SaslMechanism, SecurityProtocol};
 
     #[test]
     fn guarantees_and_pass_through() {
@@ -83,5 +83,15 @@ mod tests {
             Some("50"),
             "pass-through applies last"
         );
+    }
+
+    #[test]
+    fn the_partitioner_is_the_configured_one() {
+        let settings = KafkaSettings {
+            partitioner: Partitioner::ConsistentRandom,
+            ..KafkaSettings::default()
+        };
+        let config = producer_config(&settings, "b:9092", 0);
+        assert_eq!(config.get("partitioner"), Some("consistent_random"));
     }
 }

@@ -18,6 +18,7 @@ use super::health::Health;
 use super::metadata::{self, ClusterMetadata, TopicMetadata};
 use super::metadata_cache::{Cached, MetadataCache};
 use super::outcome::{MetadataError, ProduceError};
+use super::watermarks::{self, Watermarks};
 use crate::config::Settings;
 use crate::domain::{Partition, Record, TopicName};
 use crate::metrics::Metrics;
@@ -231,6 +232,46 @@ impl Kafka {
         }
         self.cluster().await?;
         self.cache.cluster_id().ok_or(MetadataError::NoClusterId)
+    }
+
+    /// The watermarks of `partition` of `topic` (as [`Kafka::topic`] found it), asked of
+    /// the partition's leader on every call (they move with every record), within
+    /// `metadata.request_timeout_ms`.
+    ///
+    /// # Errors
+    /// [`MetadataError`]: the topic or partition is gone, the cluster refuses us, or could
+    /// not answer in time.
+    pub async fn watermarks(
+        &self,
+        topic: &TopicMetadata,
+        partition: Partition,
+    ) -> Result<Watermarks, MetadataError> {
+        use RDKafkaErrorCode as C;
+        self.fail_fast()?;
+        self.count_metadata_request("offsets");
+        let fetched = watermarks::fetch(
+            &self.producer,
+            &topic.name,
+            partition.id(),
+            self.metadata_timeout,
+        )
+        .await;
+        fetched.map_err(|failed| match failed {
+            watermarks::Failed::Code(C::UnknownTopicOrPartition | C::UnknownTopic) => {
+                MetadataError::UnknownTopic
+            }
+            watermarks::Failed::Code(C::UnknownPartition) => MetadataError::UnknownPartition,
+            watermarks::Failed::Code(
+                code @ (C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed),
+            ) => MetadataError::Authorization(code.to_string()),
+            watermarks::Failed::Code(code @ (C::Authentication | C::SaslAuthenticationFailed)) => {
+                MetadataError::Authentication(code.to_string())
+            }
+            // Timeouts, no leader, brokers down, and whatever else: the cluster did not
+            // answer, as a failed metadata request.
+            watermarks::Failed::Code(code) => self.unavailable(code.to_string()),
+            watermarks::Failed::Other(text) => self.unavailable(text),
+        })
     }
 
     fn count_metadata_request(&self, reason: &str) {

@@ -162,6 +162,49 @@ async fn avro_by_id_answers_the_ids_and_an_id_of_another_subject_is_42207() {
     app.stop().await.unwrap();
 }
 
+/// Confluent's Jackson reader coerces scalars: a schema id and a partition sent as strings
+/// (padded, signed, empty) or as whole numbers with a fraction are taken as the integers
+/// they spell, and land where those say.
+#[actix_web::test]
+async fn schema_ids_and_partitions_sent_as_strings_are_taken_as_confluent_takes_them() {
+    let registry = Registry::start();
+    let (app, cluster) = app_with(&registry).await;
+    let topic = cluster.create_topic(3).await;
+    let id = registry.register(&format!("{topic}-value"), SchemaType::Avro, r#""int""#);
+    let r = app
+        .post(
+            &format!("/topics/{topic}/partitions/0"),
+            AVRO,
+            &body(
+                json!({"key_schema_id": "", "value_schema_id": format!(" +{id} ")}),
+                json!([{"value": 1, "partition": "1"}, {"value": 2, "partition": 2.0},
+                    {"value": 3, "partition": ""}]),
+            ),
+        )
+        .await;
+    r.assert_exact(
+        200,
+        &format!(
+            r#"{{"offsets":[{{"partition":1,"offset":0,"error_code":null,"error":null}},{{"partition":2,"offset":0,"error_code":null,"error":null}},{{"partition":0,"offset":0,"error_code":null,"error":null}}],"key_schema_id":null,"value_schema_id":{id}}}"#
+        ),
+    );
+    let placed: Vec<(i32, Vec<u8>)> = cluster
+        .consume(&topic, 3, 3)
+        .await
+        .into_iter()
+        .map(|c| (c.partition, c.value.unwrap()))
+        .collect();
+    // The wire format: magic byte, the schema id, the avro int (zigzag varint).
+    let framed = |n: u8| {
+        let mut bytes = vec![0];
+        bytes.extend_from_slice(&id.to_be_bytes());
+        bytes.push(n * 2);
+        bytes
+    };
+    assert_eq!(placed, vec![(0, framed(3)), (1, framed(1)), (2, framed(2))]);
+    app.stop().await.unwrap();
+}
+
 #[actix_web::test]
 async fn schema_errors_answer_confluents_codes_and_produce_nothing() {
     let registry = Registry::start();

@@ -1,7 +1,10 @@
 //! API v2 produce against a real broker: exact bodies, what lands in Kafka, and every
-//! refusal of SPEC §1-2. Placement is checked against an independent murmur2 (below).
+//! refusal of SPEC §1-2. Placement is checked against an independent murmur2 and CRC32
+//! (below).
 
 use std::time::{Duration, Instant};
+
+use kafka_rest_proxy::config::Partitioner;
 
 use crate::helpers::{Cluster, TestApp, BINARY_V2, JSON_V2, V2};
 
@@ -220,6 +223,62 @@ async fn keyed_records_land_where_javas_partitioner_puts_them() {
     app.stop().await.unwrap();
 }
 
+/// With `kafka.partitioner = "consistent_random"`, keys land where librdkafka's default
+/// puts them (CRC32 of the key, modulo the partition count), not where murmur2 would.
+#[actix_web::test]
+async fn keyed_records_land_where_crc32_puts_them_with_consistent_random() {
+    let cluster = Cluster::plaintext();
+    let mut settings = cluster.settings();
+    settings.kafka.partitioner = Partitioner::ConsistentRandom;
+    let app = TestApp::spawn_ready(settings).await;
+    let partitions = 7;
+    let topic = cluster.create_topic(partitions).await;
+    let keys: Vec<String> = (0..40).map(|i| format!("customer-{i}")).collect();
+    let body = format!(
+        r#"{{"records":[{}]}}"#,
+        keys.iter()
+            .map(|k| format!(r#"{{"key":"{k}","value":1}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let r = app.produce(&topic, &body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let offsets = r.json()["offsets"].as_array().unwrap().clone();
+    let mut moved = 0;
+    for (key, entry) in keys.iter().zip(&offsets) {
+        // The json format writes the key as JSON: with its quotes.
+        let key = format!("\"{key}\"");
+        let expected = crc32_partition(key.as_bytes(), partitions);
+        assert_eq!(entry["partition"], expected, "key {key}");
+        if expected != java_partition(key.as_bytes(), partitions) {
+            moved += 1;
+        }
+    }
+    assert!(
+        moved > 10,
+        "most keys land elsewhere than murmur2 puts them: {moved}"
+    );
+
+    let consumed = cluster.consume(&topic, partitions, keys.len()).await;
+    assert_eq!(consumed.len(), keys.len());
+    for record in consumed {
+        let key = record.key.unwrap();
+        assert_eq!(record.partition, crc32_partition(&key, partitions));
+    }
+    app.stop().await.unwrap();
+}
+
+#[test]
+fn crc32_matches_the_standard_check_value() {
+    // The CRC-32 (ISO-HDLC) catalogue's check value, and zlib's crc32 of a known string.
+    assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+    assert_eq!(
+        crc32(b"The quick brown fox jumps over the lazy dog"),
+        0x414f_a339
+    );
+    assert_eq!(crc32(b""), 0);
+}
+
 #[actix_web::test]
 async fn unsupported_content_types_get_415() {
     let (app, cluster) = app().await;
@@ -339,16 +398,20 @@ async fn invalid_envelopes_get_422_and_produce_nothing() {
             "Field 'records[1]' must be an object, found a number.",
         ),
         (
-            r#"{"records":[{"value":1,"partition":"0"}]}"#,
-            "Field 'records[0].partition' must be an integer, found a string.",
+            r#"{"records":[{"value":1,"partition":"0.0"}]}"#,
+            "Field 'records[0].partition' must be an integer, found a string that is not an integer.",
+        ),
+        (
+            r#"{"records":[{"value":1,"partition":0.5}]}"#,
+            "Field 'records[0].partition' must be an integer, found a non-integer number.",
         ),
         (
             r#"{"value_schema_id":"x","records":[{"value":1}]}"#,
-            "Field 'value_schema_id' must be an integer, found a string.",
+            "Field 'value_schema_id' must be an integer, found a string that is not an integer.",
         ),
         (
-            r#"{"key_schema":5,"records":[{"value":1}]}"#,
-            "Field 'key_schema' must be a string, found a number.",
+            r#"{"key_schema":[],"records":[{"value":1}]}"#,
+            "Field 'key_schema' must be a string, found an array.",
         ),
         ("[]", "Expected the request body to be a JSON object."),
     ];
@@ -400,7 +463,7 @@ async fn malformed_json_and_bad_binary_get_400_and_produce_nothing() {
         .await;
     r.assert_exact(
         400,
-        r#"{"error_code":400,"message":"Field 'records[0].key': not valid base64: Invalid symbol 45, offset 1.."}"#,
+        r#"{"error_code":400,"message":"Field 'records[0].key': not valid base64: '-' at offset 1 is not a base64 character (the URL-safe alphabet is not accepted)."}"#,
     );
     assert_eq!(cluster.high_watermarks(&topic, 1).await, vec![0]);
     app.stop().await.unwrap();
@@ -570,6 +633,28 @@ fn murmur2(data: &[u8]) -> i32 {
     h = h.wrapping_mul(M);
     h ^= h >> 15;
     h as i32
+}
+
+/// CRC-32 (reflected, polynomial 0xEDB88320), bit by bit from its definition, independent
+/// of librdkafka's table-driven one.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffff_u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The partition librdkafka's `consistent_random` picks for a keyed record.
+fn crc32_partition(key: &[u8], partitions: i32) -> i32 {
+    i32::try_from(crc32(key) % partitions.unsigned_abs()).unwrap()
 }
 
 /// The partition Java's default partitioner picks for a keyed record.
