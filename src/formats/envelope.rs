@@ -265,7 +265,7 @@ fn expect_integer(name: impl Fn() -> String, value: &RawValue) -> Result<Option<
     if Kind::of(value) == Kind::Null {
         return Ok(None);
     }
-    value.get().parse::<i64>().map(Some).map_err(|_| {
+    integral(value.get()).map(Some).ok_or_else(|| {
         FormatError::Envelope(format!(
             "Field '{}' must be an integer, found {}.",
             name(),
@@ -275,6 +275,41 @@ fn expect_integer(name: impl Fn() -> String, value: &RawValue) -> Result<Option<
             }
         ))
     })
+}
+
+/// The integer a JSON number denotes, in any notation (`2`, `2.0`, `2e0`, `20e-1`), when it
+/// is one and fits an `i64`: JSON Schema counts these as integers, and so does Confluent's
+/// reader (Jackson). Exact: the digits are never rounded through a float.
+fn integral(number: &str) -> Option<i64> {
+    if let Ok(n) = number.parse::<i64>() {
+        return Some(n);
+    }
+    let (mantissa, exponent) = match number.find(['e', 'E']) {
+        Some(at) => (&number[..at], number[at + 1..].parse::<i32>().ok()?),
+        None => (number, 0),
+    };
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, mantissa),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // The value is significant × 10^scale, with no zeros at either end of significant.
+    let significant = digits.trim_start_matches('0').trim_end_matches('0');
+    if significant.is_empty() {
+        return Some(0);
+    }
+    let trailing_zeros = digits.len() - digits.trim_end_matches('0').len();
+    let scale = i64::from(exponent) - fraction.len() as i64 + trailing_zeros as i64;
+    // A fraction is left, or more than 19 digits, which no i64 holds.
+    if scale < 0 || significant.len() as i64 + scale > 19 {
+        return None;
+    }
+    let value = significant.parse::<i128>().ok()? * 10i128.pow(scale as u32);
+    i64::try_from(if negative { -value } else { value }).ok()
 }
 
 #[cfg(test)]
@@ -378,6 +413,42 @@ mod tests {
             envelope_error("[1]"),
             "Expected the request body to be a JSON object."
         );
+    }
+
+    #[test]
+    fn integers_in_any_json_notation() {
+        let table = [
+            ("7", Some(7)),
+            ("-7", Some(-7)),
+            ("7.0", Some(7)),
+            ("7.000", Some(7)),
+            ("-0.0", Some(0)),
+            ("7e0", Some(7)),
+            ("7E2", Some(700)),
+            ("7e+2", Some(700)),
+            ("700e-2", Some(7)),
+            ("7.5e1", Some(75)),
+            ("1e+16", Some(10_000_000_000_000_000)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("9223372036854775807.0", Some(i64::MAX)),
+            ("-9223372036854775808.0", Some(i64::MIN)),
+            ("0e999999", Some(0)),
+            ("0.0e-999999", Some(0)),
+            ("7.5", None),
+            ("75e-1", None),
+            ("9223372036854775808", None),
+            ("9223372036854775808.0", None),
+            ("1e19", None),
+            ("1e999999", None),
+            ("1e-999999", None),
+        ];
+        for (number, expected) in table {
+            assert_eq!(integral(number), expected, "{number}");
+        }
+        let request =
+            parse(r#"{"value_schema_id":3.0,"records":[{"value":1,"partition":2e0}]}"#).unwrap();
+        assert_eq!(request.value_schema.id, Some(3));
+        assert_eq!(request.records[0].partition.map(Partition::id), Some(2));
     }
 
     #[test]
