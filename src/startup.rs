@@ -17,6 +17,7 @@ use crate::formats::SchemaFormats;
 use crate::http::authenticate::{self, AuthState};
 use crate::http::guard::{self, Gate};
 use crate::http::observe::{self, AccessLog, Observability};
+use crate::http::openapi::ApiDocument;
 use crate::http::{self, AppState};
 use crate::kafka::{self, Kafka, KafkaSetupError};
 use crate::limits::{BodyLimits, InFlightRequests, RateLimits};
@@ -133,6 +134,7 @@ impl Application {
             },
         });
         let serve_metrics = settings.metrics.serve_on_api_listener;
+        let api_document = web::Data::new(ApiDocument::new(settings));
         let mut tls_port = None;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -140,6 +142,7 @@ impl Application {
                 .app_data(gate.clone())
                 .app_data(observability.clone())
                 .app_data(auth_state.clone())
+                .app_data(api_document.clone())
                 .wrap(from_fn(authenticate::authenticate))
                 .wrap(from_fn(guard::admit))
                 .wrap(from_fn(observe::observe))

@@ -11,6 +11,7 @@ mod kafka;
 mod limits;
 mod metadata_v2;
 mod observability;
+mod openapi;
 mod produce_schema;
 mod produce_v2;
 mod registry_double;
