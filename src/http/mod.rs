@@ -1,9 +1,10 @@
 //! The HTTP edge: one route table, one thin adapter per API surface (`produce_v2`,
 //! `metadata`, `health`, `openapi`), the v2 and v3 renderings (`v2`, `v3`), and the
-//! middleware that wraps them all: `observe` (request id, span, metrics, access log),
-//! `guard` (draining and the in-flight budget) and `authenticate`.
+//! middleware that wraps them all: `observe` (request id, span, metrics, access log), `cors`
+//! (browser clients), `guard` (draining and the in-flight budget) and `authenticate`.
 
 pub mod authenticate;
+pub mod cors;
 pub mod guard;
 pub mod health;
 pub mod metadata;

@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod cors;
 mod deploy;
 mod kafka;
 mod limits;
