@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs Confluent's Python client with its Schema Registry deserializers (Avro, JSON
-# Schema, Protobuf) into a venv under ${IT_CACHE_DIR:-~/.cache/kafka-rest-proxy}/test-venv,
-# and prints the path of the venv's python. The integration tests run
-# tests/api/confluent_decode.py with it to decode what the proxy wrote to Kafka the way a
-# partner's consumer would.
+# Schema, Protobuf) and schemathesis into a venv under
+# ${IT_CACHE_DIR:-~/.cache/kafka-rest-proxy}/test-venv, and prints the path of the venv's
+# python. The integration tests run tests/api/confluent_decode.py with it to decode what the
+# proxy wrote to Kafka the way a partner's consumer would, and the venv's schemathesis
+# against the served OpenAPI document (tests/api/openapi.rs).
 #
 # Created on first use (under a minute) and reused while the Python version and the pins
 # below are unchanged. The pins are confluent-kafka and what its avro, json and protobuf
 # extras bring that decides how a value decodes: fastavro reads Avro, protobuf parses the
 # messages and renders them as JSON, jsonschema validates JSON Schema values, httpx2 talks
-# to the registry.
+# to the registry. schemathesis comes with hypothesis, which generates the requests, and
+# jsonschema-rs, which checks the answers against the document.
 #
 #   IT_PYTHON="$(scripts/install-test-venv.sh)"
 set -euo pipefail
@@ -26,6 +28,9 @@ REQUIREMENTS=(
     "jsonschema==4.26.0"
     "referencing==0.37.0"
     "httpx2==2.16.2"
+    "schemathesis==4.32.5"
+    "hypothesis==6.170.17"
+    "jsonschema-rs==0.60.3"
 )
 STAMP="$VENV/.requirements"
 wanted="$("$PYTHON" -c 'import sys; print(sys.version.split()[0])') ${REQUIREMENTS[*]}"

@@ -22,6 +22,7 @@ pub struct ErrorCode(pub u32);
 
 impl ErrorCode {
     pub const BAD_REQUEST: ErrorCode = ErrorCode(400);
+    pub const FORBIDDEN: ErrorCode = ErrorCode(403);
     /// No such route; in v3 also no such cluster or partition, as Confluent answers them.
     pub const ROUTE_NOT_FOUND: ErrorCode = ErrorCode(404);
     pub const METHOD_NOT_ALLOWED: ErrorCode = ErrorCode(405);
@@ -154,6 +155,10 @@ pub enum ApiError {
     Forbidden { operation: Operation, topic: String },
     #[error("The service is shutting down; retry the request.")]
     ShuttingDown,
+    /// A CORS preflight that the `[cors]` settings do not allow (403), or that is not a
+    /// well-formed preflight (400).
+    #[error("CORS preflight refused: {reason}")]
+    CorsPreflight { reason: String, malformed: bool },
 }
 
 impl ApiError {
@@ -185,6 +190,12 @@ impl ApiError {
             | ApiError::Forbidden { .. } => ErrorCode::KAFKA_AUTHORIZATION,
             ApiError::Unauthenticated(_) => ErrorCode::KAFKA_AUTHENTICATION,
             ApiError::ShuttingDown => ErrorCode::NO_BROKER_AVAILABLE,
+            ApiError::CorsPreflight {
+                malformed: true, ..
+            } => ErrorCode::BAD_REQUEST,
+            ApiError::CorsPreflight {
+                malformed: false, ..
+            } => ErrorCode::FORBIDDEN,
         }
     }
 }
@@ -457,6 +468,24 @@ mod tests {
                 }),
                 422,
                 422,
+                None,
+            ),
+            (
+                ApiError::CorsPreflight {
+                    reason: String::new(),
+                    malformed: false,
+                },
+                403,
+                403,
+                None,
+            ),
+            (
+                ApiError::CorsPreflight {
+                    reason: String::new(),
+                    malformed: true,
+                },
+                400,
+                400,
                 None,
             ),
         ];

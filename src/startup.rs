@@ -15,8 +15,10 @@ use crate::auth::Authenticator;
 use crate::config::{ConfigError, Settings};
 use crate::formats::SchemaFormats;
 use crate::http::authenticate::{self, AuthState};
+use crate::http::cors::{self, CorsPolicy};
 use crate::http::guard::{self, Gate};
 use crate::http::observe::{self, AccessLog, Observability};
+use crate::http::openapi::ApiDocument;
 use crate::http::{self, AppState};
 use crate::kafka::{self, Kafka, KafkaSetupError};
 use crate::limits::{BodyLimits, InFlightRequests, RateLimits};
@@ -134,15 +136,23 @@ impl Application {
             },
         });
         let serve_metrics = settings.metrics.serve_on_api_listener;
+        let api_document = web::Data::new(ApiDocument::new(settings));
+        let cors_policy = CorsPolicy::new(&settings.cors, &settings.auth.api_key_header);
         let mut tls_port = None;
+        // The last `wrap` is the outermost: observe sees every request and answer; CORS
+        // answers preflights before the guard and authentication run, and adds its headers
+        // to their refusals too.
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(gate.clone())
                 .app_data(observability.clone())
                 .app_data(auth_state.clone())
+                .app_data(api_document.clone())
                 .wrap(from_fn(authenticate::authenticate))
                 .wrap(from_fn(guard::admit))
+                .wrap(cors_policy.middleware())
+                .wrap(from_fn(cors::render_refusals))
                 .wrap(from_fn(observe::observe))
                 .configure(|cfg| http::routes(cfg, serve_metrics))
         })

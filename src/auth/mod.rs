@@ -202,6 +202,11 @@ impl Authenticator {
             || self.anonymous_paths.iter().any(|p| p == path)
     }
 
+    /// Whether `client` passes the network allowlist (`auth.allow_cidrs`), whoever it is.
+    pub fn address_allowed(&self, client: IpAddr) -> bool {
+        self.network.allows(client)
+    }
+
     /// Authenticates a request from `client`.
     ///
     /// # Errors

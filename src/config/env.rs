@@ -65,6 +65,26 @@ pub(super) fn merge_confluent_env(
     if let Some(v) = env("KAFKA_REST_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO") {
         figment = figment.merge(("schema_registry.basic_auth_user_info", v));
     }
+    // Comma-separated, as Confluent reads them (`[cors]` takes that form too); blank means
+    // the default there, so it does here.
+    for (variable, key) in [
+        (
+            "KAFKA_REST_ACCESS_CONTROL_ALLOW_ORIGIN",
+            "cors.allowed_origins",
+        ),
+        (
+            "KAFKA_REST_ACCESS_CONTROL_ALLOW_METHODS",
+            "cors.allowed_methods",
+        ),
+        (
+            "KAFKA_REST_ACCESS_CONTROL_ALLOW_HEADERS",
+            "cors.allowed_headers",
+        ),
+    ] {
+        if let Some(v) = env(variable).filter(|v| !v.trim().is_empty()) {
+            figment = figment.merge((key, v));
+        }
+    }
     Ok(figment)
 }
 

@@ -8,7 +8,8 @@
 //!    `KAFKA_REST_BOOTSTRAP_SERVERS`, `KAFKA_REST_CLIENT_SECURITY_PROTOCOL`,
 //!    `KAFKA_REST_CLIENT_SASL_MECHANISM`, `KAFKA_REST_CLIENT_SASL_JAAS_CONFIG`,
 //!    `KAFKA_REST_SCHEMA_REGISTRY_URL`, `KAFKA_REST_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO`
-//!    (with `..._CREDENTIALS_SOURCE=USER_INFO`, the only source supported);
+//!    (with `..._CREDENTIALS_SOURCE=USER_INFO`, the only source supported),
+//!    `KAFKA_REST_ACCESS_CONTROL_ALLOW_ORIGIN`, `..._METHODS`, `..._HEADERS` (CORS);
 //! 4. `KAFKA_CREDS`, one JSON object as ECS injects a whole Secrets Manager secret
 //!    (`SASL_USERNAME`, `SASL_PASSWORD`, `BOOTSTRAP_SERVERS`; other keys are ignored), and
 //!    `SCHEMA_REGISTRY_CREDS` likewise (`SCHEMA_REGISTRY_URL`, `BASIC_AUTH_USER_INFO`);
@@ -25,6 +26,7 @@
 //! policy, schemas, the log filter) reports its failures as a [`ConfigError`] too.
 
 mod auth;
+mod cors;
 mod env;
 mod kafka;
 mod limits;
@@ -40,6 +42,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 
 pub use auth::{AuthSettings, JwtAlgorithm, JwtSettings, PolicyText};
+pub use cors::{CorsOrigin, CorsSettings};
 pub use kafka::{
     Compression, DevSettings, KafkaSettings, MetadataSettings, Partitioner, RawProperties,
     SaslMechanism, SecurityProtocol, GUARDED_LIBRDKAFKA_KEYS, GUARDED_LIBRDKAFKA_PREFIXES,
@@ -95,6 +98,8 @@ pub struct Settings {
     pub validation: ValidationSettings,
     /// The Schema Registry of the avro, jsonschema and protobuf formats.
     pub schema_registry: SchemaRegistrySettings,
+    /// Cross-origin requests from browser clients; off by default.
+    pub cors: CorsSettings,
 }
 
 /// Layer 6: what the command line sets.
@@ -195,6 +200,7 @@ impl Settings {
         self.auth.validate()?;
         self.limits.validate(self.server.max_body_bytes)?;
         self.schema_registry.validate()?;
+        self.cors.validate()?;
         self.check_timeouts_fit_the_request()?;
         match (&self.kafka.bootstrap_servers, self.dev.enabled) {
             (None, false) => {
@@ -774,5 +780,56 @@ mod tests {
         assert!(!debug.contains("pa55word"), "{debug}");
         assert!(!debug.contains("keypa55"), "{debug}");
         assert!(debug.contains("ssl.key.password"), "{debug}");
+    }
+
+    #[test]
+    fn cors_from_the_file_or_confluent_variables_and_no_wildcard_with_credentials() {
+        let kafka = "[kafka]\nbootstrap_servers = \"b:9092\"\n";
+        let s = load(
+            kafka,
+            &[
+                (
+                    "KAFKA_REST_ACCESS_CONTROL_ALLOW_ORIGIN",
+                    "https://a.example, http://localhost:3000",
+                ),
+                (
+                    "KAFKA_REST_ACCESS_CONTROL_ALLOW_METHODS",
+                    "GET,POST,OPTIONS",
+                ),
+                ("KAFKA_REST_ACCESS_CONTROL_ALLOW_HEADERS", ""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            s.cors.allowed_origins,
+            [
+                CorsOrigin::Exact("https://a.example".into()),
+                CorsOrigin::Exact("http://localhost:3000".into())
+            ]
+        );
+        assert_eq!(s.cors.allowed_methods, ["GET", "POST", "OPTIONS"]);
+        // Blank, as Confluent's default, keeps ours.
+        assert_eq!(
+            s.cors.allowed_headers,
+            CorsSettings::default().allowed_headers
+        );
+
+        let toml = format!("{kafka}[cors]\nallowed_origins = [\"*\"]\nallow_credentials = true\n");
+        let err = load(&toml, &[]).unwrap_err().to_string();
+        assert!(err.contains("cors.allow_credentials"), "{err}");
+        let toml = format!("{kafka}[cors]\nallowed_origins = \"*,https://a.example\"\n");
+        let err = load(&toml, &[]).unwrap_err().to_string();
+        assert!(err.contains("cors.allowed_origins"), "{err}");
+        let toml = format!("{kafka}[cors]\nallowed_origins = [\"https://*.example.com\"]\n");
+        let err = load(&toml, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("allowed_origins") && err.contains("is not an origin"),
+            "{err}"
+        );
+        let toml = format!(
+            "{kafka}[cors]\nallowed_origins = [\"https://a.example\"]\nallowed_headers = [\"a b\"]\n"
+        );
+        let err = load(&toml, &[]).unwrap_err().to_string();
+        assert!(err.contains("allowed_headers"), "{err}");
     }
 }

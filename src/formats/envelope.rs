@@ -479,6 +479,42 @@ mod tests {
     }
 
     #[test]
+    fn integers_in_any_json_notation() {
+        let table = [
+            ("7", Some(7)),
+            ("-7", Some(-7)),
+            ("7.0", Some(7)),
+            ("7.000", Some(7)),
+            ("-0.0", Some(0)),
+            ("7e0", Some(7)),
+            ("7E2", Some(700)),
+            ("7e+2", Some(700)),
+            ("700e-2", Some(7)),
+            ("7.5e1", Some(75)),
+            ("1e+16", Some(10_000_000_000_000_000)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808.0", Some(i64::MIN)),
+            ("0e999999", Some(0)),
+            ("0.0e-999999", Some(0)),
+            ("7.5", None),
+            ("75e-1", None),
+            ("9223372036854775808", None),
+            ("9223372036854775808.0", None),
+            ("1e19", None),
+            ("1e999999", None),
+            ("1e-999999", None),
+        ];
+        for (number, expected) in table {
+            let raw: Box<RawValue> = serde_json::from_str(number).unwrap();
+            assert_eq!(jackson_integer(&raw).ok().flatten(), expected, "{number}");
+        }
+        let request =
+            parse(r#"{"value_schema_id":3.0,"records":[{"value":1,"partition":2e0}]}"#).unwrap();
+        assert_eq!(request.value_schema.id, Some(3));
+        assert_eq!(request.records[0].partition.map(Partition::id), Some(2));
+    }
+
+    #[test]
     fn malformed_json_is_400() {
         for body in [r#"{"records":["#, "{records:[]}", "{\"records\":[]} x"] {
             assert!(

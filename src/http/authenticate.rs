@@ -10,6 +10,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpRequest};
 
 use super::observe::with_facts;
+use super::openapi::is_document;
 use crate::auth::{AuthError, Authenticator, Credentials, Operation, Principal};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -44,7 +45,10 @@ pub async fn authenticate(
     let client = auth.client_ip(peer, &forwarded_for);
     with_facts(req.request(), |f| f.client_ip = Some(client));
 
-    if auth.is_open(req.path()) {
+    // The API description needs no credentials (see `openapi`), but only reachable
+    // addresses may read it.
+    let open_document = is_document(req.path()) && auth.address_allowed(client);
+    if auth.is_open(req.path()) || open_document {
         return next
             .call(req)
             .await

@@ -1,15 +1,17 @@
 //! The HTTP edge: one route table, one thin adapter per API surface (`produce_v2`,
-//! `metadata`, `resources_v3`, `health`), the steps metadata reads share (`describe`), the
-//! v2 and v3 renderings (`v2`, `v3`), and the middleware that wraps them all: `observe`
-//! (request id, span, metrics, access log), `guard` (draining and the in-flight budget) and
-//! `authenticate`.
+//! `metadata`, `resources_v3`, `health`, `openapi`), the steps metadata reads share
+//! (`describe`), the v2 and v3 renderings (`v2`, `v3`), and the middleware that wraps them
+//! all: `observe` (request id, span, metrics, access log), `cors` (browser clients), `guard`
+//! (draining and the in-flight budget) and `authenticate`.
 
 pub mod authenticate;
+pub mod cors;
 mod describe;
 pub mod guard;
 pub mod health;
 pub mod metadata;
 pub mod observe;
+pub mod openapi;
 pub mod produce_v2;
 pub mod resources_v3;
 pub mod v2;
@@ -17,8 +19,9 @@ pub mod v3;
 
 use std::sync::Arc;
 
-use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::Method;
+use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder, ResponseError};
 
 use crate::config::AdvertisedUrl;
 use crate::domain::{Partition, TopicName};
@@ -29,74 +32,143 @@ use crate::limits::{Body, BodyLimits};
 use crate::produce::{Caller, ProduceService};
 use crate::shutdown::Lifecycle;
 
-/// The route table of the whole service; `/metrics` is here unless it has its own listener.
-pub fn routes(cfg: &mut web::ServiceConfig, serve_metrics: bool) {
-    if serve_metrics {
-        cfg.service(resource("/metrics").route(web::get().to(observe::metrics)));
+/// One route: a method on a path template, and the handler that answers it.
+struct Endpoint {
+    method: Method,
+    path: &'static str,
+    route: actix_web::Route,
+}
+
+fn endpoint<F, Args>(method: Method, path: &'static str, handler: F) -> Endpoint
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    Endpoint {
+        route: web::method(method.clone()).to(handler),
+        method,
+        path,
     }
-    cfg.service(resource("/").route(web::get().to(metadata::root)))
-        .service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/readyz").route(web::get().to(health::readyz)))
-        .service(resource("/brokers").route(web::get().to(metadata::list_brokers)))
-        .service(resource("/topics").route(web::get().to(metadata::list_topics)))
-        .service(
-            resource("/topics/{topic}")
-                .route(web::get().to(metadata::get_topic))
-                .route(web::post().to(produce_v2::produce_to_topic)),
-        )
-        .service(
-            resource("/topics/{topic}/partitions").route(web::get().to(metadata::list_partitions)),
-        )
-        .service(
-            resource("/topics/{topic}/partitions/{partition}")
-                .route(web::get().to(metadata::get_partition))
-                .route(web::post().to(produce_v2::produce_to_partition)),
-        )
-        .service(resource("/v3/clusters").route(web::get().to(resources_v3::list_clusters)))
-        .service(
-            resource("/v3/clusters/{cluster_id}").route(web::get().to(resources_v3::get_cluster)),
-        )
-        .service(
-            resource("/v3/clusters/{cluster_id}/topics")
-                .route(web::get().to(resources_v3::list_topics)),
-        )
-        .service(
-            resource("/v3/clusters/{cluster_id}/topics/{topic_name}")
-                .route(web::get().to(resources_v3::get_topic)),
-        )
-        .service(
-            resource("/v3/clusters/{cluster_id}/topics/{topic_name}/partitions")
-                .route(web::get().to(resources_v3::list_partitions)),
-        )
-        .service(
-            resource("/v3/clusters/{cluster_id}/topics/{topic_name}/partitions/{partition_id}")
-                .route(web::get().to(resources_v3::get_partition)),
-        )
-        .service(
-            resource("/v3/clusters/{cluster_id}/brokers")
-                .route(web::get().to(resources_v3::list_brokers)),
-        )
-        .service(
-            resource("/topics/{topic}/partitions/{partition}/offsets")
-                .route(web::get().to(metadata::get_partition_offsets)),
-        )
-        .default_service(web::to(route_not_found));
 }
 
-/// A resource whose unmatched methods get 405 in the Confluent envelope, carrying its
-/// route template for the metrics and the access log.
-fn resource(path: &'static str) -> actix_web::Resource {
-    web::resource(path)
-        .app_data(observe::RouteTemplate(path))
-        .default_service(web::to(method_not_allowed))
+fn get<F, Args>(path: &'static str, handler: F) -> Endpoint
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    endpoint(Method::GET, path, handler)
 }
 
-async fn route_not_found(req: HttpRequest) -> HttpResponse {
-    error_response(req.path(), ApiError::RouteNotFound)
+fn post<F, Args>(path: &'static str, handler: F) -> Endpoint
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    endpoint(Method::POST, path, handler)
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    error_response(req.path(), ApiError::MethodNotAllowed)
+/// The route table of the whole service; `/metrics` is here unless it has its own listener.
+///
+/// The one list of what the service answers: [`routes`] registers exactly these, and the
+/// OpenAPI document (`openapi/openapi.json`) is tested against [`route_list`], so a route
+/// cannot be added or removed without the document knowing.
+fn endpoints(serve_metrics: bool) -> Vec<Endpoint> {
+    let mut table = vec![
+        get("/", metadata::root),
+        get("/healthz", health::healthz),
+        get("/readyz", health::readyz),
+        get("/openapi.json", openapi::document),
+        get("/v3/openapi.json", openapi::document),
+        get("/brokers", metadata::list_brokers),
+        get("/topics", metadata::list_topics),
+        get("/topics/{topic}", metadata::get_topic),
+        post("/topics/{topic}", produce_v2::produce_to_topic),
+        get("/topics/{topic}/partitions", metadata::list_partitions),
+        get(
+            "/topics/{topic}/partitions/{partition}",
+            metadata::get_partition,
+        ),
+        post(
+            "/topics/{topic}/partitions/{partition}",
+            produce_v2::produce_to_partition,
+        ),
+        get(
+            "/topics/{topic}/partitions/{partition}/offsets",
+            metadata::get_partition_offsets,
+        ),
+        get("/v3/clusters", resources_v3::list_clusters),
+        get("/v3/clusters/{cluster_id}", resources_v3::get_cluster),
+        get(
+            "/v3/clusters/{cluster_id}/topics",
+            resources_v3::list_topics,
+        ),
+        get(
+            "/v3/clusters/{cluster_id}/topics/{topic_name}",
+            resources_v3::get_topic,
+        ),
+        get(
+            "/v3/clusters/{cluster_id}/topics/{topic_name}/partitions",
+            resources_v3::list_partitions,
+        ),
+        get(
+            "/v3/clusters/{cluster_id}/topics/{topic_name}/partitions/{partition_id}",
+            resources_v3::get_partition,
+        ),
+        get(
+            "/v3/clusters/{cluster_id}/brokers",
+            resources_v3::list_brokers,
+        ),
+    ];
+    if serve_metrics {
+        table.push(get("/metrics", observe::metrics));
+    }
+    table
+}
+
+/// Every (method, path template) of the route table, in registration order.
+pub fn route_list(serve_metrics: bool) -> Vec<(Method, &'static str)> {
+    endpoints(serve_metrics)
+        .into_iter()
+        .map(|e| (e.method, e.path))
+        .collect()
+}
+
+/// Registers the route table: one resource per path template, carrying its template for
+/// the metrics and the access log, whose other methods get 405 with `Allow` (RFC 9110).
+/// Unknown paths get 404; both in the Confluent envelope.
+pub fn routes(cfg: &mut web::ServiceConfig, serve_metrics: bool) {
+    let mut resources: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
+    for endpoint in endpoints(serve_metrics) {
+        match resources
+            .iter_mut()
+            .find(|(path, _)| *path == endpoint.path)
+        {
+            Some((_, same_path)) => same_path.push(endpoint),
+            None => resources.push((endpoint.path, vec![endpoint])),
+        }
+    }
+    for (path, endpoints) in resources {
+        let allow = endpoints
+            .iter()
+            .map(|e| e.method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let allow = HeaderValue::from_str(&allow).expect("method names are header-safe");
+        let mut resource = web::resource(path)
+            .app_data(observe::RouteTemplate(path))
+            .default_service(web::to(move |req: HttpRequest| {
+                let allow = allow.clone();
+                async move { method_not_allowed(&req, allow) }
+            }));
+        for endpoint in endpoints {
+            resource = resource.route(endpoint.route);
+        }
+        cfg.service(resource);
+    }
+    cfg.default_service(web::to(route_not_found));
 }
 
 /// `error` in the rendering of the API that `path` belongs to: for the answers given before
@@ -107,6 +179,16 @@ pub fn error_response(path: &str, error: ApiError) -> HttpResponse {
     } else {
         error.error_response()
     }
+}
+
+async fn route_not_found(req: HttpRequest) -> HttpResponse {
+    error_response(req.path(), ApiError::RouteNotFound)
+}
+
+fn method_not_allowed(req: &HttpRequest, allow: HeaderValue) -> HttpResponse {
+    let mut response = error_response(req.path(), ApiError::MethodNotAllowed);
+    response.headers_mut().insert(header::ALLOW, allow);
+    response
 }
 
 /// Shared state of the handlers.

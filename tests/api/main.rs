@@ -6,11 +6,13 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod cors;
 mod deploy;
 mod kafka;
 mod limits;
 mod metadata_v2;
 mod observability;
+mod openapi;
 mod produce_schema;
 mod produce_v2;
 mod registry_double;

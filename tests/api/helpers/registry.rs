@@ -899,7 +899,7 @@ impl Registry {
 
 /// The venv's python that scripts/install-test-venv.sh made: `IT_PYTHON`, as scripts/test.sh
 /// exports it, or where that script puts it by default.
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let path = std::env::var_os("IT_PYTHON").map_or_else(
         || {
             let cache = std::env::var_os("IT_CACHE_DIR").map_or_else(
