@@ -107,6 +107,7 @@ async fn every_documented_operation_reaches_its_route() {
     let mut settings = cluster.settings();
     settings.metrics.serve_on_api_listener = true;
     let app = TestApp::spawn_ready(settings).await;
+    let cluster_id = cluster.cluster_id().await;
     for (method, path) in documented() {
         if is_pending(&method, &path) {
             continue;
@@ -114,7 +115,7 @@ async fn every_documented_operation_reaches_its_route() {
         let concrete = path
             .replace("{topic_name}", &topic)
             .replace("{partition_id}", "0")
-            .replace("{cluster_id}", "cluster");
+            .replace("{cluster_id}", &cluster_id);
         let r = app.request(&method, &concrete, &[], "").await;
         let route_not_found = r.status == 404 && r.body.contains(r#""error_code":404,"#);
         assert!(
