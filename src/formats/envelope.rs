@@ -502,7 +502,8 @@ mod tests {
             ("9223372036854775808.0", None),
             ("1e19", None),
             ("1e999999", None),
-            ("1e-999999", None),
+            // Read as a double, as Jackson reads it: this underflows to 0.
+            ("1e-999999", Some(0)),
         ];
         for (number, expected) in table {
             let raw: Box<RawValue> = serde_json::from_str(number).unwrap();
