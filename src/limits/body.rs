@@ -169,6 +169,44 @@ impl BodyLimits {
         })
     }
 
+    /// The largest body accepted: for an API v3 stream, the largest record.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// How long a body may take to arrive: for an API v3 stream, its first record.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
+    /// Holds `n` bytes of an API v3 stream against the in-flight byte budget until the
+    /// permit is dropped. A stream holds only what it has read and not yet answered, and
+    /// gives it back as its results are written, so it waits up to `wait` for room where a
+    /// whole body would be shed at once. The per-caller share does not apply: a stream's
+    /// own bound is `streaming.max_in_flight_records`.
+    ///
+    /// # Errors
+    /// [`BodyError::Shed`] when no room came within `wait`.
+    pub async fn hold_stream_bytes(
+        &self,
+        n: usize,
+        wait: Duration,
+    ) -> Result<OwnedSemaphorePermit, BodyError> {
+        let n = u32::try_from(n).map_err(|_| BodyError::Shed)?;
+        let budget = Arc::clone(&self.budget);
+        let permit = match budget.try_acquire_many_owned(n) {
+            Ok(permit) => Ok(permit),
+            Err(_) => tokio::time::timeout(wait, Arc::clone(&self.budget).acquire_many_owned(n))
+                .await
+                .map_err(|_| ())
+                .and_then(|acquired| acquired.map_err(|_| ())),
+        };
+        permit.map_err(|()| {
+            self.metrics.shed.with_label_values(&["bytes"]).inc();
+            BodyError::Shed
+        })
+    }
+
     /// Takes `n` bytes of the caller's share, then of the in-flight budget, merging with
     /// what `held` and `share` already have.
     fn take_budget(
