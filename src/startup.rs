@@ -114,11 +114,14 @@ impl Application {
                     SchemaFormats::new(
                         registry,
                         settings.schema_registry.max_cached_schemas,
+                        Duration::from_millis(settings.schema_registry.latest_ttl_ms),
                         Duration::from_millis(settings.schema_registry.request_timeout_ms),
                         Arc::clone(&metrics),
                     )
                 },
             ),
+            streaming: settings.streaming,
+            batch: settings.batch,
         });
         let gate = web::Data::new(Gate {
             lifecycle: Arc::clone(&lifecycle),

@@ -1,5 +1,6 @@
 //! The HTTP edge: one route table, one thin adapter per API surface (`produce_v2`,
-//! `metadata`, `health`), the v2 rendering (`v2`), and the middleware that wraps them all:
+//! `produce_v3`, `metadata`, `health`), the v2 and v3 renderings (`v2`, `v3`), and the
+//! middleware that wraps them all:
 //! `observe` (request id, span, metrics, access log), `guard` (draining and the in-flight
 //! budget) and `authenticate`.
 
@@ -9,6 +10,7 @@ pub mod health;
 pub mod metadata;
 pub mod observe;
 pub mod produce_v2;
+pub mod produce_v3;
 pub mod v2;
 pub mod v3;
 
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::config::{BatchSettings, StreamingSettings};
 use crate::domain::{Partition, TopicName};
 use crate::error::ApiError;
 use crate::formats::{self, SchemaFormats};
@@ -48,6 +51,14 @@ pub fn routes(cfg: &mut web::ServiceConfig, serve_metrics: bool) {
                 .route(web::get().to(metadata::get_partition))
                 .route(web::post().to(produce_v2::produce_to_partition)),
         )
+        .service(
+            resource("/v3/clusters/{cluster_id}/topics/{topic_name}/records")
+                .route(web::post().to(produce_v3::produce_records)),
+        )
+        .service(
+            resource("/v3/clusters/{cluster_id}/topics/{topic_name}/records:batch")
+                .route(web::post().to(produce_v3::produce_batch)),
+        )
         .default_service(web::to(route_not_found));
 }
 
@@ -75,6 +86,10 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
     /// The Schema Registry formats' resolver; `None` without a registry (they answer 42206).
     pub schemas: Option<SchemaFormats>,
+    /// API v3 streams of records.
+    pub streaming: StreamingSettings,
+    /// API v3 batches of records.
+    pub batch: BatchSettings,
 }
 
 /// Checks the `Accept` header of a v2 request.
