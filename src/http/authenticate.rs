@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpMessage, HttpRequest, ResponseError};
+use actix_web::{web, Error, HttpMessage, HttpRequest};
 
 use super::observe::with_facts;
 use crate::auth::{AuthError, Authenticator, Credentials, Operation, Principal};
@@ -76,7 +76,8 @@ pub async fn authenticate(
             };
             counter.with_label_values(&[error.reason()]).inc();
             tracing::info!(reason = error.reason(), %client, "request refused by authentication");
-            let response = ApiError::Unauthenticated(error).error_response();
+            let response =
+                super::v3::error_response_for(req.path(), &ApiError::Unauthenticated(error));
             Ok(req.into_response(response).map_into_right_body())
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, Error, ResponseError};
+use actix_web::{web, Error};
 
 use crate::error::ApiError;
 use crate::limits::InFlightRequests;
@@ -42,8 +42,9 @@ pub async fn admit(
             .call(req)
             .await
             .map(ServiceResponse::map_into_left_body),
-        Err(error) => Ok(req
-            .into_response(error.error_response())
-            .map_into_right_body()),
+        Err(error) => {
+            let response = super::v3::error_response_for(req.path(), &error);
+            Ok(req.into_response(response).map_into_right_body())
+        }
     }
 }

@@ -70,12 +70,12 @@ fn resource(path: &'static str) -> actix_web::Resource {
         .default_service(web::to(method_not_allowed))
 }
 
-async fn route_not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::RouteNotFound)
+async fn route_not_found(req: HttpRequest) -> HttpResponse {
+    v3::error_response_for(req.path(), &ApiError::RouteNotFound)
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    v3::error_response_for(req.path(), &ApiError::MethodNotAllowed)
 }
 
 /// Shared state of the handlers.

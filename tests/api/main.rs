@@ -13,6 +13,7 @@ mod metadata_v2;
 mod observability;
 mod produce_schema;
 mod produce_v2;
+mod produce_v3;
 mod registry_double;
 mod resilience;
 mod scram;

@@ -107,6 +107,20 @@ impl Cluster {
         name
     }
 
+    /// The cluster's own id, as a Kafka client reads it from metadata (the v3 API's
+    /// `cluster_id`).
+    pub async fn cluster_id(&self) -> String {
+        let consumer: BaseConsumer = self.consumer_config().create().unwrap();
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .client()
+                .fetch_cluster_id(rdkafka::util::Timeout::After(Duration::from_secs(10)))
+                .expect("the cluster names its id")
+        })
+        .await
+        .unwrap()
+    }
+
     /// The high watermark of every partition: how many records each holds.
     pub async fn high_watermarks(&self, topic: &str, partitions: i32) -> Vec<i64> {
         let consumer: BaseConsumer = self.consumer_config().create().unwrap();
