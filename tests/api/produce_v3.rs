@@ -946,6 +946,108 @@ async fn schema_records_by_id_text_and_latest_are_read_back_by_confluents_deseri
     v3.app.stop().await.unwrap();
 }
 
+/// v3's schema selectors as Confluent's SchemaManagerImpl resolves them: by version or id
+/// under the TOPIC_NAME subject, a named subject, the RECORD_NAME and TOPIC_RECORD_NAME
+/// strategies (an Avro record's full name, a JSON Schema's title, a Protobuf message's);
+/// a strategy with nothing to name, a missing version and a missing subject are errors.
+#[actix_web::test]
+async fn schema_selectors_follow_confluents_rules() {
+    let registry = Registry::start();
+    let v3 = v3_app(|s| {
+        s.schema_registry.urls = vec![registry.url().to_owned()];
+    })
+    .await;
+    let topic = v3.cluster.create_topic(1).await;
+    let order = r#"{"type":"record","name":"Order","namespace":"com.example","fields":[{"name":"id","type":"long"}]}"#;
+    let id = registry.register(&format!("{topic}-value"), SchemaType::Avro, order);
+    registry.register("com.example.Order", SchemaType::Avro, order);
+    let thing = r#"{"type":"object","title":"Thing","properties":{"a":{"type":"integer"}}}"#;
+    let message = r#"syntax = "proto3"; package acme; message K { string id = 1; }"#;
+    let body = [
+        json!({"value": {"schema_version": 1, "data": {"id": 1}}}),
+        json!({"value": {"subject": "com.example.Order", "schema_version": 1, "data": {"id": 2}}}),
+        json!({"value": {"subject_name_strategy": "RECORD_NAME", "schema_id": id, "data": {"id": 3}}}),
+        json!({"value": {"subject_name_strategy": "TOPIC_RECORD_NAME", "type": "AVRO",
+                         "schema": order, "data": {"id": 4}}}),
+        json!({"value": {"type": "JSONSCHEMA", "schema": thing,
+                         "subject_name_strategy": "RECORD_NAME", "data": {"a": 5}},
+               "key": {"type": "PROTOBUF", "schema": message,
+                       "subject_name_strategy": "TOPIC_RECORD_NAME", "data": {"id": "x"}}}),
+        json!({"value": {"subject_name_strategy": "RECORD_NAME", "data": {"id": 6}}}),
+        json!({"value": {"schema_version": 7, "data": {"id": 7}}}),
+        json!({"value": {"subject": "nope", "data": {"id": 8}}}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<String>();
+    let r = v3.stream(&topic, &body).await;
+    let got = lines(&r.body);
+    assert_eq!(got.len(), 8, "{got:?}");
+    let line = |i: usize| serde_json::from_str::<Value>(got[i]).unwrap();
+    let avro = |subject: &str, version: i64| {
+        json!({"type": "AVRO", "subject": subject, "schema_id": id, "schema_version": version,
+            "size": 6})
+    };
+    assert_eq!(
+        line(0)["value"],
+        avro(&format!("{topic}-value"), 1),
+        "{}",
+        got[0]
+    );
+    assert_eq!(line(1)["value"], avro("com.example.Order", 1), "{}", got[1]);
+    assert_eq!(line(2)["value"], avro("com.example.Order", 1), "{}", got[2]);
+    assert_eq!(
+        line(3)["value"],
+        avro(&format!("{topic}-com.example.Order"), 1),
+        "{}",
+        got[3]
+    );
+    assert_eq!(line(4)["value"]["subject"], "Thing", "{}", got[4]);
+    assert_eq!(line(4)["value"]["type"], "JSONSCHEMA", "{}", got[4]);
+    assert_eq!(
+        line(4)["key"]["subject"],
+        format!("{topic}-acme.K"),
+        "{}",
+        got[4]
+    );
+    assert_eq!(line(4)["key"]["type"], "PROTOBUF", "{}", got[4]);
+    assert_eq!(
+        got[5..],
+        [
+            error_line(
+                400,
+                "Cannot use schema_subject_strategy=RECORD_NAME without schema_id or schema."
+            ),
+            error_line(
+                400,
+                &format!("Schema does not exist for subject: {topic}-value, version: 7")
+            ),
+            error_line(
+                42207,
+                "Error serializing message. Error when fetching latest schema version. \
+                 subject = nope\nSubject 'nope' not found.; error code: 40401"
+            ),
+        ]
+    );
+    let consumed = v3.cluster.consume(&topic, 1, 5).await;
+    let decoded = registry
+        .decode(&[
+            Encoded::value(SchemaType::Avro, &topic, consumed[3].value.clone().unwrap()),
+            Encoded::value(SchemaType::Json, &topic, consumed[4].value.clone().unwrap()),
+            Encoded::key(
+                SchemaType::Protobuf,
+                &topic,
+                consumed[4].key.clone().unwrap(),
+            ),
+        ])
+        .await;
+    assert_eq!(
+        decoded,
+        [json!({"id": 4}), json!({"a": 5}), json!({"id": "x"})]
+    );
+    v3.app.stop().await.unwrap();
+}
+
 /// records:batch: 207 with the successes and failures in entry order, exact bodies.
 #[actix_web::test]
 async fn a_batch_answers_207_with_successes_and_failures() {
