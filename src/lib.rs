@@ -5,7 +5,7 @@
 //! - `config`: the typed settings tree (file + environment layering);
 //! - `startup`: builds the app (producer, middleware, routes) and owns shutdown;
 //! - `error`: the one mapping to Confluent error codes and HTTP statuses;
-//! - `http`: handlers per API surface (`produce_v2`, `metadata`, `health`);
+//! - `http`: handlers per API surface (`produce_v2`, `produce_v3`, `metadata`, `health`);
 //! - `formats`: embedded formats (json, binary, and avro, jsonschema, protobuf through the
 //!   Schema Registry with their caches), request envelope, media negotiation;
 //! - `schema_registry`: the only code that calls the Schema Registry;
