@@ -551,28 +551,28 @@ pub async fn encode(
     topic: &TopicName,
     schemas: Option<&SchemaFormats>,
 ) -> Result<Encoded, FormatError> {
-    let resolve = |spec: &Option<SideSpec<'_>>, side| {
-        let request = match spec {
-            Some(SideSpec::Schema { request, .. }) => Some(request.clone()),
-            _ => None,
-        };
-        async move {
-            let Some(request) = request else {
-                return Ok(None);
-            };
-            let schemas = schemas.ok_or(SchemaError::NotConfigured)?;
-            schemas
-                .resolve_request(topic.as_str(), side, request)
-                .await
-                .map(Some)
-        }
+    let request = |spec: &Option<SideSpec<'_>>| match spec {
+        Some(SideSpec::Schema { request, .. }) => Some(request.clone()),
+        _ => None,
     };
-    let (key_schema, value_schema) = if has_schema(&record.key) || has_schema(&record.value) {
+    let (key_request, value_request) = (request(&record.key), request(&record.value));
+    let (key_schema, value_schema) = if key_request.is_none() && value_request.is_none() {
+        (None, None)
+    } else {
         let schemas = schemas.ok_or(SchemaError::NotConfigured)?;
+        let resolve = |request: Option<SchemaRequest>, side| async move {
+            match request {
+                Some(request) => schemas
+                    .resolve_request(topic.as_str(), side, request)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        // The key's problems first, as Confluent reports them.
         let both = async {
-            let key = resolve(&record.key, Side::Key).await?;
-            let value = resolve(&record.value, Side::Value).await?;
-            Ok::<_, SchemaError>((key, value))
+            let key = resolve(key_request, Side::Key).await?;
+            Ok::<_, SchemaError>((key, resolve(value_request, Side::Value).await?))
         };
         tokio::time::timeout(schemas.timeout(), both)
             .await
@@ -582,12 +582,10 @@ pub async fn encode(
                     schemas.timeout().as_millis()
                 ))
             })??
-    } else {
-        (None, None)
     };
     let (key, key_result) = encode_side(Side::Key, record.key.as_ref(), key_schema)?;
     let (value, value_result) = encode_side(Side::Value, record.value.as_ref(), value_schema)?;
-    let format = pipeline_format(&[&key_result, &value_result], &[&key, &value]);
+    let format = pipeline_format(key_result.as_ref(), value_result.as_ref());
     Ok(Encoded {
         record: Record {
             key,
@@ -602,10 +600,7 @@ pub async fn encode(
     })
 }
 
-fn has_schema(spec: &Option<SideSpec<'_>>) -> bool {
-    matches!(spec, Some(SideSpec::Schema { .. }))
-}
-
+/// A side's bytes (`None` for null) and what its result says about it.
 type SideBytes = (Option<Vec<u8>>, Option<SideResult>);
 
 fn encode_side(
@@ -617,7 +612,7 @@ fn encode_side(
         return Ok((None, None));
     };
     let at = || format!("{}.data", side.as_str());
-    let (bytes, data_type) = match (spec, schema) {
+    let (bytes, data_type, schema) = match (spec, schema) {
         (SideSpec::Plain { data_type, data }, _) => {
             let bytes = match data_type {
                 DataType::Json => json::encode(data),
@@ -626,45 +621,36 @@ fn encode_side(
                     FormatError::Data(format!("Field '{}': {}.", at(), sentence(&e)))
                 })?,
             };
-            (bytes, *data_type)
+            (bytes, *data_type, None)
         }
         (SideSpec::Schema { data, .. }, Some(resolved)) => {
             let bytes = encode_with_schema(&resolved, data, at)?;
-            let data_type = DataType::of_schema(resolved.format);
-            return Ok((
-                bytes.clone(),
-                Some(SideResult {
-                    data_type,
-                    size: size_of(bytes.as_deref()),
-                    schema: Some(resolved),
-                }),
-            ));
+            (bytes, DataType::of_schema(resolved.format), Some(resolved))
         }
-        (SideSpec::Schema { .. }, None) => {
-            return Err(FormatError::Schema(SchemaError::Missing(side)));
-        }
+        // A schema side always resolves, or fails before.
+        (SideSpec::Schema { .. }, None) => return Err(SchemaError::Missing(side).into()),
     };
-    let size = size_of(bytes.as_deref());
+    let size = bytes
+        .as_ref()
+        .map_or(-1, |b| i64::try_from(b.len()).unwrap_or(i64::MAX));
     Ok((
         bytes,
         Some(SideResult {
             data_type,
-            schema: None,
+            schema,
             size,
         }),
     ))
 }
 
-fn size_of(bytes: Option<&[u8]>) -> i64 {
-    bytes.map_or(-1, |b| i64::try_from(b.len()).unwrap_or(i64::MAX))
-}
-
-fn pipeline_format(sides: &[&Option<SideResult>], bytes: &[&Option<Vec<u8>>]) -> EmbeddedFormat {
-    let written: Vec<DataType> = sides
-        .iter()
-        .zip(bytes)
-        .filter(|(_, b)| b.is_some())
-        .filter_map(|(s, _)| s.as_ref().map(|s| s.data_type))
+/// How the pipeline treats a record, from the types of the sides it writes (see
+/// [`Encoded::format`]).
+fn pipeline_format(key: Option<&SideResult>, value: Option<&SideResult>) -> EmbeddedFormat {
+    let written: Vec<DataType> = [key, value]
+        .into_iter()
+        .flatten()
+        .filter(|side| side.size >= 0)
+        .map(|side| side.data_type)
         .collect();
     if written
         .iter()

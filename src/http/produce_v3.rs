@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -118,18 +119,15 @@ pub async fn produce_batch(
         }
     }
     with_facts(&req, |f| f.records_failed = Some(body.failures.len()));
-    let status = match first_failure {
-        Some(code) if body.successes.is_empty() => code,
-        _ => ErrorCode(207),
+    let Some(code) = first_failure.filter(|_| body.successes.is_empty()) else {
+        return Ok(v3::json(StatusCode::MULTI_STATUS, &body));
     };
-    let mut response = v3::json(status.status(), &body);
-    if status.0 != 207 {
-        response.extensions_mut().insert(status);
-        if let Some(secs) = status.retry_after_secs() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
+    let mut response = v3::json(code.status(), &body);
+    response.extensions_mut().insert(code);
+    if let Some(secs) = code.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     Ok(response)
 }
@@ -439,10 +437,6 @@ mod tests {
         assert_eq!(
             error_line(&ApiError::PartitionNotFound),
             b"{\"error_code\":40402,\"message\":\"Partition not found.\"}\r\n"
-        );
-        assert_eq!(
-            actix_web::http::StatusCode::MULTI_STATUS,
-            ErrorCode(207).status()
         );
     }
 }

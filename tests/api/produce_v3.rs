@@ -895,6 +895,26 @@ async fn sigterm_during_an_open_stream_answers_what_was_read_and_ends() {
     }
 }
 
+/// A stream whose first record has not come when draining begins is refused at once as a
+/// new request would be, rather than held until its read timeout.
+#[actix_web::test]
+async fn a_stream_without_a_record_yet_is_refused_when_draining_begins() {
+    let mut v3 = v3_app(|_| {}).await;
+    let topic = v3.cluster.create_topic(1).await;
+    let mut stream = v3.open(&topic, "").await;
+    v3.app.wait_for_in_flight(1).await;
+    let stopping = v3.app.begin_stop();
+    let draining = std::time::Instant::now();
+    let head = stream.head().await;
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    assert!(
+        draining.elapsed() < Duration::from_secs(10),
+        "refused only after {:?}",
+        draining.elapsed()
+    );
+    stopping.await.unwrap().unwrap();
+}
+
 /// An Avro value by schema id, a key by its text, and a value by the subject's latest
 /// version: the lines name subject, id and version, and Confluent's deserializer reads
 /// what was written.

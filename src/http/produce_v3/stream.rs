@@ -54,7 +54,7 @@ const MAX_CHUNK: usize = 64 * 1024;
 /// # Errors
 /// [`ApiError::EmptyStream`] for a body without a record, [`ApiError::RequestTimeout`]
 /// when none starts within `limits.body_read_timeout_ms`, [`ApiError::Overloaded`] when the
-/// in-flight byte budget is spent.
+/// in-flight byte budget is spent, [`ApiError::ShuttingDown`] when draining begins first.
 pub(super) async fn start(
     target: Target,
     mut payload: web::Payload,
@@ -64,7 +64,11 @@ pub(super) async fn start(
     // Counted until the last line is written: shutdown waits for open streams.
     let in_flight = gate.in_flight.enter();
     let limits = &state.body_limits;
-    let first = first_bytes(&mut payload, limits.read_timeout()).await?;
+    // A stream that has not started when draining begins is refused, as a new request.
+    let first = tokio::select! {
+        first = first_bytes(&mut payload, limits.read_timeout()) => first?,
+        () = state.lifecycle.draining() => return Err(ApiError::ShuttingDown),
+    };
     let held = limits
         .hold_stream_bytes(first.len(), BUDGET_WAIT)
         .await
