@@ -238,3 +238,36 @@ impl BodyLimits {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_in_flight_bytes: usize) -> BodyLimits {
+        let mut settings = Settings::default();
+        settings.limits.max_in_flight_bytes = max_in_flight_bytes;
+        BodyLimits::new(&settings, Arc::new(Metrics::new(&[], &[], "test")))
+    }
+
+    /// A stream waits a while for bytes others give back, then is shed.
+    #[tokio::test]
+    async fn stream_bytes_wait_for_room_then_are_shed() {
+        let limits = limits(10);
+        let wait = Duration::from_secs(5);
+        let held = limits.hold_stream_bytes(8, wait).await.unwrap();
+        let waiting = limits.hold_stream_bytes(5, wait);
+        tokio::pin!(waiting);
+        assert!(futures_util::poll!(&mut waiting).is_pending());
+        drop(held);
+        let second = waiting.await.unwrap();
+        assert_eq!(
+            limits
+                .hold_stream_bytes(6, Duration::from_millis(10))
+                .await
+                .unwrap_err(),
+            BodyError::Shed
+        );
+        drop(second);
+        assert!(limits.hold_stream_bytes(10, wait).await.is_ok());
+    }
+}

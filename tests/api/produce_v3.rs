@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use kafka_rest_proxy::config::Settings;
+use kafka_rest_proxy::config::{Settings, TopicSchema};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -520,6 +520,55 @@ async fn every_error_line_and_the_stream_goes_on() {
         )]
     );
     assert_eq!(v3.cluster.high_watermarks(&topic, 1).await, vec![3]);
+    v3.app.stop().await.unwrap();
+}
+
+/// The topic's JSON Schema checks each JSON record on its own: one that does not match gets
+/// a 42203 line listing its violations (numbered by its place in the stream) and the others
+/// are written; BINARY records are refused there (422), as in v2.
+#[actix_web::test]
+async fn records_that_do_not_match_the_topics_json_schema_get_42203_lines() {
+    let topic = Cluster::plaintext().create_topic(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("value.json");
+    std::fs::write(&schema, r#"{"type":"integer"}"#).unwrap();
+    let v3 = v3_app(|s| {
+        s.validation.schemas = vec![TopicSchema {
+            topics: vec![topic.as_str().into()],
+            value_schema: Some(schema),
+            key_schema: None,
+            allow_binary: false,
+        }];
+    })
+    .await;
+    let body: String = [
+        json!({"value": {"type": "JSON", "data": 1}}),
+        json!({"value": {"type": "JSON", "data": "x"}}),
+        json!({"value": {"type": "BINARY", "data": "Zm9v"}}),
+        json!({"value": {"type": "JSON", "data": 2}}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect();
+    let r = v3.stream(&topic, &body).await;
+    let got = lines(&r.body);
+    assert_eq!(
+        got[1..3],
+        [
+            format!(
+                r#"{{"error_code":42203,"message":"1 of 1 records do not match the JSON Schema of topic '{topic}' (1 violations).","violations":[{{"record":1,"field":"value","pointer":"","keyword":"type","message":"\"x\" is not of type \"integer\""}}],"violations_omitted":0}}"#
+            ),
+            error_line(
+                422,
+                &format!(
+                    "Topic '{topic}' validates its records against a JSON Schema, and \
+                     binary-format records cannot be validated: send them in the json format."
+                )
+            ),
+        ]
+    );
+    assert!(got[3].starts_with(r#"{"error_code":200,"#), "{}", got[3]);
+    assert_eq!(v3.cluster.high_watermarks(&topic, 1).await, vec![2]);
     v3.app.stop().await.unwrap();
 }
 
