@@ -4,6 +4,9 @@
 #   - 1-record json, 100-record json batch, 1-record binary, 1-record avro and 100-record
 #     avro batch (the same values, schema by id, a static registry responder:
 #     scripts/bench/registry.py), each at BENCH_CONCURRENCY;
+#   - an API v3 stream of BENCH_STREAM_RECORDS json records per request (one connection per
+#     stream: the service closes a stream's connection when it ends), records/s next to the
+#     v2 100-record batch's (target 0.8x);
 #   - p99 at half the maximum load (1-record json and 100-record json, paced requests);
 #   - baselines in the same run: examples/direct_producer (same records, same producer
 #     settings, no HTTP: the records/s ceiling) and examples/fixed_200 (same wrk load on an
@@ -18,6 +21,7 @@
 #   BENCH_PACED_CONNECTIONS  connections of the half-max-load runs (default 128)
 #   BENCH_THREADS      wrk threads (default 2)
 #   BENCH_PARTITIONS   partitions of each benchmark topic (default 3)
+#   BENCH_STREAM_RECORDS  records per API v3 stream (default 1000)
 #   BENCH_OUT          results file (default target/bench/results.md; CARGO_TARGET_DIR is honoured)
 #   BENCH_KEEP_DIR=1   keep the work dir (broker, proxy and wrk logs)
 #   KRP_*              passed to the proxy (e.g. KRP_KAFKA__LINGER_MS=0); direct_producer
@@ -35,6 +39,9 @@ THREADS="${BENCH_THREADS:-2}"
 PARTITIONS="${BENCH_PARTITIONS:-3}"
 OUT="${BENCH_OUT:-${CARGO_TARGET_DIR:-$ROOT/target}/bench/results.md}"
 PACED_CONNECTIONS="${BENCH_PACED_CONNECTIONS:-128}"
+STREAM_RECORDS="${BENCH_STREAM_RECORDS:-1000}"
+# The broker's cluster id: the v3 routes name it in their path.
+CLUSTER_ID="krp-bench"
 LUA="$HERE/bench/produce.lua"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 # ~100 bytes of compact JSON; the binary scenario sends the same bytes in base64, and the
@@ -110,6 +117,9 @@ run_wrk() {
     local scenario="$1" pid="$2" port="$3" format="$4" batch="$5" conns="$6" rate="${7:-}"
     new_topic
     local url="http://127.0.0.1:$port/topics/$TOPIC"
+    if [[ "$format" == v3 ]]; then
+        url="http://127.0.0.1:$port/v3/clusters/$CLUSTER_ID/topics/$TOPIC/records"
+    fi
     local tag="$scenario-c$conns${rate:+-r$rate}"
     export BENCH_FORMAT="$format" BENCH_BATCH="$batch" BENCH_VALUE="$VALUE" \
         BENCH_VALUE_B64="$VALUE_B64" BENCH_LABEL="$scenario" BENCH_THREADS="$THREADS" \
@@ -185,6 +195,7 @@ mkdir -p "$WORK/tansu"
 (
     cd "$WORK/tansu"
     exec "$TANSU" broker \
+        --cluster-id "$CLUSTER_ID" \
         --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
         --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
         --storage-engine "memory://tansu/" >"$WORK/tansu/broker.log" 2>&1
@@ -222,6 +233,11 @@ smoke_avro="$(curl -s -w '\n%{http_code}' -X POST "http://127.0.0.1:$PROXY_PORT/
     -H 'Content-Type: application/vnd.kafka.avro.v2+json' \
     -d "{\"value_schema_id\":1,\"records\":[{\"value\":$VALUE}]}")"
 [[ "$(tail -n 1 <<<"$smoke_avro")" == 200 ]] || die "smoke avro produce failed: $smoke_avro"
+smoke_v3="$(curl -s -w '\n%{http_code}' -X POST \
+    "http://127.0.0.1:$PROXY_PORT/v3/clusters/$CLUSTER_ID/topics/$TOPIC/records" \
+    -H 'Content-Type: application/json' -d "{\"value\":{\"type\":\"JSON\",\"data\":$VALUE}}")"
+[[ "$(tail -n 1 <<<"$smoke_v3")" == 200 && "$smoke_v3" == *'"error_code":200,'* ]] ||
+    die "smoke v3 stream failed: $smoke_v3"
 log "kafka-rest-proxy on 127.0.0.1:$PROXY_PORT (pid $PROXY_PID); smoke produce: $(head -n 1 <<<"$smoke")"
 
 # --- fixed-200 baseline server ---------------------------------------------------------------
@@ -246,6 +262,9 @@ for c in $CONCURRENCY; do
 done
 for c in $CONCURRENCY; do
     run_wrk "avro, 100-record batch" "$PROXY_PID" "$PROXY_PORT" avro 100 "$c"
+done
+for c in $CONCURRENCY; do
+    run_wrk "v3 stream, $STREAM_RECORDS json records" "$PROXY_PID" "$PROXY_PORT" v3 "$STREAM_RECORDS" "$c"
 done
 
 # Half the maximum load: half the best requests/s seen above, paced on PACED_CONNECTIONS.
@@ -285,6 +304,7 @@ BENCH_META="$(jq -n \
     --arg conc "$CONCURRENCY" --arg partitions "$PARTITIONS" --arg paced "$PACED_CONNECTIONS" \
     --arg load_before "$LOAD_BEFORE" --arg load_after "$LOAD_AFTER" --arg elapsed "$ELAPSED" \
     --arg rss "$PROXY_PEAK_RSS_KIB" --arg value_bytes "${#VALUE}" \
+    --arg stream_records "$STREAM_RECORDS" \
     --arg overrides "$({ env | grep '^KRP_' | grep -v -E '^KRP_KAFKA__BOOTSTRAP_SERVERS=|PASSWORD|SECRET|LIBRDKAFKA' || true; } | sort | tr '\n' ' ')" \
     --arg commit "$COMMIT" \
     '$ARGS.named')"
@@ -324,6 +344,7 @@ def by(s):
 
 batch, direct100 = by("json, 100-record batch"), by("direct producer, batch 100")
 avro_batch = by("avro, 100-record batch")
+stream = by(f"v3 stream, {meta['stream_records']} json records")
 single, binary, fixed = by("json, 1 record"), by("binary, 1 record"), by("fixed-200 baseline (json, 1 record)")
 print("| ratio | " + " | ".join(f"c={c}" for c in sorted(batch)) + " | best ÷ best | target |")
 print("|---|" + "---:|" * (len(batch) + 2))
@@ -338,6 +359,7 @@ ratio_row("100-record batch records/s ÷ direct producer (batch 100) records/s",
 ratio_row("json 1-record requests/s ÷ fixed-200 requests/s", single, fixed, "requests_per_s", 0.4)
 ratio_row("binary 1-record requests/s ÷ fixed-200 requests/s", binary, fixed, "requests_per_s", 0.4)
 ratio_row("avro 100-record batch records/s ÷ json 100-record batch records/s", avro_batch, batch, "records_per_s", 0.8)
+ratio_row("v3 stream records/s ÷ json 100-record batch records/s", stream, batch, "records_per_s", 0.8)
 
 print()
 for r in rows:

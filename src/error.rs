@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::auth::{AuthError, Operation};
 use crate::domain::InvalidTopicName;
 use crate::formats::schema::Side;
+use crate::formats::v3::batch::{BatchError, BatchRefused};
 use crate::formats::{FormatError, NegotiationError, SchemaError};
 use crate::kafka::{MetadataError, ProduceError};
 use crate::limits::{BodyError, Overloaded, RateLimited, RecordLimitError};
@@ -43,7 +44,11 @@ impl ErrorCode {
     pub const VALUE_SCHEMA_MISSING: ErrorCode = ErrorCode(42202);
     pub const INVALID_SCHEMA: ErrorCode = ErrorCode(42205);
     pub const SCHEMA_REGISTRY_NOT_CONFIGURED: ErrorCode = ErrorCode(42206);
+    /// Confluent's "Payload error." code, also for an API v3 stream without a record.
+    pub const INVALID_PAYLOAD: ErrorCode = ErrorCode(42206);
     pub const SCHEMA_SERIALIZATION: ErrorCode = ErrorCode(42207);
+    /// An API v3 batch that breaks the batch rules (ids, count).
+    pub const PRODUCE_BATCH: ErrorCode = ErrorCode(42208);
     pub const KAFKA_ERROR: ErrorCode = ErrorCode(50002);
     pub const KAFKA_RETRIABLE_ERROR: ErrorCode = ErrorCode(50003);
     pub const NO_BROKER_AVAILABLE: ErrorCode = ErrorCode(50302);
@@ -159,6 +164,28 @@ pub enum ApiError {
     /// well-formed preflight (400).
     #[error("CORS preflight refused: {reason}")]
     CorsPreflight { reason: String, malformed: bool },
+    /// An API v3 body in another charset than UTF-8 (JSON is UTF-8, RFC 8259).
+    #[error("Unsupported charset '{0}': the request body must be UTF-8.")]
+    UnsupportedCharset(String),
+    /// An API v3 stream without a record, in Confluent's words.
+    #[error("Payload error. Request body is empty. Data is required.")]
+    EmptyStream,
+    /// An API v3 record that is not of the record's shape (a line of its own in a stream).
+    #[error("{0}")]
+    InvalidRecord(String),
+    /// A record of an API v3 stream larger than `server.max_body_bytes`: the stream ends.
+    #[error("A record is larger than the limit of {limit} bytes.")]
+    RecordTooLarge { limit: usize },
+    /// A record read after `streaming.max_duration_ms`, in Confluent's words.
+    #[error("Streaming connection open for longer than allowed: Connection will be closed.")]
+    StreamExpired,
+    /// An API v3 batch that breaks the batch rules (42208).
+    #[error("{0}")]
+    Batch(#[from] BatchError),
+    /// One record that Kafka did not take (an API v3 record's result; v2 writes these in
+    /// `offsets`).
+    #[error("{0}")]
+    RecordFailed(ProduceError),
 }
 
 impl ApiError {
@@ -196,6 +223,21 @@ impl ApiError {
             ApiError::CorsPreflight {
                 malformed: false, ..
             } => ErrorCode::FORBIDDEN,
+            ApiError::UnsupportedCharset(_) | ApiError::InvalidRecord(_) => ErrorCode::BAD_REQUEST,
+            ApiError::EmptyStream => ErrorCode::INVALID_PAYLOAD,
+            ApiError::RecordTooLarge { .. } => ErrorCode::PAYLOAD_TOO_LARGE,
+            ApiError::StreamExpired => ErrorCode::REQUEST_TIMEOUT,
+            ApiError::Batch(_) => ErrorCode::PRODUCE_BATCH,
+            ApiError::RecordFailed(e) => record_error_code(e),
+        }
+    }
+}
+
+impl From<BatchRefused> for ApiError {
+    fn from(refused: BatchRefused) -> Self {
+        match refused {
+            BatchRefused::Batch(e) => e.into(),
+            BatchRefused::Format(e) => e.into(),
         }
     }
 }
@@ -249,6 +291,7 @@ impl From<FormatError> for ApiError {
             }
             FormatError::NegativePartition => ApiError::PartitionNotFound,
             FormatError::Schema(e) => ApiError::Schema(e),
+            FormatError::Record(m) => ApiError::InvalidRecord(m),
         }
     }
 }
@@ -260,6 +303,9 @@ fn schema_error_code(error: &SchemaError) -> ErrorCode {
         SchemaError::Missing(Side::Key) => ErrorCode::KEY_SCHEMA_MISSING,
         SchemaError::Missing(Side::Value) => ErrorCode::VALUE_SCHEMA_MISSING,
         SchemaError::TextAndId(_) | SchemaError::IdOutOfRange(_) => ErrorCode::UNPROCESSABLE,
+        SchemaError::StrategyNeedsSchema(_)
+        | SchemaError::Nameless(_)
+        | SchemaError::NoSuchVersion { .. } => ErrorCode::BAD_REQUEST,
         SchemaError::Invalid(_) => ErrorCode::INVALID_SCHEMA,
         SchemaError::Serialization(_) => ErrorCode::SCHEMA_SERIALIZATION,
         SchemaError::Forbidden(_) => ErrorCode::KAFKA_AUTHORIZATION,
@@ -453,6 +499,32 @@ mod tests {
                 Some(1),
             ),
             (ApiError::Overloaded, 50302, 503, Some(1)),
+            (
+                ApiError::UnsupportedCharset("latin1".into()),
+                400,
+                400,
+                None,
+            ),
+            (ApiError::EmptyStream, 42206, 422, None),
+            (ApiError::InvalidRecord(String::new()), 400, 400, None),
+            (ApiError::StreamExpired, 408, 408, None),
+            (ApiError::RecordTooLarge { limit: 1 }, 413, 413, None),
+            (ApiError::Batch(BatchError::TooMany), 42208, 422, None),
+            (
+                ApiError::RecordFailed(ProduceError::QueueFull),
+                50302,
+                503,
+                Some(1),
+            ),
+            (
+                ApiError::Schema(SchemaError::NoSuchVersion {
+                    subject: "s".into(),
+                    version: 2,
+                }),
+                400,
+                400,
+                None,
+            ),
             (ApiError::RequestTimeout { timeout_ms: 1 }, 408, 408, None),
             (
                 ApiError::RecordLimit(RecordLimitError::TooMany { count: 2, limit: 1 }),

@@ -5,8 +5,9 @@
 //! - `config`: the typed settings tree (file + environment layering);
 //! - `startup`: builds the app (producer, middleware, routes) and owns shutdown;
 //! - `error`: the one mapping to Confluent error codes and HTTP statuses;
-//! - `http`: handlers per API surface (`produce_v2`, `metadata`, `resources_v3`, `health`,
-//!   `openapi`) and the middleware (request id and metrics, CORS, draining, authentication);
+//! - `http`: handlers per API surface (`produce_v2`, `produce_v3`, `metadata`,
+//!   `resources_v3`, `health`, `openapi`) and the middleware (request id and metrics, CORS,
+//!   draining, authentication);
 //! - `formats`: embedded formats (json, binary, and avro, jsonschema, protobuf through the
 //!   Schema Registry with their caches), request envelope, media negotiation;
 //! - `schema_registry`: the only code that calls the Schema Registry;

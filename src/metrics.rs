@@ -53,6 +53,11 @@ pub struct Metrics {
     pub http_request_bytes: IntCounterVec,
     pub http_response_bytes: IntCounterVec,
     pub http_requests_in_flight: IntGauge,
+    /// API v3 streams open now; they outlive `http_requests_in_flight`, which counts a
+    /// request until its response starts.
+    pub streams_open: IntGauge,
+    /// Records of open API v3 streams read and not yet answered.
+    pub stream_records_in_flight: IntGauge,
     pub records_produced: IntCounterVec,
     pub record_bytes: IntCounterVec,
     pub producer_queue_messages: IntGauge,
@@ -185,6 +190,17 @@ impl Metrics {
                 &r,
                 "kafka_rest_http_requests_in_flight",
                 "Requests being served now.",
+            ),
+            streams_open: gauge(
+                &r,
+                "kafka_rest_streams_open",
+                "API v3 record streams open now (each a request whose response is streaming).",
+            ),
+            stream_records_in_flight: gauge(
+                &r,
+                "kafka_rest_stream_records_in_flight",
+                "Records of open API v3 streams read and not yet answered; at most \
+                 streaming.max_in_flight_records per stream.",
             ),
             records_produced: counter(
                 &r,

@@ -116,12 +116,15 @@ impl Application {
                     SchemaFormats::new(
                         registry,
                         settings.schema_registry.max_cached_schemas,
+                        Duration::from_millis(settings.schema_registry.latest_ttl_ms),
                         Duration::from_millis(settings.schema_registry.request_timeout_ms),
                         Arc::clone(&metrics),
                     )
                 },
             ),
             advertised_url: settings.server.advertised_url.clone(),
+            streaming: settings.streaming,
+            batch: settings.batch,
         });
         let gate = web::Data::new(Gate {
             lifecycle: Arc::clone(&lifecycle),

@@ -1,9 +1,12 @@
--- wrk script for scripts/bench.sh: POST /topics/{topic} with a v2 produce body, count every
--- response that is not a clean 200, and print one machine-readable result line.
+-- wrk script for scripts/bench.sh: POST /topics/{topic} with a v2 produce body (or an API v3
+-- stream of records to /v3/clusters/{id}/topics/{topic}/records), count every response that
+-- is not a clean 200, and print one machine-readable result line.
 --
 -- Environment (set by bench.sh):
---   BENCH_FORMAT     json | binary | avro                (default json; avro sends the
---                    value with "value_schema_id": BENCH_SCHEMA_ID)
+--   BENCH_FORMAT     json | binary | avro | v3           (default json; avro sends the
+--                    value with "value_schema_id": BENCH_SCHEMA_ID; v3 sends BENCH_BATCH
+--                    concatenated v3 records {"value":{"type":"JSON","data":...}} as one
+--                    stream, each answered by its own line)
 --   BENCH_BATCH      records per request                 (default 1)
 --   BENCH_VALUE      the record value, compact JSON      (json format)
 --   BENCH_VALUE_B64  the same bytes in base64            (binary format)
@@ -39,6 +42,9 @@ elseif format == "avro" then
     record = '{"value":' .. value .. '}'
     schema_ref = '"value_schema_id":' .. schema_id .. ','
     wrk.headers["Content-Type"] = "application/vnd.kafka.avro.v2+json"
+elseif format == "v3" then
+    record = '{"value":{"type":"JSON","data":' .. value .. '}}'
+    wrk.headers["Content-Type"] = "application/json"
 else
     record = '{"value":' .. value .. '}'
     wrk.headers["Content-Type"] = "application/vnd.kafka.json.v2+json"
@@ -50,8 +56,14 @@ end
 -- A static request: wrk formats it once, so the load generator spends as little CPU as it can
 -- (it shares the machine with the proxy).
 wrk.method = "POST"
-wrk.body = '{' .. schema_ref .. '"records":[' .. table.concat(records, ",") .. ']}'
-wrk.headers["Accept"] = "application/vnd.kafka.v2+json"
+if format == "v3" then
+    -- Records one after the other, a newline between them, as a streaming client writes.
+    wrk.body = table.concat(records, "\n")
+    wrk.headers["Accept"] = "application/json"
+else
+    wrk.body = '{' .. schema_ref .. '"records":[' .. table.concat(records, ",") .. ']}'
+    wrk.headers["Accept"] = "application/vnd.kafka.v2+json"
+end
 
 -- Per-thread counters (each wrk thread has its own Lua state; done() collects them).
 non200 = 0
@@ -74,6 +86,16 @@ function response(status, headers, body)
         non200 = non200 + 1
         if first_failure == "" then
             first_failure = "HTTP " .. status .. ": " .. string.sub(body or "", 1, 300)
+        end
+    elseif body and format == "v3" then
+        -- A stream answers one line per record: each must be a 200.
+        local _, ok = string.gsub(body, '"error_code":200,', "")
+        if ok ~= batch then
+            record_errors = record_errors + (batch - ok)
+            if first_failure == "" then
+                first_failure = "HTTP 200 with " .. (batch - ok) .. " failed lines: "
+                    .. string.sub(body, 1, 300)
+            end
         end
     elseif body then
         -- A 200 may still carry per-record failures ("error_code":50003...).

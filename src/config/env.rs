@@ -85,6 +85,28 @@ pub(super) fn merge_confluent_env(
             figment = figment.merge((key, v));
         }
     }
+    for (variable, setting) in [
+        (
+            "KAFKA_REST_STREAMING_CONNECTION_MAX_DURATION_MS",
+            "streaming.max_duration_ms",
+        ),
+        (
+            "KAFKA_REST_STREAMING_CONNECTION_MAX_DURATION_GRACE_PERIOD_MS",
+            "streaming.max_duration_grace_ms",
+        ),
+        (
+            "KAFKA_REST_API_V3_PRODUCE_BATCH_MAXIMUM_ENTRIES",
+            "batch.max_entries",
+        ),
+    ] {
+        if let Some(v) = env(variable) {
+            let number: u64 = v
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::invalid(variable, "must be a non-negative integer"))?;
+            figment = figment.merge((setting, number));
+        }
+    }
     Ok(figment)
 }
 

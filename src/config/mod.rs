@@ -33,6 +33,7 @@ mod limits;
 mod observability;
 mod schema_registry;
 mod server;
+mod v3;
 mod validation;
 
 use std::net::SocketAddr;
@@ -51,6 +52,7 @@ pub use limits::{LimitSettings, Rate, RateLimitSettings};
 pub use observability::{LogFormat, LogSettings, MetricsSettings};
 pub use schema_registry::SchemaRegistrySettings;
 pub use server::{AdvertisedUrl, ServerSettings, TlsSettings};
+pub use v3::{BatchSettings, StreamingSettings, MAX_BATCH_ENTRIES};
 pub use validation::{TopicSchema, ValidationSettings};
 
 use serde::Deserialize;
@@ -100,6 +102,10 @@ pub struct Settings {
     pub schema_registry: SchemaRegistrySettings,
     /// Cross-origin requests from browser clients; off by default.
     pub cors: CorsSettings,
+    /// API v3 streams of records (`POST .../records`).
+    pub streaming: StreamingSettings,
+    /// API v3 batches of records (`POST .../records:batch`).
+    pub batch: BatchSettings,
 }
 
 /// Layer 6: what the command line sets.
@@ -201,6 +207,8 @@ impl Settings {
         self.limits.validate(self.server.max_body_bytes)?;
         self.schema_registry.validate()?;
         self.cors.validate()?;
+        self.streaming.validate()?;
+        self.batch.validate()?;
         self.check_timeouts_fit_the_request()?;
         match (&self.kafka.bootstrap_servers, self.dev.enabled) {
             (None, false) => {
@@ -719,6 +727,49 @@ mod tests {
         .to_string();
         assert!(
             err.contains("SCHEMA_REGISTRY_CREDS") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn v3_limits_from_the_file_and_confluents_variables() {
+        let kafka = "[kafka]\nbootstrap_servers = \"b:9092\"\n";
+        let s = load(
+            &format!("{kafka}[streaming]\nmax_in_flight_records = 64\n[batch]\nmax_entries = 20\n"),
+            &[
+                ("KAFKA_REST_STREAMING_CONNECTION_MAX_DURATION_MS", "60000"),
+                (
+                    "KAFKA_REST_STREAMING_CONNECTION_MAX_DURATION_GRACE_PERIOD_MS",
+                    "100",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.streaming.max_duration_ms, 60_000);
+        assert_eq!(s.streaming.max_duration_grace_ms, 100);
+        assert_eq!(s.streaming.max_in_flight_records, 64);
+        assert_eq!(s.batch.max_entries, 20);
+        let s = load(
+            kafka,
+            &[("KAFKA_REST_API_V3_PRODUCE_BATCH_MAXIMUM_ENTRIES", "50")],
+        )
+        .unwrap();
+        assert_eq!(s.batch.max_entries, 50);
+        let err = load(
+            kafka,
+            &[("KAFKA_REST_API_V3_PRODUCE_BATCH_MAXIMUM_ENTRIES", "51")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("batch.max_entries"), "{err}");
+        let err = load(
+            kafka,
+            &[("KAFKA_REST_STREAMING_CONNECTION_MAX_DURATION_MS", "1d")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("KAFKA_REST_STREAMING_CONNECTION_MAX_DURATION_MS"),
             "{err}"
         );
     }

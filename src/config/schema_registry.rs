@@ -32,6 +32,9 @@ pub struct SchemaRegistrySettings {
     /// Resolved schemas kept in memory (each with its parsed encoder); least recently used
     /// ones go first.
     pub max_cached_schemas: u64,
+    /// How long the latest version of a subject stays cached (API v3 records that name no
+    /// schema use it): a version registered since is used after at most this long.
+    pub latest_ttl_ms: u64,
 }
 
 impl Default for SchemaRegistrySettings {
@@ -44,6 +47,7 @@ impl Default for SchemaRegistrySettings {
             // With JWT on, the other defaults leave 2,999 ms of server.request_timeout_ms.
             request_timeout_ms: 2_500,
             max_cached_schemas: 1_000,
+            latest_ttl_ms: 30_000,
         }
     }
 }

@@ -157,6 +157,12 @@ impl AvroSchema {
         })
     }
 
+    /// The schema's name, as Confluent's `RecordNameStrategy` reads it: a record's, enum's or
+    /// fixed's full name, else the name of its type (`string`, `union`).
+    pub fn name(&self) -> &str {
+        self.types[self.root].label()
+    }
+
     /// Appends the Avro binary encoding of `value` (the partner's JSON) to `out`; on error
     /// `out` is left as it was.
     ///

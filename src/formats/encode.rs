@@ -36,14 +36,7 @@ impl Encoder {
             // Without a schema, null data is a null key or tombstone, as Confluent's.
             Encoder::Schema(None) if raw.get() == "null" => Ok(None),
             Encoder::Schema(None) => Err(SchemaError::Missing(side).into()),
-            Encoder::Schema(Some(resolved)) => {
-                let encoded = resolved
-                    .encode(raw)
-                    .map_err(|e| FormatError::Data(format!("{}{}: {}", at(), e.path, e.message)))?;
-                // With one, null must be a value the schema allows, and is then written as
-                // a null key or tombstone (Confluent's serializers write no bytes for it).
-                Ok((raw.get() != "null").then_some(encoded))
-            }
+            Encoder::Schema(Some(resolved)) => encode_with_schema(resolved, raw, at),
         }
     }
 
@@ -53,6 +46,23 @@ impl Encoder {
             _ => None,
         }
     }
+}
+
+/// Encodes a key or value with its resolved schema, in the Schema Registry wire format.
+/// `null` must be a value the schema allows, and is then written as a null key or tombstone
+/// (Confluent's serializers write no bytes for it).
+///
+/// # Errors
+/// [`FormatError::Data`] naming the field (`at`, then the path inside the value).
+pub fn encode_with_schema(
+    resolved: &Resolved,
+    raw: &RawValue,
+    at: impl Fn() -> String,
+) -> Result<Option<Vec<u8>>, FormatError> {
+    let encoded = resolved
+        .encode(raw)
+        .map_err(|e| FormatError::Data(format!("{}{}: {}", at(), e.path, e.message)))?;
+    Ok((raw.get() != "null").then_some(encoded))
 }
 
 /// The encoders of a request's keys and values, and the schema ids they resolved to (what

@@ -165,7 +165,7 @@ fn unrecognized(name: &str) -> FormatError {
 }
 
 /// The fields of a JSON object in document order, values left unparsed.
-fn parse_object<'a>(
+pub(super) fn parse_object<'a>(
     text: &'a [u8],
     what: impl Fn() -> String,
 ) -> Result<Vec<(FieldName<'a>, &'a RawValue)>, FormatError> {
@@ -184,7 +184,7 @@ fn parse_object<'a>(
 }
 
 /// An object key, borrowed from the body unless it contains escapes.
-struct FieldName<'de>(Cow<'de, str>);
+pub(super) struct FieldName<'de>(Cow<'de, str>);
 
 impl AsRef<str> for FieldName<'_> {
     fn as_ref(&self) -> &str {

@@ -14,6 +14,8 @@ use crate::validation::MAX_MESSAGE_CHARS;
 /// A compiled JSON Schema; built once per registered schema and cached.
 pub struct JsonSchema {
     validator: Validator,
+    /// The schema's `title`: its name for Confluent's `RecordNameStrategy`.
+    title: Option<String>,
 }
 
 impl std::fmt::Debug for JsonSchema {
@@ -38,7 +40,16 @@ impl JsonSchema {
         let validator = options
             .build(&schema)
             .map_err(|e| format!("not a valid JSON Schema: {e}"))?;
-        Ok(JsonSchema { validator })
+        let title = schema
+            .get("title")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        Ok(JsonSchema { validator, title })
+    }
+
+    /// The schema's `title`, which Confluent's `RecordNameStrategy` takes as its name.
+    pub fn title(&self) -> Option<&str> {
+        self.title.as_deref()
     }
 
     /// Checks `value` and appends it, compacted, to `out`.

@@ -10,7 +10,9 @@
 //!   anything is produced, so one bad record fails the whole request.
 //!
 //! [`media`] negotiates `Content-Type` and `Accept`; [`raw`] names the JSON kinds in
-//! messages. The schema-directed encoders: [`avro`], [`json_schema`], [`protobuf`].
+//! messages. The schema-directed encoders: [`avro`], [`json_schema`], [`protobuf`]. API v3
+//! records, which name a type and a schema per key and value, are read and encoded by
+//! [`v3`].
 
 pub mod avro;
 pub mod binary;
@@ -24,6 +26,7 @@ pub mod media;
 pub mod protobuf;
 pub mod raw;
 pub mod schema;
+pub mod v3;
 
 pub use encode::{resolve, Encoders};
 pub use envelope::{RawRecord, V2Request};
@@ -115,4 +118,8 @@ pub enum FormatError {
     /// A Schema Registry format's schema cannot be resolved or used.
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    /// An API v3 record that is not of the record's shape (400: Confluent's streaming
+    /// reader answers so for a record it cannot map).
+    #[error("{0}")]
+    Record(String),
 }

@@ -79,6 +79,12 @@ impl ProtobufSchema {
         })
     }
 
+    /// The full name of the record message (`acme.Shipment`), as Confluent's
+    /// `RecordNameStrategy` reads it.
+    pub fn name(&self) -> &str {
+        self.message.full_name()
+    }
+
     /// Appends the message-index list and the serialized message to `out`.
     ///
     /// # Errors

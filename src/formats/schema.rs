@@ -1,21 +1,29 @@
 //! Resolving the schema of one side (keys or values) of a request in the Schema Registry,
-//! as Confluent's REST proxy does, and the cache of what was resolved.
+//! as Confluent's REST proxy does (`SchemaManagerImpl`), and the cache of what was resolved.
 //!
 //! - by id: the schema is fetched by its global id, then it must be registered under the
 //!   subject (a look-up gives its version there); else 42207;
 //! - by text: the text is parsed (else 42205), looked up under the subject, and registered
-//!   there when absent.
+//!   there when absent;
+//! - by version, or the latest version (API v3): the subject's version is fetched; its type
+//!   is the registry's.
 //!
-//! Subjects follow Confluent's default TopicNameStrategy: `<topic>-key`, `<topic>-value`.
-//! A resolution is cached with its parsed encoder, keyed by (format, subject, id or text):
-//! the registry sees one resolution per distinct schema, not one per request, and a
-//! registry outage does not touch what is cached. Concurrent requests for a key not yet
-//! cached share one resolution. Failures are not cached.
+//! The subject is the request's own (v3's `subject`), or follows a strategy: Confluent's
+//! default TopicNameStrategy (`<topic>-key`, `<topic>-value`, the only one of API v2),
+//! RecordNameStrategy (the schema's name) or TopicRecordNameStrategy (`<topic>-<name>`);
+//! the two that name the schema need it first, so not with a version or the latest.
+//! A resolution is cached with its parsed encoder, keyed by (format, subject or strategy,
+//! selector): the registry sees one resolution per distinct schema, not one per request,
+//! and a registry outage does not touch what is cached. A subject's latest version is
+//! cached for `schema_registry.latest_ttl_ms` only, so that a new version is picked up.
+//! Concurrent requests for a key not yet cached share one resolution. Failures are not
+//! cached.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use moka::future::Cache;
+use moka::Expiry;
 use serde_json::value::RawValue;
 
 use super::avro::AvroSchema;
@@ -23,7 +31,9 @@ use super::json_schema::JsonSchema;
 use super::protobuf::ProtobufSchema;
 use super::{DataError, EmbeddedFormat};
 use crate::metrics::Metrics;
-use crate::schema_registry::{RegistryError, SchemaRegistry, SchemaText, SchemaType};
+use crate::schema_registry::{
+    RegistryError, SchemaRegistry, SchemaText, SchemaType, SubjectSchema, Version,
+};
 
 /// The magic byte that opens the Schema Registry wire format.
 const MAGIC_BYTE: u8 = 0;
@@ -50,6 +60,53 @@ impl Side {
 pub enum Selector {
     Id(i32),
     Text(String),
+    /// A version of the subject (API v3's `schema_version`).
+    Version(i32),
+    /// The subject's latest version (API v3, when a record names no schema).
+    Latest,
+}
+
+/// How the subject of a side's schema is chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SubjectChoice {
+    /// The request names it (API v3's `subject`).
+    Named(String),
+    /// A strategy derives it (API v3's `subject_name_strategy`; API v2 always uses
+    /// TopicName).
+    Strategy(SubjectNameStrategy),
+}
+
+/// Confluent's subject name strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectNameStrategy {
+    /// `<topic>-key` or `<topic>-value`.
+    TopicName,
+    /// The schema's name (an Avro record's full name, the first Protobuf message's, a JSON
+    /// Schema's `title`).
+    RecordName,
+    /// `<topic>-<schema name>`.
+    TopicRecordName,
+}
+
+impl SubjectNameStrategy {
+    /// The name API v3 gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectNameStrategy::TopicName => "TOPIC_NAME",
+            SubjectNameStrategy::RecordName => "RECORD_NAME",
+            SubjectNameStrategy::TopicRecordName => "TOPIC_RECORD_NAME",
+        }
+    }
+}
+
+/// What one side of an API v3 record asks of the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SchemaRequest {
+    /// The format the record names (with a schema's text); `None` when the registry's
+    /// type of the schema decides.
+    pub format: Option<EmbeddedFormat>,
+    pub subject: SubjectChoice,
+    pub selector: Selector,
 }
 
 /// Why a side's schema cannot be resolved or used; nothing of the request is produced.
@@ -83,6 +140,23 @@ pub enum SchemaError {
     /// The registry is unreachable, timed out or failing (503, ours).
     #[error("Schema Registry unavailable: {0}. Nothing was produced; retry later.")]
     Unavailable(String),
+    /// A strategy that names the schema, with nothing to name (a version, the latest), in
+    /// Confluent's words (400).
+    #[error(
+        "Cannot use schema_subject_strategy={} without schema_id or schema.",
+        .0.as_str()
+    )]
+    StrategyNeedsSchema(SubjectNameStrategy),
+    /// A strategy that names the schema, and a schema without a name (400).
+    #[error(
+        "Cannot use schema_subject_strategy={}: the schema has no name (a JSON Schema needs \
+         a \"title\").",
+        .0.as_str()
+    )]
+    Nameless(SubjectNameStrategy),
+    /// No such version of the subject, in Confluent's words (400).
+    #[error("Schema does not exist for subject: {subject}, version: {version}")]
+    NoSuchVersion { subject: String, version: i32 },
 }
 
 impl SchemaError {
@@ -102,6 +176,8 @@ impl SchemaError {
 
 /// A schema resolved under a subject, with its encoder.
 pub struct Resolved {
+    /// The format of the schema (AVRO, JSONSCHEMA or PROTOBUF), whatever the request named.
+    pub format: EmbeddedFormat,
     pub subject: String,
     pub id: i32,
     pub version: i32,
@@ -143,6 +219,26 @@ impl Resolved {
     }
 }
 
+impl SchemaEncoder {
+    /// The schema's name for the strategies that use it.
+    fn name(&self) -> Option<&str> {
+        match self {
+            SchemaEncoder::Avro(schema) => Some(schema.name()),
+            SchemaEncoder::Json(schema) => schema.title(),
+            SchemaEncoder::Protobuf(schema) => Some(schema.name()),
+        }
+    }
+}
+
+/// The embedded format of a registry schema type.
+fn format_of(schema_type: SchemaType) -> EmbeddedFormat {
+    match schema_type {
+        SchemaType::Avro => EmbeddedFormat::Avro,
+        SchemaType::Json => EmbeddedFormat::JsonSchema,
+        SchemaType::Protobuf => EmbeddedFormat::Protobuf,
+    }
+}
+
 /// The registry's schema type of an embedded format.
 fn schema_type(format: EmbeddedFormat) -> Option<SchemaType> {
     match format {
@@ -161,11 +257,54 @@ fn parse_encoder(schema_type: SchemaType, text: &str) -> Result<SchemaEncoder, S
     })
 }
 
+/// The subject of a cache key: known before the schema is (a name, TopicName), or to be
+/// derived from the schema by a strategy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SubjectKey {
+    Subject(String),
+    Derived {
+        strategy: SubjectNameStrategy,
+        topic: String,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
-    format: EmbeddedFormat,
-    subject: String,
+    /// The format the request named; `None` when the registry's type decides.
+    format: Option<EmbeddedFormat>,
+    side: Side,
+    subject: SubjectKey,
     selector: Selector,
+}
+
+impl Key {
+    /// The subject, once the schema (when the strategy needs it) is known.
+    fn subject(&self, schema: Option<&SchemaEncoder>) -> Result<String, SchemaError> {
+        let (strategy, topic) = match &self.subject {
+            SubjectKey::Subject(subject) => return Ok(subject.clone()),
+            SubjectKey::Derived { strategy, topic } => (*strategy, topic),
+        };
+        let schema = schema.ok_or(SchemaError::StrategyNeedsSchema(strategy))?;
+        let name = schema.name().ok_or(SchemaError::Nameless(strategy))?;
+        Ok(match strategy {
+            SubjectNameStrategy::TopicRecordName => format!("{topic}-{name}"),
+            _ => name.to_owned(),
+        })
+    }
+}
+
+/// Latest versions expire after their TTL; everything else stays until evicted.
+struct LatestExpires(Duration);
+
+impl Expiry<Key, Arc<Resolved>> for LatestExpires {
+    fn expire_after_create(
+        &self,
+        key: &Key,
+        _value: &Arc<Resolved>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        (key.selector == Selector::Latest).then_some(self.0)
+    }
 }
 
 /// The registry client and the cache of resolved schemas.
@@ -177,17 +316,21 @@ pub struct SchemaFormats {
 }
 
 impl SchemaFormats {
-    /// Keeps at most `max_cached` resolutions; `timeout` bounds the registry calls of one
-    /// request.
+    /// Keeps at most `max_cached` resolutions, a subject's latest version for `latest_ttl`;
+    /// `timeout` bounds the registry calls of one request.
     pub fn new(
         registry: SchemaRegistry,
         max_cached: u64,
+        latest_ttl: Duration,
         timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> SchemaFormats {
         SchemaFormats {
             registry,
-            resolved: Cache::new(max_cached),
+            resolved: Cache::builder()
+                .max_capacity(max_cached)
+                .expire_after(LatestExpires(latest_ttl))
+                .build(),
             timeout,
             metrics,
         }
@@ -198,7 +341,7 @@ impl SchemaFormats {
         self.timeout
     }
 
-    /// Resolves `selector` under the TopicNameStrategy subject of `topic`'s `side`.
+    /// Resolves `selector` under the TopicNameStrategy subject of `topic`'s `side` (API v2).
     ///
     /// # Errors
     /// [`SchemaError`]: invalid text, a registry refusal, the registry unavailable.
@@ -209,16 +352,46 @@ impl SchemaFormats {
         side: Side,
         selector: Selector,
     ) -> Result<Arc<Resolved>, SchemaError> {
-        let Some(schema_type) = schema_type(format) else {
+        if schema_type(format).is_none() {
             return Err(SchemaError::Serialization(format!(
                 "the {} format does not use schemas",
                 format.as_str()
             )));
+        }
+        let request = SchemaRequest {
+            format: Some(format),
+            subject: SubjectChoice::Strategy(SubjectNameStrategy::TopicName),
+            selector,
+        };
+        self.resolve_request(topic, side, request).await
+    }
+
+    /// Resolves what one side of an API v3 record asks for (`SchemaManagerImpl`'s rules).
+    ///
+    /// # Errors
+    /// [`SchemaError`]: invalid text, a strategy without a schema to name, a version or
+    /// subject the registry does not have, a registry refusal, the registry unavailable.
+    pub async fn resolve_request(
+        &self,
+        topic: &str,
+        side: Side,
+        request: SchemaRequest,
+    ) -> Result<Arc<Resolved>, SchemaError> {
+        let subject = match request.subject {
+            SubjectChoice::Named(subject) => SubjectKey::Subject(subject),
+            SubjectChoice::Strategy(SubjectNameStrategy::TopicName) => {
+                SubjectKey::Subject(format!("{topic}-{}", side.as_str()))
+            }
+            SubjectChoice::Strategy(strategy) => SubjectKey::Derived {
+                strategy,
+                topic: topic.to_owned(),
+            },
         };
         let key = Key {
-            format,
-            subject: format!("{topic}-{}", side.as_str()),
-            selector,
+            format: request.format,
+            side,
+            subject,
+            selector: request.selector,
         };
         if let Some(hit) = self.resolved.get(&key).await {
             self.count("hit");
@@ -226,9 +399,19 @@ impl SchemaFormats {
         }
         self.count("miss");
         let load = async {
+            let expected = key.format.and_then(schema_type);
             let resolved = match &key.selector {
-                Selector::Id(id) => self.by_id(schema_type, &key.subject, *id).await?,
-                Selector::Text(text) => self.by_text(schema_type, &key.subject, text).await?,
+                Selector::Id(id) => self.by_id(expected, &key, *id).await?,
+                Selector::Text(text) => {
+                    let schema_type = expected.ok_or_else(|| {
+                        SchemaError::Serialization("a schema's text needs its format".into())
+                    })?;
+                    self.by_text(schema_type, &key, text).await?
+                }
+                Selector::Version(version) => {
+                    self.by_version(&key, Version::Number(*version)).await?
+                }
+                Selector::Latest => self.by_version(&key, Version::Latest).await?,
             };
             Ok::<_, SchemaError>(Arc::new(resolved))
         };
@@ -245,10 +428,11 @@ impl SchemaFormats {
             .inc();
     }
 
+    /// A schema by its global id; with `expected`, it must be of that type (API v2's format).
     async fn by_id(
         &self,
-        schema_type: SchemaType,
-        subject: &str,
+        expected: Option<SchemaType>,
+        key: &Key,
         id: i32,
     ) -> Result<Resolved, SchemaError> {
         let text = self.registry.schema_by_id(id).await.map_err(|e| {
@@ -257,15 +441,17 @@ impl SchemaFormats {
                 e,
             )
         })?;
-        if text.schema_type != schema_type {
+        if let Some(schema_type) = expected.filter(|t| *t != text.schema_type) {
             return Err(SchemaError::Serialization(format!(
                 "Schema {id} is a {} schema; this request's format needs {}.",
                 text.schema_type.as_str(),
                 schema_type.as_str()
             )));
         }
-        let encoder = parse_encoder(schema_type, &text.schema).map_err(SchemaError::Invalid)?;
-        let registered = self.registry.lookup(subject, &text).await.map_err(|e| {
+        let encoder =
+            parse_encoder(text.schema_type, &text.schema).map_err(SchemaError::Invalid)?;
+        let subject = key.subject(Some(&encoder))?;
+        let registered = self.registry.lookup(&subject, &text).await.map_err(|e| {
             let context = if e.is_not_found() {
                 format!("Schema {id} is not registered under subject '{subject}'.")
             } else {
@@ -274,9 +460,47 @@ impl SchemaFormats {
             SchemaError::registry(context, e)
         })?;
         Ok(Resolved {
-            subject: subject.to_owned(),
+            format: format_of(text.schema_type),
+            subject,
             id,
             version: registered.version,
+            encoder,
+        })
+    }
+
+    /// A version of the subject, or its latest; the schema's type is the registry's.
+    async fn by_version(&self, key: &Key, version: Version) -> Result<Resolved, SchemaError> {
+        let subject = key.subject(None)?;
+        let found: SubjectSchema = self
+            .registry
+            .version(&subject, version)
+            .await
+            .map_err(|e| match (version, &e) {
+                (Version::Number(version), RegistryError::Rejected { .. }) => {
+                    SchemaError::NoSuchVersion {
+                        subject: subject.clone(),
+                        version,
+                    }
+                }
+                (Version::Number(version), _) => SchemaError::registry(
+                    format!(
+                        "Error when fetching schema by version. subject = {subject}, version = \
+                         {version}"
+                    ),
+                    e,
+                ),
+                (Version::Latest, _) => SchemaError::registry(
+                    format!("Error when fetching latest schema version. subject = {subject}"),
+                    e,
+                ),
+            })?;
+        let encoder = parse_encoder(found.text.schema_type, &found.text.schema)
+            .map_err(SchemaError::Invalid)?;
+        Ok(Resolved {
+            format: format_of(found.text.schema_type),
+            subject: found.subject,
+            id: found.id,
+            version: found.version,
             encoder,
         })
     }
@@ -284,10 +508,12 @@ impl SchemaFormats {
     async fn by_text(
         &self,
         schema_type: SchemaType,
-        subject: &str,
+        key: &Key,
         text: &str,
     ) -> Result<Resolved, SchemaError> {
         let encoder = parse_encoder(schema_type, text).map_err(SchemaError::Invalid)?;
+        let subject = key.subject(Some(&encoder))?;
+        let subject = subject.as_str();
         let schema = SchemaText {
             schema_type,
             schema: text.to_owned(),
@@ -314,6 +540,7 @@ impl SchemaFormats {
             Err(e) => return Err(SchemaError::registry(registering(), e)),
         };
         Ok(Resolved {
+            format: format_of(schema_type),
             subject: registered.subject,
             id: registered.id,
             version: registered.version,

@@ -80,7 +80,8 @@ pub async fn authenticate(
             };
             counter.with_label_values(&[error.reason()]).inc();
             tracing::info!(reason = error.reason(), %client, "request refused by authentication");
-            let response = super::error_response(req.path(), ApiError::Unauthenticated(error));
+            let response =
+                super::v3::error_response_for(req.path(), &ApiError::Unauthenticated(error));
             Ok(req.into_response(response).map_into_right_body())
         }
     }

@@ -96,7 +96,7 @@ pub async fn render_refusals(
         return Ok(response.map_into_boxed_body());
     };
     let error = refused(refusal, response.request());
-    let rendered = super::error_response(response.request().path(), error);
+    let rendered = super::v3::error_response_for(response.request().path(), &error);
     Ok(response.into_response(rendered).map_into_boxed_body())
 }
 

@@ -43,7 +43,7 @@ pub async fn admit(
             .await
             .map(ServiceResponse::map_into_left_body),
         Err(error) => {
-            let response = super::error_response(req.path(), error);
+            let response = super::v3::error_response_for(req.path(), &error);
             Ok(req.into_response(response).map_into_right_body())
         }
     }

@@ -1,8 +1,8 @@
 //! The HTTP edge: one route table, one thin adapter per API surface (`produce_v2`,
-//! `metadata`, `resources_v3`, `health`, `openapi`), the steps metadata reads share
-//! (`describe`), the v2 and v3 renderings (`v2`, `v3`), and the middleware that wraps them
-//! all: `observe` (request id, span, metrics, access log), `cors` (browser clients), `guard`
-//! (draining and the in-flight budget) and `authenticate`.
+//! `produce_v3`, `metadata`, `resources_v3`, `health`, `openapi`), the steps metadata reads
+//! share (`describe`), the v2 and v3 renderings (`v2`, `v3`), and the middleware that wraps
+//! them all: `observe` (request id, span, metrics, access log), `cors` (browser clients),
+//! `guard` (draining and the in-flight budget) and `authenticate`.
 
 pub mod authenticate;
 pub mod cors;
@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod observe;
 pub mod openapi;
 pub mod produce_v2;
+pub mod produce_v3;
 pub mod resources_v3;
 pub mod v2;
 pub mod v3;
@@ -21,9 +22,9 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
-use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder, ResponseError};
+use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder};
 
-use crate::config::AdvertisedUrl;
+use crate::config::{AdvertisedUrl, BatchSettings, StreamingSettings};
 use crate::domain::{Partition, TopicName};
 use crate::error::ApiError;
 use crate::formats::{self, SchemaFormats};
@@ -121,6 +122,14 @@ fn endpoints(serve_metrics: bool) -> Vec<Endpoint> {
             "/v3/clusters/{cluster_id}/brokers",
             resources_v3::list_brokers,
         ),
+        post(
+            "/v3/clusters/{cluster_id}/topics/{topic_name}/records",
+            produce_v3::produce_records,
+        ),
+        post(
+            "/v3/clusters/{cluster_id}/topics/{topic_name}/records:batch",
+            produce_v3::produce_batch,
+        ),
     ];
     if serve_metrics {
         table.push(get("/metrics", observe::metrics));
@@ -171,22 +180,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, serve_metrics: bool) {
     cfg.default_service(web::to(route_not_found));
 }
 
-/// `error` in the rendering of the API that `path` belongs to: for the answers given before
-/// any handler runs (authentication, admission, unknown routes and methods).
-pub fn error_response(path: &str, error: ApiError) -> HttpResponse {
-    if v3::is_v3_path(path) {
-        v3::V3Error(error).error_response()
-    } else {
-        error.error_response()
-    }
-}
-
 async fn route_not_found(req: HttpRequest) -> HttpResponse {
-    error_response(req.path(), ApiError::RouteNotFound)
+    v3::error_response_for(req.path(), &ApiError::RouteNotFound)
 }
 
 fn method_not_allowed(req: &HttpRequest, allow: HeaderValue) -> HttpResponse {
-    let mut response = error_response(req.path(), ApiError::MethodNotAllowed);
+    let mut response = v3::error_response_for(req.path(), &ApiError::MethodNotAllowed);
     response.headers_mut().insert(header::ALLOW, allow);
     response
 }
@@ -201,6 +200,10 @@ pub struct AppState {
     pub schemas: Option<SchemaFormats>,
     /// `server.advertised_url`: the base of the links in v3 bodies, when set.
     pub advertised_url: Option<AdvertisedUrl>,
+    /// API v3 streams of records.
+    pub streaming: StreamingSettings,
+    /// API v3 batches of records.
+    pub batch: BatchSettings,
 }
 
 /// Checks the `Accept` header of a v2 request, and of a v3 one (which answers

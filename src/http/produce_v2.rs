@@ -200,6 +200,7 @@ mod tests {
                 Ok(Delivered {
                     partition: 1,
                     offset: 42,
+                    timestamp_ms: None,
                 }),
                 Err(ProduceError::Retriable("Local: Message timed out".into())),
             ],

@@ -12,17 +12,36 @@ use crate::error::ApiError;
 /// The Content-Type of every API v3 response.
 pub const V3_CONTENT_TYPE: &str = "application/json";
 
-/// Whether `path` belongs to API v3, whose errors are rendered the v3 way even where no v3
-/// handler runs.
-pub fn is_v3_path(path: &str) -> bool {
-    path == "/v3" || path.starts_with("/v3/")
-}
-
 /// A JSON response in the v3 Content-Type.
 pub fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
     HttpResponse::build(status)
         .content_type(V3_CONTENT_TYPE)
         .body(serde_json::to_vec(body).expect("response bodies always serialize"))
+}
+
+/// Whether a path belongs to API v3, whose errors are `application/json`: the refusals of
+/// the middleware (authentication, draining, overload) and of the route table (404, 405)
+/// follow the API of the path they answer.
+pub fn is_v3_path(path: &str) -> bool {
+    path == "/v3" || path.starts_with("/v3/")
+}
+
+/// `error` in the Content-Type of the API that `path` belongs to.
+pub fn error_response_for(path: &str, error: &ApiError) -> HttpResponse {
+    let response = error.error_response();
+    if is_v3_path(path) {
+        in_v3_content_type(response)
+    } else {
+        response
+    }
+}
+
+fn in_v3_content_type(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(V3_CONTENT_TYPE),
+    );
+    response
 }
 
 /// An [`ApiError`] answered the v3 way; v3 handlers return `Result<_, V3Error>` and `?`
@@ -43,12 +62,7 @@ impl ResponseError for V3Error {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = self.0.error_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(V3_CONTENT_TYPE),
-        );
-        response
+        in_v3_content_type(self.0.error_response())
     }
 }
 
@@ -70,5 +84,23 @@ mod tests {
             &body[..],
             br#"{"error_code":40402,"message":"Partition not found."}"#
         );
+    }
+
+    #[test]
+    fn refusals_follow_the_api_of_their_path() {
+        let content_type = |path| {
+            error_response_for(path, &ApiError::ShuttingDown)
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(
+            content_type("/v3/clusters/c/topics/t/records"),
+            V3_CONTENT_TYPE
+        );
+        assert_eq!(content_type("/v3"), V3_CONTENT_TYPE);
+        assert_eq!(content_type("/topics/t"), "application/vnd.kafka.v2+json");
+        assert_eq!(content_type("/v3x"), "application/vnd.kafka.v2+json");
     }
 }

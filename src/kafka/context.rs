@@ -83,6 +83,7 @@ impl ProducerContext for ProxyContext {
             Ok(message) => Ok(Delivered {
                 partition: message.partition(),
                 offset: message.offset(),
+                timestamp_ms: message.timestamp().to_millis(),
             }),
             Err((error, _)) => Err(ProduceError::from_kafka(error)),
         };

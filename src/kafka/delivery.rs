@@ -207,7 +207,11 @@ mod tests {
     }
 
     fn ok(partition: i32, offset: i64) -> Outcome {
-        Ok(Delivered { partition, offset })
+        Ok(Delivered {
+            partition,
+            offset,
+            timestamp_ms: None,
+        })
     }
 
     #[tokio::test]

@@ -9,6 +9,10 @@ use rdkafka::types::RDKafkaErrorCode;
 pub struct Delivered {
     pub partition: i32,
     pub offset: i64,
+    /// The record's timestamp as Kafka reports it (milliseconds since the epoch): the one
+    /// it was sent with, or the broker's time on a topic with `LogAppendTime`; `None` when
+    /// the report carries none.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// One record's outcome.

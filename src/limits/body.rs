@@ -169,6 +169,44 @@ impl BodyLimits {
         })
     }
 
+    /// The largest body accepted: for an API v3 stream, the largest record.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// How long a body may take to arrive: for an API v3 stream, its first record.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
+    /// Holds `n` bytes of an API v3 stream against the in-flight byte budget until the
+    /// permit is dropped. A stream holds only what it has read and not yet answered, and
+    /// gives it back as its results are written, so it waits up to `wait` for room where a
+    /// whole body would be shed at once. The per-caller share does not apply: a stream's
+    /// own bound is `streaming.max_in_flight_records`.
+    ///
+    /// # Errors
+    /// [`BodyError::Shed`] when no room came within `wait`.
+    pub async fn hold_stream_bytes(
+        &self,
+        n: usize,
+        wait: Duration,
+    ) -> Result<OwnedSemaphorePermit, BodyError> {
+        let n = u32::try_from(n).map_err(|_| BodyError::Shed)?;
+        let budget = Arc::clone(&self.budget);
+        let permit = match budget.try_acquire_many_owned(n) {
+            Ok(permit) => Ok(permit),
+            Err(_) => tokio::time::timeout(wait, Arc::clone(&self.budget).acquire_many_owned(n))
+                .await
+                .map_err(|_| ())
+                .and_then(|acquired| acquired.map_err(|_| ())),
+        };
+        permit.map_err(|()| {
+            self.metrics.shed.with_label_values(&["bytes"]).inc();
+            BodyError::Shed
+        })
+    }
+
     /// Takes `n` bytes of the caller's share, then of the in-flight budget, merging with
     /// what `held` and `share` already have.
     fn take_budget(
@@ -198,5 +236,38 @@ impl BodyLimits {
             None => *held = Some(permit),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_in_flight_bytes: usize) -> BodyLimits {
+        let mut settings = Settings::default();
+        settings.limits.max_in_flight_bytes = max_in_flight_bytes;
+        BodyLimits::new(&settings, Arc::new(Metrics::new(&[], &[], "test")))
+    }
+
+    /// A stream waits a while for bytes others give back, then is shed.
+    #[tokio::test]
+    async fn stream_bytes_wait_for_room_then_are_shed() {
+        let limits = limits(10);
+        let wait = Duration::from_secs(5);
+        let held = limits.hold_stream_bytes(8, wait).await.unwrap();
+        let waiting = limits.hold_stream_bytes(5, wait);
+        tokio::pin!(waiting);
+        assert!(futures_util::poll!(&mut waiting).is_pending());
+        drop(held);
+        let second = waiting.await.unwrap();
+        assert_eq!(
+            limits
+                .hold_stream_bytes(6, Duration::from_millis(10))
+                .await
+                .unwrap_err(),
+            BodyError::Shed
+        );
+        drop(second);
+        assert!(limits.hold_stream_bytes(10, wait).await.is_ok());
     }
 }

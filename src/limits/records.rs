@@ -43,18 +43,25 @@ impl RecordLimits {
                 limit: self.max_records,
             });
         }
-        match records
+        records
             .iter()
             .enumerate()
-            .find(|(_, r)| r.size_bytes() > self.max_record_bytes)
-        {
-            Some((index, record)) => Err(RecordLimitError::TooLarge {
+            .try_for_each(|(index, record)| self.check_size(index, record))
+    }
+
+    /// Refuses one record too large for Kafka; `index` names it in the message.
+    ///
+    /// # Errors
+    /// [`RecordLimitError::TooLarge`].
+    pub fn check_size(&self, index: usize, record: &Record) -> Result<(), RecordLimitError> {
+        if record.size_bytes() > self.max_record_bytes {
+            return Err(RecordLimitError::TooLarge {
                 index,
                 size: record.size_bytes(),
                 limit: self.max_record_bytes,
-            }),
-            None => Ok(()),
+            });
         }
+        Ok(())
     }
 }
 

@@ -1,4 +1,4 @@
-//! The one produce pipeline behind every API. An adapter (v2 today) negotiates, parses and
+//! The one produce pipeline behind every API. An adapter (v2, v3) negotiates, parses and
 //! encodes; this runs every step that decides whether and how records reach Kafka, in this
 //! order:
 //!
@@ -15,8 +15,14 @@
 //!
 //! The result is one outcome per record, in request order, each handed out as soon as that
 //! record and every record before it are settled ([`Outcomes`]).
+//!
+//! Two ways to run it: [`ProduceService::produce`] refuses a request as a whole when a step
+//! refuses any of its records (v2: nothing of it is produced); [`ProduceService::produce_each`]
+//! runs the same steps on each record, so a refused record gets its own refusal and the
+//! others go on (v3: a stream's or a batch's records stand alone) ([`RecordOutcomes`]).
 
 mod outcomes;
+mod records;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -35,6 +41,7 @@ use crate::metrics::Metrics;
 use crate::validation::{BinaryNotValidated, SchemaReport, TopicSchemas};
 
 pub use outcomes::Outcomes;
+pub use records::{RecordFailure, RecordOutcomes};
 
 /// Who is producing: the authenticated principal, else the client address (the rate-limit
 /// key without authentication).
@@ -66,8 +73,9 @@ pub struct ProduceRequest<'a> {
     pub records: Vec<Record>,
 }
 
-/// Why a request was refused as a whole; nothing of it was produced.
-#[derive(Debug, thiserror::Error)]
+/// Why a request was refused as a whole, or (with [`ProduceService::produce_each`]) one
+/// record; nothing of it was produced.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Refused {
     #[error(transparent)]
     RecordLimit(#[from] RecordLimitError),
@@ -126,6 +134,11 @@ impl ProduceService {
         })
     }
 
+    /// The metric catalogue, for adapters that count what only they see (open streams).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// `limits.max_records_per_request`, for adapters that stop parsing past it.
     pub fn max_records(&self) -> usize {
         self.record_limits.max_records
@@ -135,10 +148,7 @@ impl ProduceService {
     ///
     /// # Errors
     /// [`Refused`] by a step before anything was enqueued.
-    pub async fn produce<'a>(
-        &'a self,
-        request: ProduceRequest<'a>,
-    ) -> Result<Outcomes<'a>, Refused> {
+    pub async fn produce(&self, request: ProduceRequest<'_>) -> Result<Outcomes, Refused> {
         let ProduceRequest {
             caller,
             topic,
@@ -159,16 +169,126 @@ impl ProduceService {
         // Partitions are numbered from 0, so checking the highest one named checks them all.
         let highest = records.iter().filter_map(|r| r.partition).max();
         self.kafka.topic(topic, highest).await?;
+        Ok(self.enqueue(caller, topic, format, records).await)
+    }
+
+    /// The metadata step on its own, for an adapter that must refuse an unknown topic before
+    /// it answers anything (a v3 stream's status line goes out before its records are read).
+    ///
+    /// # Errors
+    /// [`Refused::Metadata`]: the topic does not exist, or the cluster cannot say.
+    pub async fn check_topic(&self, topic: &TopicName) -> Result<(), Refused> {
+        self.kafka.topic(topic, None).await?;
+        Ok(())
+    }
+
+    /// Runs the pipeline on each record of `request` on its own: the steps and their order
+    /// are [`ProduceService::produce`]'s, but a record that a step refuses (too large, not
+    /// matching the topic's JSON Schema, over the rate limit, an unknown partition) gets its
+    /// own refusal and the others go on. The rate limit is charged record by record. Records
+    /// are numbered in messages from `first_index` (their place in a stream).
+    pub async fn produce_each(
+        &self,
+        request: ProduceRequest<'_>,
+        first_index: usize,
+    ) -> RecordOutcomes {
+        let ProduceRequest {
+            caller,
+            topic,
+            format,
+            records,
+        } = request;
+        let binary_refused = match format {
+            EmbeddedFormat::Binary => self.schemas.check_binary(topic.as_str()).err(),
+            _ => None,
+        };
+        let mut refused: Vec<Option<Refused>> = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            let index = first_index + i;
+            let check = || -> Result<(), Refused> {
+                self.record_limits.check_size(index, record)?;
+                if format == EmbeddedFormat::Json {
+                    self.schemas
+                        .validate(topic.as_str(), std::slice::from_ref(record))
+                        .map_err(|mut report| {
+                            for violation in &mut report.violations {
+                                violation.record = index;
+                            }
+                            Refused::Invalid(report)
+                        })?;
+                }
+                if let Some(e) = &binary_refused {
+                    return Err(e.clone().into());
+                }
+                self.charge(caller, std::slice::from_ref(record))?;
+                Ok(())
+            };
+            refused.push(check().err());
+        }
+        self.check_partitions(topic, &records, &mut refused).await;
+        let mut accepted = Vec::with_capacity(records.len());
+        for (record, refusal) in records.into_iter().zip(&refused) {
+            if refusal.is_none() {
+                accepted.push(record);
+            }
+        }
+        RecordOutcomes::new(refused, self.enqueue(caller, topic, format, accepted).await)
+    }
+
+    /// The metadata step of [`ProduceService::produce_each`]: the topic, then each record's
+    /// explicit partition. Records already refused are left alone.
+    async fn check_partitions(
+        &self,
+        topic: &TopicName,
+        records: &[Record],
+        refused: &mut [Option<Refused>],
+    ) {
+        if refused.iter().all(Option::is_some) {
+            return;
+        }
+        let highest = records
+            .iter()
+            .zip(refused.iter())
+            .filter(|(_, refusal)| refusal.is_none())
+            .filter_map(|(record, _)| record.partition)
+            .max();
+        let known = match self.kafka.topic(topic, highest).await {
+            Ok(_) => return,
+            // Some partition is out of range: which ones, from the topic as it is.
+            Err(MetadataError::UnknownPartition) => self.kafka.topic(topic, None).await,
+            Err(e) => Err(e),
+        };
+        for (record, refusal) in records.iter().zip(refused.iter_mut()) {
+            if refusal.is_some() {
+                continue;
+            }
+            *refusal = match &known {
+                Ok(metadata) => record
+                    .partition
+                    .filter(|p| metadata.partition(p.id()).is_none())
+                    .map(|_| MetadataError::UnknownPartition.into()),
+                Err(e) => Some(e.clone().into()),
+            };
+        }
+    }
+
+    /// The enqueue step: hands the records to Kafka in order and tracks their outcomes.
+    async fn enqueue(
+        &self,
+        caller: Caller<'_>,
+        topic: &TopicName,
+        format: EmbeddedFormat,
+        records: Vec<Record>,
+    ) -> Outcomes {
         let deliveries = self.kafka.produce(topic, &records, now_ms()).await;
-        let principal = caller.principal.map(|p| p.id.as_str());
-        Ok(Outcomes::new(
+        Outcomes::new(
             deliveries,
             records,
-            &self.metrics,
-            topic,
-            principal,
+            Arc::clone(&self.metrics),
+            topic.clone(),
+            caller.principal.map(|p| p.id.to_string()),
             format,
-        ))
+        )
     }
 
     /// Charges a metadata request to the caller's rate limits and the global ones, as one

@@ -1,6 +1,7 @@
 //! The outcomes of one produce request as they settle, counted in the metrics on the way.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
@@ -18,15 +19,18 @@ use crate::metrics::Metrics;
 /// Outcomes are counted in `kafka_rest_records_produced_total` and
 /// `kafka_rest_record_bytes_total` as they are handed out, one counter update per outcome
 /// kind when this is dropped (label lookups hash every label, so not one per record).
-pub struct Outcomes<'a> {
+///
+/// It owns what it needs (no borrow of the request): an API v3 stream hands it from the
+/// task that reads the records to the response that writes their results.
+pub struct Outcomes {
     deliveries: Deliveries,
     records: Vec<Record>,
     /// The first record not handed out yet.
     next: usize,
     tally: Tally,
-    metrics: &'a Metrics,
-    topic: &'a TopicName,
-    principal: Option<&'a str>,
+    metrics: Arc<Metrics>,
+    topic: TopicName,
+    principal: Option<String>,
     format: EmbeddedFormat,
 }
 
@@ -37,15 +41,15 @@ struct Tally {
     failed: Vec<(ErrorCode, u64)>,
 }
 
-impl<'a> Outcomes<'a> {
+impl Outcomes {
     pub(super) fn new(
         deliveries: Deliveries,
         records: Vec<Record>,
-        metrics: &'a Metrics,
-        topic: &'a TopicName,
-        principal: Option<&'a str>,
+        metrics: Arc<Metrics>,
+        topic: TopicName,
+        principal: Option<String>,
         format: EmbeddedFormat,
-    ) -> Outcomes<'a> {
+    ) -> Outcomes {
         Outcomes {
             deliveries,
             records,
@@ -85,7 +89,7 @@ impl<'a> Outcomes<'a> {
     }
 }
 
-impl Stream for Outcomes<'_> {
+impl Stream for Outcomes {
     type Item = Outcome;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Outcome>> {
@@ -97,11 +101,11 @@ impl Stream for Outcomes<'_> {
     }
 }
 
-impl Drop for Outcomes<'_> {
+impl Drop for Outcomes {
     fn drop(&mut self) {
-        let metrics = self.metrics;
+        let metrics = &self.metrics;
         let topic = metrics.topic_label(self.topic.as_str());
-        let principal = metrics.principal_label(self.principal);
+        let principal = metrics.principal_label(self.principal.as_deref());
         let format = self.format.as_str();
         let tally = std::mem::take(&mut self.tally);
         let outcomes = (tally.written > 0)

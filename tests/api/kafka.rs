@@ -45,14 +45,16 @@ async fn records_keep_their_headers_and_timestamps_and_outcomes_stream_in_order(
     let mut outcomes = kafka
         .produce(&TopicName::parse(&topic).unwrap(), &records, request_time)
         .await;
-    let delivered = |offset| {
+    // The delivery report carries the timestamp Kafka stored (v3 answers it).
+    let delivered = |offset, timestamp_ms| {
         Some(Ok(Delivered {
             partition: 0,
             offset,
+            timestamp_ms: Some(timestamp_ms),
         }))
     };
-    assert_eq!(outcomes.next().await, delivered(0));
-    assert_eq!(outcomes.next().await, delivered(1));
+    assert_eq!(outcomes.next().await, delivered(0, 1_600_000_000_123));
+    assert_eq!(outcomes.next().await, delivered(1, request_time));
     assert_eq!(outcomes.next().await, None);
 
     let consumed = cluster.consume(&topic, 1, 2).await;

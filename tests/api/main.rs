@@ -15,6 +15,7 @@ mod observability;
 mod openapi;
 mod produce_schema;
 mod produce_v2;
+mod produce_v3;
 mod registry_double;
 mod resilience;
 mod resources_v3;

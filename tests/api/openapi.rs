@@ -14,20 +14,6 @@ use crate::helpers::{Cluster, Policy, TestApp};
 /// The document as written; the served copy is this, tailored to the deployment.
 const SOURCE: &str = include_str!("../../openapi/openapi.json");
 
-/// Routes the other parts of issue 13 are adding in parallel: documented, not yet in this
-/// branch's route table. Delete this list once they are merged; until then the drift check
-/// accepts exactly these as missing and schemathesis leaves them out.
-const ROUTES_BEING_ADDED_BY_ISSUE_13_HELPERS: &[(&str, &str)] = &[
-    (
-        "POST",
-        "/v3/clusters/{cluster_id}/topics/{topic_name}/records",
-    ),
-    (
-        "POST",
-        "/v3/clusters/{cluster_id}/topics/{topic_name}/records:batch",
-    ),
-];
-
 const API_KEY: &str = "schemathesis-key";
 
 /// Every (METHOD, path template) the document describes.
@@ -63,10 +49,6 @@ fn shape(path: &str) -> String {
     shape
 }
 
-fn is_pending(method: &str, path: &str) -> bool {
-    ROUTES_BEING_ADDED_BY_ISSUE_13_HELPERS.contains(&(method, path))
-}
-
 #[test]
 fn the_document_and_the_route_table_describe_the_same_routes() {
     let documented: BTreeSet<(String, String)> = documented()
@@ -77,23 +59,12 @@ fn the_document_and_the_route_table_describe_the_same_routes() {
         .into_iter()
         .map(|(method, path)| (method.to_string(), shape(path)))
         .collect();
-    let pending: BTreeSet<(String, String)> = ROUTES_BEING_ADDED_BY_ISSUE_13_HELPERS
-        .iter()
-        .map(|(method, path)| (method.to_string(), shape(path)))
-        .collect();
     let undocumented: Vec<_> = routed.difference(&documented).collect();
     assert!(
         undocumented.is_empty(),
         "routes without an operation in openapi/openapi.json: {undocumented:?}"
     );
-    let unrouted: BTreeSet<_> = documented.difference(&routed).cloned().collect();
-    let routed_now: Vec<_> = pending.difference(&unrouted).collect();
-    assert!(
-        routed_now.is_empty(),
-        "these routes exist now: delete them from ROUTES_BEING_ADDED_BY_ISSUE_13_HELPERS: \
-         {routed_now:?}"
-    );
-    let missing: Vec<_> = unrouted.difference(&pending).collect();
+    let missing: Vec<_> = documented.difference(&routed).collect();
     assert!(
         missing.is_empty(),
         "operations in openapi/openapi.json that no route answers: {missing:?}"
@@ -109,9 +80,6 @@ async fn every_documented_operation_reaches_its_route() {
     let app = TestApp::spawn_ready(settings).await;
     let cluster_id = cluster.cluster_id().await;
     for (method, path) in documented() {
-        if is_pending(&method, &path) {
-            continue;
-        }
         let concrete = path
             .replace("{topic_name}", &topic)
             .replace("{partition_id}", "0")
@@ -202,11 +170,10 @@ fn schemathesis(app: &TestApp, dir: &std::path::Path, config: &str) -> Option<St
         .arg(&config_file)
         .arg("run")
         .arg(format!("{}/openapi.json", app.address))
-        .args(["--checks", "all", "--max-examples", "25", "--seed", "13"])
+        // Every check runs (schemathesis 4's default); not `--checks all`, which as a CLI
+        // option would override the per-operation settings of the config file.
+        .args(["--max-examples", "25", "--seed", "13"])
         .args(["--no-color", "--generation-database", "none"]);
-    for (_, path) in ROUTES_BEING_ADDED_BY_ISSUE_13_HELPERS {
-        command.args(["--exclude-path", path]);
-    }
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", executable.display()));
@@ -250,6 +217,17 @@ values = [0, 1]
 # error in its own result line: a record the schema refuses still gets 200 (as Confluent's).
 [[operations]]
 include-operation-id = "produceRecord"
+checks.negative_data_rejection.enabled = false
+
+# A batch's ids must be distinct, which JSON Schema cannot say (42208 for a generated
+# batch that repeats one), and when every entry of a batch fails the answer takes the
+# first failure's status (ours: never 2xx when nothing was written), so a batch of
+# entries that the schema allows and Kafka refuses (a partition beyond the topic's) is
+# not a 2xx either. And an entry the schema refuses is a failure of its own, reported in
+# the 207 beside the entries that were written (the stream's rule, per entry).
+[[operations]]
+include-operation-id = "produceRecordsBatch"
+checks.positive_data_acceptance.enabled = false
 checks.negative_data_rejection.enabled = false
 "#
     );
