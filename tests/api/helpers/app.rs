@@ -31,16 +31,27 @@ impl Response {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
-    /// Asserts status, Content-Type and the exact body bytes.
+    /// Asserts status, the v2 Content-Type and the exact body bytes.
     #[track_caller]
     pub fn assert_exact(&self, status: u16, body: &str) {
+        self.assert_exact_as(V2, status, body);
+    }
+
+    /// Asserts status, the v3 Content-Type (`application/json`) and the exact body bytes.
+    #[track_caller]
+    pub fn assert_v3(&self, status: u16, body: &str) {
+        self.assert_exact_as("application/json", status, body);
+    }
+
+    #[track_caller]
+    fn assert_exact_as(&self, content_type: &str, status: u16, body: &str) {
         assert_eq!(
             (self.status.as_u16(), self.body.as_str()),
             (status, body),
             "headers: {:?}",
             self.headers
         );
-        assert_eq!(self.header("content-type"), Some(V2), "{self:?}");
+        assert_eq!(self.header("content-type"), Some(content_type), "{self:?}");
     }
 }
 
