@@ -89,6 +89,23 @@ pub struct Metrics {
     broker_totals: Mutex<HashMap<i32, (u64, u64, u64)>>,
 }
 
+/// A gauge whose value is read when Prometheus scrapes, from the state it reports on.
+struct Sampled {
+    gauge: IntGauge,
+    read: Box<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl prometheus::core::Collector for Sampled {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.gauge.set((self.read)());
+        self.gauge.collect()
+    }
+}
+
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     registry
@@ -408,6 +425,24 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
+    /// Registers `kafka_rest_in_flight_body_bytes`, read at scrape time with `read`: the
+    /// request-body bytes held against `limits.max_in_flight_bytes` (v2 bodies and API v3
+    /// stream records), as the budget's own count says, so it cannot drift from it.
+    pub fn register_in_flight_body_bytes(&self, read: impl Fn() -> i64 + Send + Sync + 'static) {
+        let gauge = IntGauge::new(
+            "kafka_rest_in_flight_body_bytes",
+            "Request-body bytes held against limits.max_in_flight_bytes (v2 bodies being read \
+             or produced, API v3 stream records not yet answered).",
+        )
+        .expect("valid metric");
+        self.registry
+            .register(Box::new(Sampled {
+                gauge,
+                read: Box::new(read),
+            }))
+            .expect("unique metric");
+    }
+
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         TextEncoder::new()

@@ -104,9 +104,15 @@ impl Drop for Share {
 
 impl BodyLimits {
     pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> BodyLimits {
+        let max = settings.limits.max_in_flight_bytes;
+        let budget = Arc::new(Semaphore::new(max));
+        let sampled = Arc::clone(&budget);
+        metrics.register_in_flight_body_bytes(move || {
+            i64::try_from(max - sampled.available_permits()).unwrap_or(i64::MAX)
+        });
         BodyLimits {
             max_body_bytes: settings.server.max_body_bytes,
-            budget: Arc::new(Semaphore::new(settings.limits.max_in_flight_bytes)),
+            budget,
             shares: Arc::new(Shares {
                 held: Mutex::new(HashMap::new()),
                 max: settings.limits.max_in_flight_bytes_per_principal,

@@ -349,6 +349,9 @@ async fn in_flight_requests_and_bytes_are_bounded() {
     // In flight, the request holds the 800 bytes it announced: the budget is taken before
     // the first read of the body.
     app.wait_for_in_flight(1).await;
+    // In flight is not yet holding: the slow request reserves its bytes a moment later.
+    app.wait_for_sample("kafka_rest_in_flight_body_bytes", 800.0)
+        .await;
     let body = format!(r#"{{"records":[{{"value":"{}"}}]}}"#, "x".repeat(474));
     assert_eq!(body.len(), 500);
     let r = app.produce(&topic, &body).await;
@@ -387,6 +390,9 @@ async fn a_partner_holding_its_share_of_in_flight_bytes_does_not_block_others() 
         ))
         .await;
     app.wait_for_in_flight(1).await;
+    // In flight is not yet holding: the slow request reserves its bytes a moment later.
+    app.wait_for_sample("kafka_rest_in_flight_body_bytes", 800.0)
+        .await;
     let body = format!(r#"{{"records":[{{"value":"{}"}}]}}"#, "x".repeat(474));
     assert_eq!(body.len(), 500);
 
