@@ -101,6 +101,21 @@ async fn too_many_records_and_too_large_records_are_422_and_produce_nothing() {
 }
 
 /// Auth on with two API keys ("key-a", "key-b") granted every topic.
+/// Opens a produce request that announces 800 body bytes and sends one, and waits until it
+/// is in flight and holds those 800 bytes of the budget (taken from `Content-Length` just
+/// after the request is counted in flight, before the first read of the body).
+async fn hold_800_bytes(app: &TestApp, topic: &str, headers: &str) -> tokio::net::TcpStream {
+    let slow = app
+        .raw(&format!(
+            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\n{headers}Content-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
+        ))
+        .await;
+    app.wait_for_in_flight(1).await;
+    app.wait_for_sample("kafka_rest_in_flight_body_bytes", 800.0)
+        .await;
+    slow
+}
+
 fn two_partners(settings: &mut Settings, dir: &std::path::Path) {
     Policy::default()
         .api_key("partner-a", "key-a")
@@ -321,12 +336,7 @@ async fn in_flight_requests_and_bytes_are_bounded() {
         r#"{"error_code":50302,"message":"The service is overloaded; retry the request."}"#;
 
     // One request in flight (its body half sent) holds the only slot.
-    let mut slow = app
-        .raw(&format!(
-            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
-        ))
-        .await;
-    app.wait_for_in_flight(1).await;
+    let mut slow = hold_800_bytes(&app, &topic, "").await;
     let r = app.produce(&topic, r#"{"records":[{"value":1}]}"#).await;
     r.assert_exact(503, overloaded);
     assert_eq!(r.header("retry-after"), Some("1"));
@@ -341,17 +351,7 @@ async fn in_flight_requests_and_bytes_are_bounded() {
     // The held request times out soon after the checks, so shutdown need not wait long.
     settings.limits.body_read_timeout_ms = 2_000;
     let app = TestApp::spawn_ready(settings).await;
-    let _slow = app
-        .raw(&format!(
-            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nContent-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
-        ))
-        .await;
-    // In flight, the request holds the 800 bytes it announced: the budget is taken before
-    // the first read of the body.
-    app.wait_for_in_flight(1).await;
-    // In flight is not yet holding: the slow request reserves its bytes a moment later.
-    app.wait_for_sample("kafka_rest_in_flight_body_bytes", 800.0)
-        .await;
+    let _slow = hold_800_bytes(&app, &topic, "").await;
     let body = format!(r#"{{"records":[{{"value":"{}"}}]}}"#, "x".repeat(474));
     assert_eq!(body.len(), 500);
     let r = app.produce(&topic, &body).await;
@@ -384,15 +384,7 @@ async fn a_partner_holding_its_share_of_in_flight_bytes_does_not_block_others() 
     let app = TestApp::spawn_ready(settings).await;
 
     // Partner A's slow body holds 800 of its 1000 bytes.
-    let _slow = app
-        .raw(&format!(
-            "POST /topics/{topic} HTTP/1.1\r\nHost: t\r\nX-API-Key: key-a\r\nContent-Type: {JSON_V2}\r\nContent-Length: 800\r\n\r\n{{"
-        ))
-        .await;
-    app.wait_for_in_flight(1).await;
-    // In flight is not yet holding: the slow request reserves its bytes a moment later.
-    app.wait_for_sample("kafka_rest_in_flight_body_bytes", 800.0)
-        .await;
+    let _slow = hold_800_bytes(&app, &topic, "X-API-Key: key-a\r\n").await;
     let body = format!(r#"{{"records":[{{"value":"{}"}}]}}"#, "x".repeat(474));
     assert_eq!(body.len(), 500);
 

@@ -1,9 +1,11 @@
 //! API v2 metadata endpoints (SPEC §3) against a real broker.
 
-use kafka_rest_proxy::config::Rate;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
-use crate::helpers::{mock_cluster, sample, Cluster, OwnBroker, Policy, TestApp, JSON_V2, V2};
+use crate::helpers::{
+    assert_rate_limited, mock_cluster, sample, two_calls_then_429, Cluster, OwnBroker, Policy,
+    TestApp, JSON_V2, V2,
+};
 
 #[actix_web::test]
 async fn metadata_endpoints() {
@@ -98,19 +100,12 @@ async fn a_caller_over_its_rate_gets_429_on_metadata_endpoints() {
     let cluster = Cluster::plaintext();
     let topic = cluster.create_topic(1).await;
     let mut settings = cluster.settings();
-    settings.limits.max_records_per_request = 2;
-    settings.limits.rate.default = Rate {
-        records_per_second: 1,
-        records_burst: Some(2),
-        ..Rate::default()
-    };
+    two_calls_then_429(&mut settings);
     let app = TestApp::spawn_ready(settings).await;
     assert_eq!(app.get("/topics").await.status, 200);
     assert_eq!(app.get(&format!("/topics/{topic}")).await.status, 200);
     let r = app.get("/brokers").await;
-    assert_eq!(r.status, 429, "{r:?}");
-    assert_eq!(r.json()["error_code"], 429);
-    assert!(r.header("retry-after").is_some(), "{r:?}");
+    assert_rate_limited(&r);
     app.stop().await.unwrap();
 }
 
@@ -244,20 +239,13 @@ async fn partition_offsets_are_charged_to_the_rate_limit() {
     let cluster = Cluster::plaintext();
     let topic = cluster.create_topic(1).await;
     let mut settings = cluster.settings();
-    settings.limits.max_records_per_request = 2;
-    settings.limits.rate.default = Rate {
-        records_per_second: 1,
-        records_burst: Some(2),
-        ..Rate::default()
-    };
+    two_calls_then_429(&mut settings);
     let app = TestApp::spawn_ready(settings).await;
     let path = format!("/topics/{topic}/partitions/0/offsets");
     assert_eq!(app.get(&path).await.status, 200);
     assert_eq!(app.get(&path).await.status, 200);
     let r = app.get(&path).await;
-    assert_eq!(r.status, 429, "{r:?}");
-    assert_eq!(r.json()["error_code"], 429);
-    assert!(r.header("retry-after").is_some(), "{r:?}");
+    assert_rate_limited(&r);
     app.stop().await.unwrap();
 }
 

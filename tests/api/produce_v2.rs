@@ -189,11 +189,8 @@ async fn path_partition_and_record_partition() {
     app.stop().await.unwrap();
 }
 
-#[actix_web::test]
-async fn keyed_records_land_where_javas_partitioner_puts_them() {
-    let (app, cluster) = app().await;
-    let partitions = 7;
-    let topic = cluster.create_topic(partitions).await;
+/// Forty distinct keys, and a json body with one record per key.
+fn forty_keyed_records() -> (Vec<String>, String) {
     let keys: Vec<String> = (0..40).map(|i| format!("customer-{i}")).collect();
     let body = format!(
         r#"{{"records":[{}]}}"#,
@@ -202,6 +199,15 @@ async fn keyed_records_land_where_javas_partitioner_puts_them() {
             .collect::<Vec<_>>()
             .join(",")
     );
+    (keys, body)
+}
+
+#[actix_web::test]
+async fn keyed_records_land_where_javas_partitioner_puts_them() {
+    let (app, cluster) = app().await;
+    let partitions = 7;
+    let topic = cluster.create_topic(partitions).await;
+    let (keys, body) = forty_keyed_records();
     let r = app.produce(&topic, &body).await;
     assert_eq!(r.status, 200, "{r:?}");
     let offsets = r.json()["offsets"].as_array().unwrap().clone();
@@ -233,14 +239,7 @@ async fn keyed_records_land_where_crc32_puts_them_with_consistent_random() {
     let app = TestApp::spawn_ready(settings).await;
     let partitions = 7;
     let topic = cluster.create_topic(partitions).await;
-    let keys: Vec<String> = (0..40).map(|i| format!("customer-{i}")).collect();
-    let body = format!(
-        r#"{{"records":[{}]}}"#,
-        keys.iter()
-            .map(|k| format!(r#"{{"key":"{k}","value":1}}"#))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let (keys, body) = forty_keyed_records();
     let r = app.produce(&topic, &body).await;
     assert_eq!(r.status, 200, "{r:?}");
     let offsets = r.json()["offsets"].as_array().unwrap().clone();

@@ -29,6 +29,25 @@ pub const BINARY_V2: &str = "application/vnd.kafka.binary.v2+json";
 /// configuration does not list.
 pub const PRODUCED_OK: &str = r#"kafka_rest_records_produced_total{format="json",outcome="ok",principal="anonymous",topic="_other"}"#;
 
+/// Metadata calls (each charged as one record) of every caller limited to two, then 429:
+/// one record per second with a burst of two.
+pub fn two_calls_then_429(settings: &mut kafka_rest_proxy::config::Settings) {
+    settings.limits.max_records_per_request = 2;
+    settings.limits.rate.default = kafka_rest_proxy::config::Rate {
+        records_per_second: 1,
+        records_burst: Some(2),
+        ..kafka_rest_proxy::config::Rate::default()
+    };
+}
+
+/// A 429 refusal of the rate limit: its code and `Retry-After`.
+#[track_caller]
+pub fn assert_rate_limited(r: &Response) {
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.json()["error_code"], 429);
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+}
+
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
