@@ -341,10 +341,12 @@ impl Reader {
         let mut encoded = Vec::with_capacity(run.len());
         let mut slots = Vec::with_capacity(run.len());
         let mut malformed = false;
+        // Once per run: its records were read together.
+        let expired = Instant::now() >= self.expires_at;
         for (bytes, slot) in run {
             self.next_index += 1;
             slots.push(slot);
-            let result = if Instant::now() >= self.expires_at {
+            let result = if expired {
                 Err(ApiError::StreamExpired)
             } else {
                 match std::str::from_utf8(&bytes) {
