@@ -12,6 +12,7 @@ use crate::domain::InvalidTopicName;
 use crate::formats::schema::Side;
 use crate::formats::v3::batch::{BatchError, BatchRefused};
 use crate::formats::{FormatError, NegotiationError, SchemaError};
+use crate::idempotency::{KeyError, Refusal};
 use crate::kafka::{MetadataError, ProduceError};
 use crate::limits::{BodyError, Overloaded, RateLimited, RecordLimitError};
 use crate::validation::{BinaryNotValidated, SchemaReport};
@@ -29,6 +30,8 @@ impl ErrorCode {
     pub const METHOD_NOT_ALLOWED: ErrorCode = ErrorCode(405);
     pub const NOT_ACCEPTABLE: ErrorCode = ErrorCode(406);
     pub const REQUEST_TIMEOUT: ErrorCode = ErrorCode(408);
+    /// Ours: a request with this `Idempotency-Key` is still running.
+    pub const CONFLICT: ErrorCode = ErrorCode(409);
     pub const PAYLOAD_TOO_LARGE: ErrorCode = ErrorCode(413);
     pub const UNSUPPORTED_MEDIA_TYPE: ErrorCode = ErrorCode(415);
     pub const UNPROCESSABLE: ErrorCode = ErrorCode(422);
@@ -54,6 +57,8 @@ impl ErrorCode {
     pub const NO_BROKER_AVAILABLE: ErrorCode = ErrorCode(50302);
     /// Ours: the Schema Registry is unreachable, timed out or failing.
     pub const SCHEMA_REGISTRY_UNAVAILABLE: ErrorCode = ErrorCode(50303);
+    /// Ours: the idempotency store is unreachable (`on_store_error = "reject"`).
+    pub const IDEMPOTENCY_STORE_UNAVAILABLE: ErrorCode = ErrorCode(50304);
 
     /// The HTTP status Confluent derives from the code.
     pub fn status(self) -> StatusCode {
@@ -70,7 +75,9 @@ impl ErrorCode {
         match self {
             ErrorCode::KAFKA_RETRIABLE_ERROR
             | ErrorCode::NO_BROKER_AVAILABLE
-            | ErrorCode::SCHEMA_REGISTRY_UNAVAILABLE => Some(1),
+            | ErrorCode::SCHEMA_REGISTRY_UNAVAILABLE
+            | ErrorCode::IDEMPOTENCY_STORE_UNAVAILABLE
+            | ErrorCode::CONFLICT => Some(1),
             _ => None,
         }
     }
@@ -182,6 +189,12 @@ pub enum ApiError {
     /// An API v3 batch that breaks the batch rules (42208).
     #[error("{0}")]
     Batch(#[from] BatchError),
+    /// A malformed `Idempotency-Key`, or none where the policy requires one.
+    #[error("{0}")]
+    IdempotencyKey(#[from] KeyError),
+    /// The `Idempotency-Key` cannot be used for this request now (409, 422, 503).
+    #[error("{0}")]
+    Idempotency(#[from] Refusal),
     /// One record that Kafka did not take (an API v3 record's result; v2 writes these in
     /// `offsets`).
     #[error("{0}")]
@@ -228,6 +241,12 @@ impl ApiError {
             ApiError::RecordTooLarge { .. } => ErrorCode::PAYLOAD_TOO_LARGE,
             ApiError::StreamExpired => ErrorCode::REQUEST_TIMEOUT,
             ApiError::Batch(_) => ErrorCode::PRODUCE_BATCH,
+            ApiError::IdempotencyKey(_) => ErrorCode::BAD_REQUEST,
+            ApiError::Idempotency(Refusal::Mismatch) => ErrorCode::UNPROCESSABLE,
+            ApiError::Idempotency(Refusal::InProgress) => ErrorCode::CONFLICT,
+            ApiError::Idempotency(Refusal::StoreUnavailable) => {
+                ErrorCode::IDEMPOTENCY_STORE_UNAVAILABLE
+            }
             ApiError::RecordFailed(e) => record_error_code(e),
         }
     }

@@ -10,6 +10,7 @@
 //!   draining, authentication);
 //! - `formats`: embedded formats (json, binary, and avro, jsonschema, protobuf through the
 //!   Schema Registry with their caches), request envelope, media negotiation;
+//! - `idempotency`: `Idempotency-Key` claims and stored outcomes (memory or Redis);
 //! - `schema_registry`: the only code that calls the Schema Registry;
 //! - `kafka`: the only code that imports rdkafka (producer, health, metadata cache, dev
 //!   cluster);
@@ -24,6 +25,7 @@ pub mod domain;
 pub mod error;
 pub mod formats;
 pub mod http;
+pub mod idempotency;
 pub mod kafka;
 pub mod limits;
 pub mod metrics;

@@ -78,6 +78,11 @@ pub struct Metrics {
     pub schema_registry_requests: IntCounterVec,
     pub schema_registry_request_duration: HistogramVec,
     pub schema_cache_lookups: IntCounterVec,
+    pub idempotency_requests: IntCounterVec,
+    pub idempotency_settled: IntCounterVec,
+    pub idempotency_store_errors: IntCounterVec,
+    pub idempotency_store_duration: HistogramVec,
+    pub idempotency_evictions: IntCounter,
     pub build_info: IntGaugeVec,
     /// Log lines (application and access log) dropped because the log writer's queue was
     /// full: stdout was not being read fast enough.
@@ -148,6 +153,17 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(schema_registry_request_duration.clone()))
+            .expect("unique metric");
+        let idempotency_store_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "kafka_rest_idempotency_store_duration_seconds",
+                "Time of one idempotency store call, by operation (claim, complete, release).",
+            )
+            .buckets(LATENCY_BUCKETS_SECONDS.to_vec()),
+            &["operation"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(idempotency_store_duration.clone()))
             .expect("unique metric");
         let broker_rtt = GaugeVec::new(
             Opts::new(
@@ -329,6 +345,41 @@ impl Metrics {
                  miss: the Schema Registry was asked).",
                 &["result"],
             ),
+            idempotency_requests: counter(
+                &r,
+                "kafka_rest_idempotency_requests_total",
+                "Requests with an Idempotency-Key, by outcome (first: ran and held the key; \
+                 replayed: answered with a stored outcome; conflict: 409, the key is held by a \
+                 running request; mismatch: 422, the key was used for another request; \
+                 store_unavailable: 503; unguarded: ran without the guarantee, the store being \
+                 unavailable with on_store_error = proceed).",
+                &["outcome"],
+            ),
+            idempotency_settled: counter(
+                &r,
+                "kafka_rest_idempotency_settled_total",
+                "Keyed requests that ran, by what became of their key (stored: the outcome is \
+                 kept for replay; released: nothing was written, the key is free again; \
+                 lease_lost: the lease ended first; store_failed: the store failed).",
+                &["result"],
+            ),
+            idempotency_store_errors: counter(
+                &r,
+                "kafka_rest_idempotency_store_errors_total",
+                "Idempotency store calls that failed or timed out, by operation.",
+                &["operation"],
+            ),
+            idempotency_store_duration,
+            idempotency_evictions: {
+                let metric = IntCounter::new(
+                    "kafka_rest_idempotency_evictions_total",
+                    "Entries the memory idempotency store evicted to stay within \
+                     idempotency.memory_max_bytes before their time.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(metric.clone())).expect("unique metric");
+                metric
+            },
             build_info,
             log_lines_dropped: {
                 let metric = IntCounter::new(

@@ -20,6 +20,7 @@ use crate::http::guard::{self, Gate};
 use crate::http::observe::{self, AccessLog, Observability};
 use crate::http::openapi::ApiDocument;
 use crate::http::{self, AppState};
+use crate::idempotency::Idempotency;
 use crate::kafka::{self, Kafka, KafkaSetupError};
 use crate::limits::{BodyLimits, InFlightRequests, RateLimits};
 use crate::metrics::Metrics;
@@ -125,6 +126,10 @@ impl Application {
             advertised_url: settings.server.advertised_url.clone(),
             streaming: settings.streaming,
             batch: settings.batch,
+            idempotency: Arc::new(Idempotency::new(
+                &settings.idempotency,
+                Arc::clone(&metrics),
+            )?),
         });
         let gate = web::Data::new(Gate {
             lifecycle: Arc::clone(&lifecycle),

@@ -267,6 +267,12 @@ impl Authenticator {
         }
         principal.is_some_and(|p| self.policy.load().allows(p, operation, topic))
     }
+
+    /// Whether the policy makes `principal` send an `Idempotency-Key` with each produce
+    /// request (never without authentication).
+    pub fn requires_idempotency_key(&self, principal: Option<&Principal>) -> bool {
+        self.enabled && principal.is_some_and(|p| self.policy.load().requires_idempotency_key(p))
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).

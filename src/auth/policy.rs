@@ -20,6 +20,10 @@
 //!
 //! [principals."api_key:partner-a"]
 //! allow_cidrs = ["203.0.113.0/24", "2001:db8::/32"]
+//! require_idempotency_key = true  # produce requests without Idempotency-Key: 400
+//!
+//! [scopes."orders:write"]
+//! require_idempotency_key = true  # the same, for every principal holding the scope
 //! ```
 
 use std::collections::HashMap;
@@ -78,6 +82,15 @@ fn enabled_by_default() -> bool {
 struct PrincipalFile {
     #[serde(default)]
     allow_cidrs: Vec<IpNet>,
+    #[serde(default)]
+    require_idempotency_key: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeFile {
+    #[serde(default)]
+    require_idempotency_key: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +102,8 @@ struct PolicyFile {
     grants: Vec<GrantFile>,
     #[serde(default)]
     principals: HashMap<String, PrincipalFile>,
+    #[serde(default)]
+    scopes: HashMap<String, ScopeFile>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +131,9 @@ pub struct Policy {
     allow_cidrs: HashMap<PrincipalId, Vec<IpNet>>,
     api_keys: ApiKeys,
     principal_ids: Vec<String>,
+    /// Principals and scopes whose produce requests must carry an `Idempotency-Key`.
+    keys_required_by: Vec<PrincipalId>,
+    keys_required_with: Vec<String>,
 }
 
 impl Policy {
@@ -197,11 +215,21 @@ impl Policy {
             });
         }
         let mut allow_cidrs = HashMap::new();
+        let mut keys_required_by = Vec::new();
         for (id, p) in file.principals {
             let id = PrincipalId::parse(&id).map_err(|e| format!("principals.{id:?}: {e}"))?;
             principal_ids.push(id.clone());
+            if p.require_idempotency_key {
+                keys_required_by.push(id.clone());
+            }
             allow_cidrs.insert(id, p.allow_cidrs);
         }
+        let keys_required_with = file
+            .scopes
+            .into_iter()
+            .filter(|(_, s)| s.require_idempotency_key)
+            .map(|(scope, _)| scope)
+            .collect();
         let mut principal_ids: Vec<String> = principal_ids
             .iter()
             .map(|p| p.as_str().to_owned())
@@ -213,6 +241,8 @@ impl Policy {
             allow_cidrs,
             api_keys: ApiKeys::new(keys),
             principal_ids,
+            keys_required_by,
+            keys_required_with,
         })
     }
 
@@ -230,6 +260,16 @@ impl Policy {
         self.allow_cidrs
             .get(&principal.id)
             .is_none_or(|cidrs| cidrs_allow(cidrs, ip))
+    }
+
+    /// Whether `principal`'s produce requests must carry an `Idempotency-Key`: the
+    /// principal, or one of its scopes, says so.
+    pub fn requires_idempotency_key(&self, principal: &Principal) -> bool {
+        self.keys_required_by.contains(&principal.id)
+            || principal
+                .scopes
+                .iter()
+                .any(|held| self.keys_required_with.contains(held))
     }
 
     pub fn api_keys(&self) -> &ApiKeys {
@@ -304,6 +344,32 @@ mod tests {
         assert!(p.allows(&auditor, Operation::Describe, "audit"));
         assert!(!p.allows(&auditor, Operation::Produce, "audit"));
         assert!(!p.allows(&principal("jwt:nobody", &[]), Operation::Describe, "orders"));
+    }
+
+    #[test]
+    fn idempotency_keys_are_required_by_principal_or_by_scope() {
+        let p = policy(
+            r#"
+            [principals."api_key:strict"]
+            require_idempotency_key = true
+            [principals."api_key:lax"]
+            allow_cidrs = ["203.0.113.0/24"]
+            [scopes."orders:write"]
+            require_idempotency_key = true
+            [scopes."audit:read"]
+            require_idempotency_key = false
+            "#,
+        )
+        .unwrap();
+        assert!(p.requires_idempotency_key(&principal("api_key:strict", &[])));
+        assert!(!p.requires_idempotency_key(&principal("api_key:lax", &[])));
+        assert!(!p.requires_idempotency_key(&principal("jwt:strict", &[])));
+        assert!(p.requires_idempotency_key(&principal("jwt:x", &["a", "orders:write"])));
+        assert!(!p.requires_idempotency_key(&principal("jwt:x", &["audit:read"])));
+        assert!(!policy(POLICY)
+            .unwrap()
+            .requires_idempotency_key(&principal("api_key:partner-a", &[])));
+        assert!(policy("[scopes.\"s\"]\nrequire_key = true").is_err());
     }
 
     #[test]

@@ -191,6 +191,7 @@ impl<'de> Deserialize<'de> for RawProperties {
 pub const SECRET_KEYS: &[&str] = &[
     "kafka.sasl_password",
     "schema_registry.basic_auth_user_info",
+    "idempotency.redis.auth_token",
 ];
 
 /// A setting that is text whatever it looks like: a TOML or environment value that parses

@@ -28,6 +28,7 @@
 mod auth;
 mod cors;
 mod env;
+mod idempotency;
 mod kafka;
 mod limits;
 mod observability;
@@ -44,6 +45,7 @@ use figment::Figment;
 
 pub use auth::{AuthSettings, JwtAlgorithm, JwtSettings, PolicyText};
 pub use cors::{CorsOrigin, CorsSettings};
+pub use idempotency::{IdempotencySettings, OnStoreError, RedisSettings, StoreKind};
 pub use kafka::{
     Compression, DevSettings, KafkaSettings, MetadataSettings, Partitioner, RawProperties,
     SaslMechanism, SecurityProtocol, GUARDED_LIBRDKAFKA_KEYS, GUARDED_LIBRDKAFKA_PREFIXES,
@@ -106,6 +108,8 @@ pub struct Settings {
     pub streaming: StreamingSettings,
     /// API v3 batches of records (`POST .../records:batch`).
     pub batch: BatchSettings,
+    /// `Idempotency-Key` requests and the store of their outcomes.
+    pub idempotency: IdempotencySettings,
 }
 
 /// Layer 6: what the command line sets.
@@ -209,6 +213,7 @@ impl Settings {
         self.cors.validate()?;
         self.streaming.validate()?;
         self.batch.validate()?;
+        self.idempotency.validate(self.server.request_timeout_ms)?;
         self.check_timeouts_fit_the_request()?;
         match (&self.kafka.bootstrap_servers, self.dev.enabled) {
             (None, false) => {
@@ -258,6 +263,12 @@ impl Settings {
             parts.push((
                 "schema_registry.request_timeout_ms",
                 self.schema_registry.request_timeout_ms,
+            ));
+        }
+        if self.idempotency.store == StoreKind::Redis {
+            parts.push((
+                "idempotency.redis.timeout_ms (twice)",
+                self.idempotency.store_time_ms(),
             ));
         }
         let total: u64 = parts.iter().map(|(_, ms)| ms).sum();
@@ -397,6 +408,77 @@ mod tests {
         .to_string();
         assert!(err.contains("server.advertised_url"), "{err}");
         assert!(err.contains("absolute http(s) URL"), "{err}");
+    }
+
+    #[test]
+    fn idempotency_settings_are_checked_and_the_redis_token_is_a_secret() {
+        let base = "[kafka]\nbootstrap_servers = \"b:9092\"\n[idempotency]\n";
+        let s = load(
+            &format!(
+                "{base}store = \"redis\"\n[idempotency.redis]\nhost = \"r.example\"\ntls = true\n\
+                 auth_token = 123456\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.idempotency.store, StoreKind::Redis);
+        assert_eq!(
+            s.idempotency
+                .redis
+                .auth_token
+                .as_ref()
+                .unwrap()
+                .expose_secret(),
+            "123456",
+            "a token of digits stays text"
+        );
+        assert!(!format!("{s:?}").contains("123456"));
+        for (toml, key, why) in [
+            ("store = \"redis\"\n", "idempotency.redis.url", "required"),
+            (
+                "store = \"redis\"\n[idempotency.redis]\nurl = \"redis://:tok@r:6379\"\n",
+                "idempotency.redis.url",
+                "carry no credentials",
+            ),
+            (
+                "store = \"redis\"\n[idempotency.redis]\nurl = \"http://r\"\n",
+                "idempotency.redis.url",
+                "rediss://",
+            ),
+            (
+                "store = \"redis\"\n[idempotency.redis]\nurl = \"redis://r\"\nhost = \"r\"\n",
+                "idempotency.redis.host",
+                "choose one",
+            ),
+            (
+                "lease_ms = 25000\n",
+                "idempotency.lease_ms",
+                "server.request_timeout_ms",
+            ),
+            ("ttl_ms = 1000\n", "idempotency.lease_ms", "ttl_ms"),
+            (
+                "record_header = \"\"\n",
+                "idempotency.record_header",
+                "empty",
+            ),
+            ("store = \"disk\"\n", "store", "memory"),
+        ] {
+            let err = load(&format!("{base}{toml}"), &[]).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(why), "{toml}: {err}");
+        }
+        // Two Redis calls join the sum that must fit in the request's time.
+        let err = load(
+            &format!(
+                "{base}store = \"redis\"\n[idempotency.redis]\nurl = \"redis://r\"\ntimeout_ms = 4000\n"
+            ),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("idempotency.redis.timeout_ms (twice) (8000 ms)"),
+            "{err}"
+        );
     }
 
     #[test]

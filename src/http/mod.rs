@@ -9,6 +9,7 @@ pub mod cors;
 mod describe;
 pub mod guard;
 pub mod health;
+mod idempotent;
 pub mod metadata;
 pub mod observe;
 pub mod openapi;
@@ -28,6 +29,7 @@ use crate::config::{AdvertisedUrl, BatchSettings, StreamingSettings};
 use crate::domain::{Partition, TopicName};
 use crate::error::ApiError;
 use crate::formats::{self, SchemaFormats};
+use crate::idempotency::Idempotency;
 use crate::kafka::Kafka;
 use crate::limits::{Body, BodyLimits};
 use crate::produce::{Caller, ProduceService};
@@ -204,6 +206,8 @@ pub struct AppState {
     pub streaming: StreamingSettings,
     /// API v3 batches of records.
     pub batch: BatchSettings,
+    /// `Idempotency-Key` claims and stored outcomes.
+    pub idempotency: Arc<Idempotency>,
 }
 
 /// Checks the `Accept` header of a v2 request, and of a v3 one (which answers

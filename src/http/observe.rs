@@ -48,6 +48,10 @@ pub struct RequestFacts {
     pub principal: Option<String>,
     /// The client address after trusted-proxy resolution.
     pub client_ip: Option<std::net::IpAddr>,
+    /// The request's `Idempotency-Key`, hashed ([`crate::idempotency::IdempotencyKey::log_name`]).
+    pub idempotency_key: Option<String>,
+    /// The response is a stored outcome, replayed.
+    pub idempotent_replayed: bool,
 }
 
 /// Adds to the request's [`RequestFacts`].
@@ -105,6 +109,8 @@ struct AccessRecord<'a> {
     topic: Option<&'a str>,
     records: Option<usize>,
     records_failed: Option<usize>,
+    idempotency_key: Option<&'a str>,
+    idempotent_replayed: bool,
     bytes_in: u64,
     bytes_out: u64,
     latency_ms: f64,
@@ -220,6 +226,8 @@ pub async fn observe(
             topic: facts.and_then(|f| f.topic.as_deref()),
             records: facts.and_then(|f| f.records),
             records_failed: facts.and_then(|f| f.records_failed),
+            idempotency_key: facts.and_then(|f| f.idempotency_key.as_deref()),
+            idempotent_replayed: facts.is_some_and(|f| f.idempotent_replayed),
             bytes_in,
             bytes_out,
             latency_ms: (latency.as_secs_f64() * 1e6).round() / 1e3,

@@ -8,12 +8,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::authenticate::{authorize, principal, AuthState};
+use super::idempotent::{self, Produced};
 use super::observe::{client_ip, with_facts};
 use super::{check_accept, parse_partition, parse_topic, read_body, v2, AppState};
 use crate::auth::Operation;
+use crate::domain::{Header, Partition, TopicName};
 use crate::error::{self, ApiError, ErrorCode};
+use crate::formats::EmbeddedFormat;
 use crate::formats::{self, Encoders, V2Request};
 use crate::kafka::{Outcome, ProduceError};
+use crate::limits::Body;
 use crate::produce::{Caller, ProduceRequest};
 
 /// `POST /topics/{topic}`.
@@ -42,7 +46,7 @@ pub async fn produce_to_partition(
 async fn produce(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &AppState,
+    state: &web::Data<AppState>,
     auth: &AuthState,
     raw_topic: &str,
     raw_partition: Option<&str>,
@@ -57,40 +61,80 @@ async fn produce(
     with_facts(req, |f| f.topic = Some(topic.to_string()));
     authorize(req, auth, Operation::Produce, topic.as_str())?;
     let path_partition = raw_partition.map(parse_partition).transpose()?;
+    let key = idempotent::request_key(req, auth)?;
     let body = read_body(req, payload, state).await?;
-    let request = V2Request::parse(&body.bytes, state.produce.max_records())?;
-    with_facts(req, |f| f.records = Some(request.records.len()));
-    let encoders = formats::resolve(
+    let bytes = body.bytes.clone();
+    let work = Work {
+        req: req.clone(),
+        state: web::Data::clone(state),
         format,
-        &topic,
-        &request.key_schema,
-        &request.value_schema,
-        state.schemas.as_ref(),
-    )
-    .await?;
-    let mut records = encoders.encode(&request.records)?;
-    // A record's own partition wins over the path's.
-    for record in &mut records {
-        record.partition = record.partition.or(path_partition);
-    }
-    let principal = principal(req);
-    let caller = Caller {
-        principal: principal.as_ref(),
-        client_ip: client_ip(req),
+        topic: topic.clone(),
+        path_partition,
+        key_header: idempotent::record_header(state, key.as_ref()),
     };
-    let outcomes = state
-        .produce
-        .produce(ProduceRequest {
-            caller,
-            topic: &topic,
+    idempotent::run(req, state, topic.as_str(), key, &bytes, work.run(body)).await
+}
+
+/// What is left of a produce request once its body is read: the part an
+/// `Idempotency-Key` runs once.
+struct Work {
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    format: EmbeddedFormat,
+    topic: TopicName,
+    path_partition: Option<Partition>,
+    /// `idempotency.record_header` with the request's key, for every record.
+    key_header: Option<Header>,
+}
+
+impl Work {
+    async fn run(self, body: Body) -> Result<Produced, ApiError> {
+        let Work {
+            req,
+            state,
             format,
-            records,
-        })
+            topic,
+            path_partition,
+            key_header,
+        } = self;
+        let request = V2Request::parse(&body.bytes, state.produce.max_records())?;
+        with_facts(&req, |f| f.records = Some(request.records.len()));
+        let encoders = formats::resolve(
+            format,
+            &topic,
+            &request.key_schema,
+            &request.value_schema,
+            state.schemas.as_ref(),
+        )
         .await?;
-    let results = outcomes.all_settled().await;
-    let failed = results.iter().filter(|r| r.is_err()).count();
-    with_facts(req, |f| f.records_failed = Some(failed));
-    Ok(respond(&results, Some(&encoders)))
+        let mut records = encoders.encode(&request.records)?;
+        for record in &mut records {
+            // A record's own partition wins over the path's.
+            record.partition = record.partition.or(path_partition);
+            record.headers.extend(key_header.clone());
+        }
+        let principal = principal(&req);
+        let caller = Caller {
+            principal: principal.as_ref(),
+            client_ip: client_ip(&req),
+        };
+        let outcomes = state
+            .produce
+            .produce(ProduceRequest {
+                caller,
+                topic: &topic,
+                format,
+                records,
+            })
+            .await?;
+        let results = outcomes.all_settled().await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        with_facts(&req, |f| f.records_failed = Some(failed));
+        Ok(Produced {
+            response: respond(&results, Some(&encoders)),
+            written: results.len() - failed,
+        })
+    }
 }
 
 /// One entry of `offsets`.

@@ -21,14 +21,16 @@ use serde::Serialize;
 
 use super::authenticate::{authorize, principal, AuthState};
 use super::guard::Gate;
+use super::idempotent::{self, Produced};
 use super::observe::{client_ip, with_facts};
 use super::v3::{self, V3Error};
 use super::{check_accept, parse_topic, read_body, AppState};
 use crate::auth::{Operation, Principal};
-use crate::domain::TopicName;
+use crate::domain::{Header, TopicName};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::formats::v3::{batch, encode, Encoded, SideResult, V3Record};
 use crate::kafka::Delivered;
+use crate::limits::Body;
 use crate::produce::{Caller, ProduceRequest, RecordFailure, RecordOutcomes};
 use crate::validation::Violation;
 
@@ -44,6 +46,7 @@ pub async fn produce_records(
 ) -> Result<HttpResponse, V3Error> {
     let (cluster_id, raw_topic) = path.into_inner();
     let topic = admit(&req, &state, &auth, &cluster_id, &raw_topic).await?;
+    idempotent::refuse_on_stream(&req, &auth)?;
     let target = Target {
         cluster_id,
         topic,
@@ -68,21 +71,40 @@ pub async fn produce_batch(
 ) -> Result<HttpResponse, V3Error> {
     let (cluster_id, raw_topic) = path.into_inner();
     let topic = admit(&req, &state, &auth, &cluster_id, &raw_topic).await?;
+    let key = idempotent::request_key(&req, &auth)?;
     let body = read_body(&req, payload, &state).await?;
-    let entries = batch::parse(&body.bytes, state.batch.max_entries).map_err(ApiError::from)?;
-    with_facts(&req, |f| f.records = Some(entries.len()));
+    let bytes = body.bytes.clone();
+    let key_header = idempotent::record_header(&state, key.as_ref());
     let target = Target {
         cluster_id,
         topic,
         principal: principal(&req),
         client_ip: client_ip(&req),
     };
+    let topic = target.topic.clone();
+    let work = produce_entries(req.clone(), state.clone(), target, body, key_header);
+    Ok(idempotent::run(&req, &state, topic.as_str(), key, &bytes, work).await?)
+}
+
+/// A batch once its body is read: the part an `Idempotency-Key` runs once.
+async fn produce_entries(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    target: Target,
+    body: Body,
+    key_header: Option<Header>,
+) -> Result<Produced, ApiError> {
+    let entries = batch::parse(&body.bytes, state.batch.max_entries)?;
+    with_facts(&req, |f| f.records = Some(entries.len()));
     let mut ids = Vec::with_capacity(entries.len());
     let mut encoded = Vec::with_capacity(entries.len());
     for entry in entries {
         ids.push(entry.id);
         encoded.push(match entry.record {
-            Ok(record) => target.encode(record, &state).await,
+            Ok(record) => target.encode(record, &state).await.map(|mut e| {
+                e.record.headers.extend(key_header.clone());
+                e
+            }),
             Err(e) => Err(e.into()),
         });
     }
@@ -119,8 +141,12 @@ pub async fn produce_batch(
         }
     }
     with_facts(&req, |f| f.records_failed = Some(body.failures.len()));
+    let written = body.successes.len();
     let Some(code) = first_failure.filter(|_| body.successes.is_empty()) else {
-        return Ok(v3::json(StatusCode::MULTI_STATUS, &body));
+        return Ok(Produced {
+            response: v3::json(StatusCode::MULTI_STATUS, &body),
+            written,
+        });
     };
     let mut response = v3::json(code.status(), &body);
     response.extensions_mut().insert(code);
@@ -129,7 +155,7 @@ pub async fn produce_batch(
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
-    Ok(response)
+    Ok(Produced { response, written })
 }
 
 /// What is checked before anything is read, in order: media types, the topic's name, the
