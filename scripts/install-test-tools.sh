@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the tests use when they are missing: prometheus and promtool
 # (a real Prometheus scrapes the service; promtool checks the exposition and the alert
-# rules) and wrk (the benchmark's load generator).
+# rules), wrk (the benchmark's load generator) and redis-server with redis-cli (the shared
+# idempotency store; each test starts its own on a free loopback port).
 set -euo pipefail
 
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
 if [[ ${#missing[@]} -gt 0 ]]; then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"

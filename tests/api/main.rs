@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod cors;
 mod deploy;
+mod idempotency;
 mod kafka;
 mod limits;
 mod metadata_v2;

@@ -10,6 +10,7 @@ mod binary;
 mod cluster;
 pub mod idp;
 mod policy;
+mod redis;
 pub mod registry;
 mod wait;
 
@@ -17,8 +18,9 @@ use std::path::PathBuf;
 
 pub use app::{body_of, read_response, Response, TestApp};
 pub use binary::Binary;
-pub use cluster::{mock_cluster, Cluster, OwnBroker};
+pub use cluster::{mock_cluster, Cluster, Consumed, OwnBroker};
 pub use policy::Policy;
+pub use redis::RedisServer;
 pub use wait::wait_until;
 
 pub const V2: &str = "application/vnd.kafka.v2+json";
