@@ -16,6 +16,21 @@ Run by scripts/validate-deploy.sh inside its venv (ecs-composex 1.1.9 installed)
         - services.<name>.x-<key>: specs/services.x-<key>.spec.json;
       plus the cross-references Compose-X resolves at render time (x-elbv2 Services keys
       name an existing family:container, listener targets name a declared service).
+  (c) x-elasticache, for which ecs_composex ships no spec (1.1.9 logs "JSON Schema not found
+      for validation" and renders whatever it is given): the keys its elasticache module
+      reads (ELASTICACHE_SPEC below, a transcription, used only while the package has no
+      x-elasticache.spec.json of its own); Properties typed as the module types them
+      (CacheCluster, else ReplicationGroup, by troposphere's property names) and checked by
+      cfn-lint as that CloudFormation resource with what Compose-X adds (subnet group,
+      security group, parameter group); the ElastiCache API rules the resource schema does
+      not carry (AuthToken needs TransitEncryptionEnabled, automatic failover needs two
+      nodes, Multi-AZ needs automatic failover, a node type the region offers); Services
+      naming a family or service (otherwise no security group ingress is made) and no
+      ReturnValues (1.1.9 ignores them for x-elasticache);
+  (d) the Idempotency-Key store wiring: a service with KRP_IDEMPOTENCY__STORE=redis has a
+      host, TLS, and its AUTH token from the same secret and key as the linked cluster's
+      AuthToken, on the cluster's port; and no ${VAR:-} or ${VAR:?...} in aws.yaml (Compose-X
+      1.1.9 turns both into an empty string, whatever the variable holds).
 
 The spec files reference each other by relative names ("ingress.spec.json",
 "x-resources.common.spec.json#/definitions/Lookup"). Every spec is registered in one
@@ -67,6 +82,63 @@ EXAMPLE_ENV = {
     "ECS_CLUSTER_NAME": "kafka-rest-proxy",
     "KAFKA_CREDS_SECRET_NAME": "kafka-rest-proxy/kafka-creds",
     "POLICY_SECRET_NAME": "kafka-rest-proxy/policy",
+    "REDIS_HOST": "master.kafka-rest-proxy-idempotency.abc123.euw1.cache.amazonaws.com",
+}
+
+# Region whose ElastiCache node types and resource schemas the x-elasticache checks use.
+CFN_REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "eu-west-1"
+
+# x-elasticache as ecs_composex 1.1.9's elasticache module reads it (elasticache_stack.py,
+# elasticache_template.py, compose/x_resources): it ships no spec, so this transcription
+# stands in for one until the package has its own x-elasticache.spec.json (preferred then).
+ELASTICACHE_SPEC_NAME = "x-elasticache.spec.json"
+ELASTICACHE_SPEC = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "x-elasticache (project transcription of ecs_composex 1.1.9)",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "Properties": {
+            "type": "object",
+            "description": "AWS::ElastiCache::CacheCluster or ::ReplicationGroup properties "
+                           "(checked by cfn-lint)",
+        },
+        "MacroParameters": {"$ref": "#/definitions/MacroParameters"},
+        "Settings": {"$ref": "x-resources.common.spec.json#/definitions/Settings"},
+        "Services": {"$ref": "#/definitions/Services"},
+        "Lookup": {"$ref": "x-resources.common.spec.json#/definitions/Lookup"},
+    },
+    "anyOf": [{"required": ["Properties"]}, {"required": ["MacroParameters"]},
+              {"required": ["Lookup"]}],
+    "definitions": {
+        "MacroParameters": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "Engine": {"type": "string", "enum": ["redis", "memcached"]},
+                "EngineVersion": {"type": "string"},
+                "CacheNodeType": {"type": "string"},
+                "NumCacheNodes": {"type": "integer", "minimum": 1},
+                "Subnets": {"type": "string"},
+                "ParameterGroup": {
+                    "type": "object",
+                    "description": "AWS::ElastiCache::ParameterGroup properties "
+                                   "(checked by cfn-lint)",
+                },
+            },
+        },
+        "Services": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "Access": {},
+                    "ReturnValues": {"type": "object"},
+                },
+            },
+        },
+    },
 }
 
 problems: list[str] = []
@@ -139,6 +211,13 @@ class Specs:
             # says services.x-logging.spec.json): the file name is the identity here.
             contents["$id"] = self.base_uri + name
             self.schemas[name] = contents
+            resources.append((contents["$id"], DRAFT7.create_resource(contents)))
+        # Stand-ins for modules that ship no spec; the package's own wins when it has one.
+        self.project_specs: list[str] = []
+        if ELASTICACHE_SPEC_NAME not in self.schemas:
+            contents = dict(ELASTICACHE_SPEC, **{"$id": self.base_uri + ELASTICACHE_SPEC_NAME})
+            self.schemas[ELASTICACHE_SPEC_NAME] = contents
+            self.project_specs.append(ELASTICACHE_SPEC_NAME)
             resources.append((contents["$id"], DRAFT7.create_resource(contents)))
         compose_spec = json.loads((self.spec_dir / "compose-spec.json").read_text())
         self.compose_spec = compose_spec
@@ -247,6 +326,7 @@ def check_aws(specs: Specs) -> None:
     where = f"{BASE_COMPOSE} + {AWS_OVERRIDE}"
     if load_yaml(ROOT / AWS_OVERRIDE) is None:
         return
+    check_blanking_interpolations(AWS_OVERRIDE, (ROOT / AWS_OVERRIDE).read_text())
     for key, value in EXAMPLE_ENV.items():
         os.environ.setdefault(key, value)
     doc = compose_load([ROOT / BASE_COMPOSE, ROOT / AWS_OVERRIDE])
@@ -301,6 +381,8 @@ def check_aws(specs: Specs) -> None:
 
     check_elbv2_targets(where, doc, services)
     check_secure_by_default(where, services)
+    check_elasticache(where, doc, services)
+    check_idempotency_store(where, doc, services)
 
 
 def check_secure_by_default(where: str, services: dict) -> None:
@@ -363,6 +445,239 @@ def check_elbv2_targets(where: str, doc: dict, services: dict) -> None:
                                    f"{target_name!r} is not one of the LB's Services")
 
 
+def check_blanking_interpolations(where: str, text: str) -> None:
+    """Compose-X 1.1.9's envsubst (compose_x_render.envsubst) returns an empty string for
+    ${VAR:-} even when VAR is set, and has no ${VAR:?message}: both blank the value."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("#"):
+            continue
+        for match in re.finditer(r"\$\{(\w+)(:-\}|:\?)", line):
+            form = "${%s:-}" % match.group(1) if match.group(2) == ":-}" else \
+                "${%s:?...}" % match.group(1)
+            problem(where, f"line {number}: {form} is always empty under Compose-X 1.1.9 "
+                           f"(write ${{{match.group(1)}}}, or give a non-empty default)")
+
+
+def family_and_service_names(services: dict) -> set[str]:
+    names = set(services)
+    for pair in family_containers(services):
+        names.add(pair.split(":", 1)[0])
+    return names
+
+
+def elasticache_resource_type(properties: dict) -> tuple[str | None, str]:
+    """The CloudFormation type Compose-X makes of x-elasticache Properties
+    (elasticache_template.determine_resource_type: CacheCluster when every key is one of its
+    properties, else ReplicationGroup likewise, else none), or why there is none."""
+    from troposphere.elasticache import CacheCluster, ReplicationGroup
+
+    for cls in (CacheCluster, ReplicationGroup):
+        if all(key in cls.props for key in properties):
+            return cls.resource_type, ""
+    unknown = sorted(k for k in properties
+                     if k not in CacheCluster.props and k not in ReplicationGroup.props)
+    if unknown:
+        return None, f"unknown key(s) {', '.join(map(repr, unknown))}"
+    cluster_only = sorted(k for k in properties if k not in ReplicationGroup.props)
+    group_only = sorted(k for k in properties if k not in CacheCluster.props)
+    return None, (f"keys of both a CacheCluster ({', '.join(cluster_only)}) and a "
+                  f"ReplicationGroup ({', '.join(group_only)})")
+
+
+def cfn_lint_resources(where: str, resources: dict[str, tuple[str, str, dict]]) -> None:
+    """cfn-lint the given resources ({logical id: (report prefix, type, properties)}) in one
+    template, as Compose-X renders them next to a subnet group and a security group."""
+    from cfnlint.api import ManualArgs, lint
+
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": {"VpcId": {"Type": "AWS::EC2::VPC::Id"},
+                       "StorageSubnets": {"Type": "List<AWS::EC2::Subnet::Id>"}},
+        "Resources": {
+            "Sg": {"Type": "AWS::EC2::SecurityGroup",
+                   "Properties": {"GroupDescription": "x", "VpcId": {"Ref": "VpcId"}}},
+            "SubnetGroup": {"Type": "AWS::ElastiCache::SubnetGroup",
+                            "Properties": {"Description": "x",
+                                           "SubnetIds": {"Ref": "StorageSubnets"}}},
+        },
+    }
+    for logical_id, (_, resource_type, properties) in resources.items():
+        template["Resources"][logical_id] = {"Type": resource_type, "Properties": properties}
+    for match in lint(json.dumps(template), config=ManualArgs(regions=[CFN_REGION])):
+        path = [str(part) for part in match.path]
+        if len(path) < 2 or path[1] not in resources:
+            problem(where, f"cfn-lint {match.rule.id}: {match.message}")
+            continue
+        prefix = resources[path[1]][0]
+        rest = path[3:] if len(path) >= 3 and path[2] == "Properties" else path[2:]
+        problem(where, f"{fmt_path([prefix, *rest])}: cfn-lint {match.rule.id}: "
+                       f"{match.message}")
+
+
+def elasticache_node_types() -> set[str]:
+    path = pkg_files("cfnlint.data.schemas.extensions.aws_elasticache_cachecluster") / \
+        "cachenodetype_enum.json"
+    by_region = json.loads(path.read_text())
+    return set((by_region.get(CFN_REGION) or {}).get("enum") or [])
+
+
+def check_elasticache(where: str, doc: dict, services: dict) -> None:
+    """What Compose-X's elasticache module would render, checked the way CloudFormation and
+    the ElastiCache API will judge it (x-elasticache has no Compose-X spec to do it)."""
+    section = doc.get("x-elasticache")
+    if not isinstance(section, dict):
+        return
+    names = family_and_service_names(services)
+    node_types = elasticache_node_types()
+    to_lint: dict[str, tuple[str, str, dict]] = {}
+    for name, resource in section.items():
+        if not isinstance(resource, dict):
+            continue  # reported by the spec check
+        prefix = f"x-elasticache.{name}"
+        for target, link in (resource.get("Services") or {}).items():
+            if target not in names:
+                problem(where, f"{prefix}.Services.{target}: no such service or family (known: "
+                               f"{', '.join(sorted(names))}); Compose-X would skip it "
+                               "silently and make no security group ingress for it")
+            if isinstance(link, dict) and "ReturnValues" in link:
+                problem(where, f"{prefix}.Services.{target}.ReturnValues: Compose-X 1.1.9 "
+                               "ignores ReturnValues for x-elasticache (it only makes the "
+                               "security group ingress); set the variables in "
+                               f"services.{target}.environment")
+        properties = resource.get("Properties")
+        macro = resource.get("MacroParameters") if isinstance(
+            resource.get("MacroParameters"), dict) else {}
+        if not isinstance(properties, dict) or resource.get("Lookup"):
+            continue
+        resource_type, why = elasticache_resource_type(properties)
+        if resource_type is None:
+            problem(where, f"{prefix}.Properties: neither AWS::ElastiCache::CacheCluster nor "
+                           f"::ReplicationGroup properties: {why} (Compose-X types the "
+                           "resource by its keys)")
+            continue
+        logical = re.sub(r"[^A-Za-z0-9]", "", name) or "Cache"
+        rendered = dict(properties)
+        rendered["CacheSubnetGroupName"] = {"Ref": "SubnetGroup"}
+        sg_key = "SecurityGroupIds" if resource_type.endswith("ReplicationGroup") \
+            else "VpcSecurityGroupIds"
+        rendered[sg_key] = list(rendered.get(sg_key) or []) + [{"Fn::GetAtt": ["Sg", "GroupId"]}]
+        if isinstance(macro.get("ParameterGroup"), dict):
+            rendered["CacheParameterGroupName"] = {"Ref": f"{logical}ParameterGroup"}
+            to_lint[f"{logical}ParameterGroup"] = (
+                f"{prefix}.MacroParameters.ParameterGroup", "AWS::ElastiCache::ParameterGroup",
+                macro["ParameterGroup"])
+        to_lint[logical] = (f"{prefix}.Properties", resource_type, rendered)
+
+        # Rules of the ElastiCache API (CreateReplicationGroup) that the CloudFormation
+        # resource schema does not carry: CloudFormation would fail at deploy time.
+        def truthy(key: str) -> bool:
+            return str(properties.get(key, "")).lower() == "true"
+
+        if resource_type.endswith("ReplicationGroup"):
+            if "AuthToken" in properties and not truthy("TransitEncryptionEnabled"):
+                problem(where, f"{prefix}.Properties.AuthToken: needs "
+                               "TransitEncryptionEnabled: true")
+            def number(key: str) -> int:
+                try:
+                    return int(properties.get(key, 0))
+                except (TypeError, ValueError):
+                    return 0  # not a number: cfn-lint reports the type
+
+            if truthy("AutomaticFailoverEnabled") and not (
+                    number("NumCacheClusters") >= 2 or number("ReplicasPerNodeGroup") >= 1):
+                problem(where, f"{prefix}.Properties.AutomaticFailoverEnabled: needs at least "
+                               "two nodes (NumCacheClusters >= 2 or ReplicasPerNodeGroup >= 1)")
+            if truthy("MultiAZEnabled") and not truthy("AutomaticFailoverEnabled"):
+                problem(where, f"{prefix}.Properties.MultiAZEnabled: needs "
+                               "AutomaticFailoverEnabled: true")
+        node_type = properties.get("CacheNodeType")
+        if node_types and isinstance(node_type, str) and node_type not in node_types:
+            problem(where, f"{prefix}.Properties.CacheNodeType: {node_type!r} is not an "
+                           f"ElastiCache node type in {CFN_REGION}")
+    if to_lint:
+        cfn_lint_resources(where, to_lint)
+
+
+AUTH_TOKEN_REF = re.compile(
+    r"^\{\{resolve:secretsmanager:(?P<secret>[^:}]+):SecretString:(?P<key>[^:}]+)"
+    r"(?::[^:}]*(?::[^:}]*)?)?\}\}$")
+
+
+def check_idempotency_store(where: str, doc: dict, services: dict) -> None:
+    """A service that keeps Idempotency-Key outcomes in Redis reaches the cluster linked to
+    it, over TLS, with the token the cluster was created with (same secret, same key)."""
+    secrets = doc.get("secrets") or {}
+    clusters = doc.get("x-elasticache") if isinstance(doc.get("x-elasticache"), dict) else {}
+    names_of = {}
+    for name, service in services.items():
+        for pair in family_containers({name: service}):
+            names_of.setdefault(name, set()).update({name, pair.split(":", 1)[0]})
+    for name, service in services.items():
+        if not isinstance(service, dict):
+            continue
+        env = service.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env if "=" in item)
+        store = env.get("KRP_IDEMPOTENCY__STORE")
+        if store is None:
+            continue
+        here = f"services.{name}.environment"
+        if str(store) not in ("memory", "redis"):
+            problem(where, f"{here}.KRP_IDEMPOTENCY__STORE: {store!r} is neither memory nor "
+                           "redis")
+            continue
+        if store != "redis":
+            continue
+        url = str(env.get("KRP_IDEMPOTENCY__REDIS__URL") or "")
+        host = str(env.get("KRP_IDEMPOTENCY__REDIS__HOST") or "")
+        if not url and not host:
+            problem(where, f"{here}: KRP_IDEMPOTENCY__STORE=redis without "
+                           "KRP_IDEMPOTENCY__REDIS__HOST or __URL (unset variable?)")
+        if not (url.startswith("rediss://") or (
+                not url and str(env.get("KRP_IDEMPOTENCY__REDIS__TLS", "")).lower() == "true")):
+            problem(where, f"{here}: the Redis store is reached without TLS "
+                           "(KRP_IDEMPOTENCY__REDIS__TLS: \"true\", or a rediss:// URL)")
+        # The token: a secret of the service whose JsonKeys map a key to the variable.
+        token = None
+        for source in [s.get("source") if isinstance(s, dict) else s
+                       for s in service.get("secrets") or []]:
+            x_secret = (secrets.get(source) or {}).get("x-secrets") or {}
+            for mapping in x_secret.get("JsonKeys") or []:
+                if mapping.get("VarName") == "KRP_IDEMPOTENCY__REDIS__AUTH_TOKEN":
+                    token = (source, x_secret.get("Name"), mapping.get("SecretKey"))
+        if token is None:
+            problem(where, f"services.{name}.secrets: no secret maps a JSON key to "
+                           "KRP_IDEMPOTENCY__REDIS__AUTH_TOKEN (the cluster's AUTH token)")
+        linked = [(cluster_name, cluster) for cluster_name, cluster in clusters.items()
+                  if isinstance(cluster, dict)
+                  and set(cluster.get("Services") or {}) & names_of.get(name, set())]
+        if not linked:
+            problem(where, f"services.{name}: KRP_IDEMPOTENCY__STORE=redis but no "
+                           "x-elasticache resource lists it under Services (no security "
+                           "group ingress: the tasks could not connect)")
+            continue
+        for cluster_name, cluster in linked:
+            properties = cluster.get("Properties") or {}
+            prefix = f"x-elasticache.{cluster_name}.Properties"
+            if str(properties.get("TransitEncryptionEnabled", "")).lower() != "true":
+                problem(where, f"{prefix}.TransitEncryptionEnabled: the idempotency store "
+                               "must require TLS")
+            match = AUTH_TOKEN_REF.match(str(properties.get("AuthToken", "")))
+            if not match:
+                problem(where, f"{prefix}.AuthToken: expected a Secrets Manager reference "
+                               "{{resolve:secretsmanager:NAME:SecretString:KEY}}")
+            elif token is not None and (match.group("secret"), match.group("key")) != \
+                    (token[1], token[2]):
+                problem(where, f"{prefix}.AuthToken: the cluster's token is "
+                               f"{match.group('secret')}:{match.group('key')} but "
+                               f"KRP_IDEMPOTENCY__REDIS__AUTH_TOKEN comes from "
+                               f"secrets.{token[0]} ({token[1]}:{token[2]})")
+            port = env.get("KRP_IDEMPOTENCY__REDIS__PORT")
+            if port is not None and str(port) != str(properties.get("Port", 6379)):
+                problem(where, f"{here}.KRP_IDEMPOTENCY__REDIS__PORT: {port} but "
+                               f"{prefix}.Port is {properties.get('Port', 6379)}")
+
+
 def main() -> int:
     specs = Specs()
     check_local_stack(specs)
@@ -372,8 +687,10 @@ def main() -> int:
         for line in problems:
             print(f"  {line}", file=sys.stderr)
         return 1
+    packaged = len(specs.schemas) - len(specs.project_specs)
+    extra = f" + project {', '.join(specs.project_specs)}" if specs.project_specs else ""
     print(f"compose files valid against compose-spec and ecs_composex "
-          f"{len(specs.schemas)} module specs ({BASE_COMPOSE}, {LOCAL_OVERRIDE}, "
+          f"{packaged} module specs{extra} ({BASE_COMPOSE}, {LOCAL_OVERRIDE}, "
           f"{AWS_OVERRIDE})")
     return 0
 
