@@ -27,12 +27,26 @@ fn aws_task_environment() -> (Vec<(String, String)>, Vec<String>) {
             section = "";
         } else if section == "environment:" {
             let (key, value) = trimmed.split_once(": ").expect("KEY: value");
-            environment.push((key.to_owned(), value.to_owned()));
+            environment.push((key.to_owned(), deploy_value(value)));
         } else if section == "secrets:" {
             secrets.push(trimmed.trim_start_matches("- ").to_owned());
         }
     }
     (environment, secrets)
+}
+
+/// A value as the deployment resolves it: quotes dropped, `${VAR:-default}` as its default,
+/// and `${REDIS_HOST}` (a deploy variable: the cache's endpoint) as a loopback address.
+fn deploy_value(raw: &str) -> String {
+    let value = raw.trim_matches('"');
+    if let Some(inner) = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+        return match inner.split_once(":-") {
+            Some((_, default)) => default.to_owned(),
+            None if inner == "REDIS_HOST" => "127.0.0.1".to_owned(),
+            None => panic!("aws.yaml needs the deploy variable {inner}: give the test a value"),
+        };
+    }
+    value.to_owned()
 }
 
 /// The production path cannot run open by accident: config/production.toml with the
@@ -43,9 +57,20 @@ async fn production_with_the_aws_task_environment_authenticates_every_request() 
     let (environment, secrets) = aws_task_environment();
     assert!(
         secrets.iter().any(|s| s == "KAFKA_CREDS")
-            && secrets.iter().any(|s| s == "KRP_AUTH__POLICY"),
-        "aws.yaml injects the Kafka and policy secrets: {secrets:?}"
+            && secrets.iter().any(|s| s == "KRP_AUTH__POLICY")
+            && secrets.iter().any(|s| s == "REDIS_AUTH"),
+        "aws.yaml injects the Kafka, policy and Redis secrets: {secrets:?}"
     );
+    // Every task shares the idempotency store, over TLS.
+    for (key, value) in [
+        ("KRP_IDEMPOTENCY__STORE", "redis"),
+        ("KRP_IDEMPOTENCY__REDIS__TLS", "true"),
+    ] {
+        assert!(
+            environment.iter().any(|(k, v)| k == key && v == value),
+            "{key}={value}: {environment:?}"
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut scratch = Settings::default();
     Policy::default()
@@ -75,6 +100,8 @@ async fn production_with_the_aws_task_environment_authenticates_every_request() 
         ("KRP_CONFIG", production),
         ("KAFKA_CREDS", kafka_creds.as_str()),
         ("KRP_AUTH__POLICY", policy.as_str()),
+        // REDIS_AUTH's AUTH_TOKEN, as ECS injects it.
+        ("KRP_IDEMPOTENCY__REDIS__AUTH_TOKEN", "0123456789abcdef"),
     ]);
     let binary = Binary::start(&vars);
     let client = awc::Client::default();
