@@ -7,6 +7,9 @@
 #   - an API v3 stream of BENCH_STREAM_RECORDS json records per request (one connection per
 #     stream: the service closes a stream's connection when it ends), records/s next to the
 #     v2 100-record batch's (target 0.8x);
+#   - 1-record json with a unique Idempotency-Key per request, against the memory store and
+#     against a local redis-server (a second proxy on the same broker), next to the same
+#     requests without a key (a unique X-Bench-Seq header instead, so wrk pays the same);
 #   - p99 at half the maximum load (1-record json and 100-record json, paced requests);
 #   - baselines in the same run: examples/direct_producer (same records, same producer
 #     settings, no HTTP: the records/s ceiling) and examples/fixed_200 (same wrk load on an
@@ -23,6 +26,9 @@
 #   BENCH_PARTITIONS   partitions of each benchmark topic (default 3)
 #   BENCH_STREAM_RECORDS  records per API v3 stream (default 1000)
 #   BENCH_OUT          results file (default target/bench/results.md; CARGO_TARGET_DIR is honoured)
+#   BENCH_SCENARIOS    groups to run (default "v2 avro v3 idempotency paced baselines"):
+#                      v2 (json and binary), avro, v3 (streams), idempotency, paced (half max
+#                      load: needs v2), baselines (fixed-200, direct producer)
 #   BENCH_KEEP_DIR=1   keep the work dir (broker, proxy and wrk logs)
 #   KRP_*              passed to the proxy (e.g. KRP_KAFKA__LINGER_MS=0); direct_producer
 #                      applies the same KRP_KAFKA__* producer settings
@@ -40,6 +46,8 @@ PARTITIONS="${BENCH_PARTITIONS:-3}"
 OUT="${BENCH_OUT:-${CARGO_TARGET_DIR:-$ROOT/target}/bench/results.md}"
 PACED_CONNECTIONS="${BENCH_PACED_CONNECTIONS:-128}"
 STREAM_RECORDS="${BENCH_STREAM_RECORDS:-1000}"
+SCENARIOS=" ${BENCH_SCENARIOS:-v2 avro v3 idempotency paced baselines} "
+wanted() { [[ "$SCENARIOS" == *" $1 "* ]]; }
 # The broker's cluster id: the v3 routes name it in their path.
 CLUSTER_ID="krp-bench"
 LUA="$HERE/bench/produce.lua"
@@ -123,7 +131,8 @@ run_wrk() {
     local tag="$scenario-c$conns${rate:+-r$rate}"
     export BENCH_FORMAT="$format" BENCH_BATCH="$batch" BENCH_VALUE="$VALUE" \
         BENCH_VALUE_B64="$VALUE_B64" BENCH_LABEL="$scenario" BENCH_THREADS="$THREADS" \
-        BENCH_RATE="$rate" BENCH_SCHEMA_ID=1
+        BENCH_RATE="$rate" BENCH_SCHEMA_ID=1 BENCH_UNIQUE_HEADER="${UNIQUE_HEADER:-}" \
+        BENCH_NONCE="$(date +%s%N)"
     local threads="$THREADS"
     ((conns >= threads)) || threads="$conns"
     if [[ "$WARMUP" != 0 ]]; then
@@ -240,6 +249,37 @@ smoke_v3="$(curl -s -w '\n%{http_code}' -X POST \
     die "smoke v3 stream failed: $smoke_v3"
 log "kafka-rest-proxy on 127.0.0.1:$PROXY_PORT (pid $PROXY_PID); smoke produce: $(head -n 1 <<<"$smoke")"
 
+# --- idempotency: a redis-server and a second proxy that keeps outcomes in it --------------
+if wanted idempotency; then
+    command -v redis-server >/dev/null || die "redis-server is required"
+    REDIS_PORT="$(free_port)"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        >"$WORK/redis.log" 2>&1 &
+    PIDS+=("$!")
+    wait_port "$REDIS_PORT" "redis-server" "$WORK/redis.log"
+    PROXY_R_PORT="$(free_port)"
+    KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false KRP_LOG__LEVEL=warn \
+        KRP_METRICS__LISTEN=127.0.0.1:0 KRP_IDEMPOTENCY__STORE=redis \
+        KRP_IDEMPOTENCY__REDIS__URL="redis://127.0.0.1:$REDIS_PORT" \
+        "$TARGET_DIR/release/kafka-rest-proxy" --listen "127.0.0.1:$PROXY_R_PORT" >"$WORK/proxy-redis.log" 2>&1 &
+    PROXY_R_PID=$!
+    PIDS+=("$PROXY_R_PID")
+    wait_port "$PROXY_R_PORT" "kafka-rest-proxy (Redis store)" "$WORK/proxy-redis.log"
+    for _ in $(seq 1 100); do
+        [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PROXY_R_PORT/readyz")" == 200 ]] && break
+        sleep 0.2
+    done
+    smoke_key="$(curl -s -D - -o /dev/null -X POST "http://127.0.0.1:$PROXY_R_PORT/topics/$TOPIC" \
+        -H 'Content-Type: application/vnd.kafka.json.v2+json' -H 'Idempotency-Key: bench-smoke' \
+        -d "{\"records\":[{\"value\":$VALUE}]}")"
+    [[ "$smoke_key" == *" 200"* ]] || die "smoke keyed produce failed: $smoke_key"
+    replayed="$(curl -s -D - -o /dev/null -X POST "http://127.0.0.1:$PROXY_R_PORT/topics/$TOPIC" \
+        -H 'Content-Type: application/vnd.kafka.json.v2+json' -H 'Idempotency-Key: bench-smoke' \
+        -d "{\"records\":[{\"value\":$VALUE}]}")"
+    [[ "${replayed,,}" == *"idempotent-replayed: true"* ]] || die "the Redis store does not replay: $replayed"
+    log "kafka-rest-proxy with the Redis store on 127.0.0.1:$PROXY_R_PORT; redis-server on $REDIS_PORT"
+fi
+
 # --- fixed-200 baseline server ---------------------------------------------------------------
 FIXED_PORT="$(free_port)"
 "$TARGET_DIR/release/examples/fixed_200" --listen "127.0.0.1:$FIXED_PORT" >"$WORK/fixed_200.log" 2>&1 &
@@ -248,43 +288,63 @@ PIDS+=("$FIXED_PID")
 wait_port "$FIXED_PORT" "fixed_200" "$WORK/fixed_200.log"
 
 # --- scenarios -------------------------------------------------------------------------------
-for c in $CONCURRENCY; do
-    run_wrk "json, 1 record" "$PROXY_PID" "$PROXY_PORT" json 1 "$c"
-done
-for c in $CONCURRENCY; do
-    run_wrk "json, 100-record batch" "$PROXY_PID" "$PROXY_PORT" json 100 "$c"
-done
-for c in $CONCURRENCY; do
-    run_wrk "binary, 1 record" "$PROXY_PID" "$PROXY_PORT" binary 1 "$c"
-done
-for c in $CONCURRENCY; do
-    run_wrk "avro, 1 record" "$PROXY_PID" "$PROXY_PORT" avro 1 "$c"
-done
-for c in $CONCURRENCY; do
-    run_wrk "avro, 100-record batch" "$PROXY_PID" "$PROXY_PORT" avro 100 "$c"
-done
-for c in $CONCURRENCY; do
-    run_wrk "v3 stream, $STREAM_RECORDS json records" "$PROXY_PID" "$PROXY_PORT" v3 "$STREAM_RECORDS" "$c"
-done
+if wanted v2; then
+    for c in $CONCURRENCY; do
+        run_wrk "json, 1 record" "$PROXY_PID" "$PROXY_PORT" json 1 "$c"
+    done
+    for c in $CONCURRENCY; do
+        run_wrk "json, 100-record batch" "$PROXY_PID" "$PROXY_PORT" json 100 "$c"
+    done
+    for c in $CONCURRENCY; do
+        run_wrk "binary, 1 record" "$PROXY_PID" "$PROXY_PORT" binary 1 "$c"
+    done
+fi
+if wanted avro; then
+    for c in $CONCURRENCY; do
+        run_wrk "avro, 1 record" "$PROXY_PID" "$PROXY_PORT" avro 1 "$c"
+    done
+    for c in $CONCURRENCY; do
+        run_wrk "avro, 100-record batch" "$PROXY_PID" "$PROXY_PORT" avro 100 "$c"
+    done
+fi
+if wanted v3; then
+    for c in $CONCURRENCY; do
+        run_wrk "v3 stream, $STREAM_RECORDS json records" "$PROXY_PID" "$PROXY_PORT" v3 "$STREAM_RECORDS" "$c"
+    done
+fi
+if wanted idempotency; then
+    # Interleaved per concurrency, so drift over the run touches the three alike.
+    for c in $CONCURRENCY; do
+        UNIQUE_HEADER=X-Bench-Seq run_wrk "json, 1 record, no key" "$PROXY_PID" "$PROXY_PORT" json 1 "$c"
+        UNIQUE_HEADER=Idempotency-Key run_wrk "json, 1 record, Idempotency-Key, memory store" \
+            "$PROXY_PID" "$PROXY_PORT" json 1 "$c"
+        UNIQUE_HEADER=Idempotency-Key run_wrk "json, 1 record, Idempotency-Key, Redis store" \
+            "$PROXY_R_PID" "$PROXY_R_PORT" json 1 "$c"
+    done
+fi
 
-# Half the maximum load: half the best requests/s seen above, paced on PACED_CONNECTIONS.
-for spec in "json, 1 record|1" "json, 100-record batch|100"; do
-    scenario="${spec%|*}" batch="${spec#*|}"
-    max_rps="$(jq -s --arg s "$scenario" '[.[] | select(.scenario == $s) | .requests_per_s] | max' "$RESULTS")"
-    half="$(awk -v m="$max_rps" 'BEGIN {printf "%d", m / 2}')"
-    ((half > 0)) || die "no maximum load measured for $scenario"
-    run_wrk "$scenario @ half max load" "$PROXY_PID" "$PROXY_PORT" json "$batch" "$PACED_CONNECTIONS" "$half"
-done
+if wanted paced; then
+    # Half the maximum load: half the best requests/s seen above, paced on PACED_CONNECTIONS.
+    for spec in "json, 1 record|1" "json, 100-record batch|100"; do
+        scenario="${spec%|*}" batch="${spec#*|}"
+        max_rps="$(jq -s --arg s "$scenario" '[.[] | select(.scenario == $s) | .requests_per_s] | max' "$RESULTS")"
+        half="$(awk -v m="$max_rps" 'BEGIN {printf "%d", m / 2}')"
+        ((half > 0)) || die "no maximum load measured for $scenario (the paced group needs v2)"
+        run_wrk "$scenario @ half max load" "$PROXY_PID" "$PROXY_PORT" json "$batch" "$PACED_CONNECTIONS" "$half"
+    done
+fi
 
-for c in $CONCURRENCY; do
-    run_wrk "fixed-200 baseline (json, 1 record)" "$FIXED_PID" "$FIXED_PORT" json 1 "$c"
-done
-for c in $CONCURRENCY; do
-    run_direct "$c" 1
-done
-for c in $CONCURRENCY; do
-    run_direct "$c" 100
-done
+if wanted baselines; then
+    for c in $CONCURRENCY; do
+        run_wrk "fixed-200 baseline (json, 1 record)" "$FIXED_PID" "$FIXED_PORT" json 1 "$c"
+    done
+    for c in $CONCURRENCY; do
+        run_direct "$c" 1
+    done
+    for c in $CONCURRENCY; do
+        run_direct "$c" 100
+    done
+fi
 
 PROXY_PEAK_RSS_KIB="$(peak_rss_kib "$PROXY_PID")"
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -350,6 +410,8 @@ print("| ratio | " + " | ".join(f"c={c}" for c in sorted(batch)) + " | best ÷ b
 print("|---|" + "---:|" * (len(batch) + 2))
 
 def ratio_row(name, num, den, key, target):
+    if not num or not den:
+        return
     cells = [f(num[c][key] / den[c][key], 2) if c in den and den[c][key] else "n/a" for c in sorted(num)]
     best = max(r[key] for r in num.values()) / max(r[key] for r in den.values())
     ok = "PASS" if best >= target else "FAIL"
@@ -360,6 +422,26 @@ ratio_row("json 1-record requests/s ÷ fixed-200 requests/s", single, fixed, "re
 ratio_row("binary 1-record requests/s ÷ fixed-200 requests/s", binary, fixed, "requests_per_s", 0.4)
 ratio_row("avro 100-record batch records/s ÷ json 100-record batch records/s", avro_batch, batch, "records_per_s", 0.8)
 ratio_row("v3 stream records/s ÷ json 100-record batch records/s", stream, batch, "records_per_s", 0.8)
+
+none = by("json, 1 record, no key")
+for store in ("memory", "Redis"):
+    keyed = by(f"json, 1 record, Idempotency-Key, {store} store")
+    if not keyed or not none:
+        continue
+    print(f"\nIdempotency-Key ({store} store) against the same requests without a key:\n")
+    print("| conc. | requests/s ratio | p50 ms (key / none) | p99 ms (key / none) | p99 difference ms |")
+    print("|---:|---:|---:|---:|---:|")
+    for c in sorted(keyed):
+        k, n = keyed[c], none.get(c)
+        if not n:
+            continue
+        print(f"| {c} | {f(k['requests_per_s'] / n['requests_per_s'], 2)} | "
+              f"{f(k['p50_ms'], 2)} / {f(n['p50_ms'], 2)} | {f(k['p99_ms'], 2)} / {f(n['p99_ms'], 2)} | "
+              f"{f(k['p99_ms'] - n['p99_ms'], 2)} |")
+    low = min(c for c in keyed if c in none)
+    diff = keyed[low]["p99_ms"] - none[low]["p99_ms"]
+    print(f"\n- p99 cost at the lowest concurrency (c={low}): {f(diff, 2)} ms "
+          f"(target ≤ 1 ms: {'PASS' if diff <= 1 else 'FAIL'})")
 
 print()
 for r in rows:

@@ -17,6 +17,12 @@
 --                    ms timer resolution; latency is measured from the actual send, i.e. not
 --                    corrected for coordinated omission as wrk2 would)
 --   BENCH_THREADS    wrk -t, needed with BENCH_RATE
+--   BENCH_UNIQUE_HEADER  optional: a header sent with a value unique to each request
+--                    (BENCH_NONCE-thread-sequence, e.g. Idempotency-Key). Requests are then
+--                    formatted one by one (wrk's request() hook) instead of once; the run to
+--                    compare with sends another header (X-Bench-Seq) the same way, so that
+--                    both pay the same load-generator cost
+--   BENCH_NONCE      with BENCH_UNIQUE_HEADER: makes the values unique to this wrk run
 --
 -- The result line is `BENCH_RESULT {json}`; bench.sh fails the run when non200,
 -- record_errors or any socket error is not zero.
@@ -142,6 +148,26 @@ local threads = {}
 
 function setup(thread)
     table.insert(threads, thread)
+    thread:set("thread_id", #threads)
+end
+
+local unique_header = os.getenv("BENCH_UNIQUE_HEADER")
+if unique_header and unique_header ~= "" then
+    local nonce = os.getenv("BENCH_NONCE") or tostring(os.time())
+    local sequence = 0
+    local prefix
+    function request()
+        if prefix == nil then
+            prefix = nonce .. "-" .. tostring(thread_id or 0) .. "-"
+        end
+        sequence = sequence + 1
+        local headers = {}
+        for name, v in pairs(wrk.headers) do
+            headers[name] = v
+        end
+        headers[unique_header] = prefix .. sequence
+        return wrk.format(nil, nil, headers, nil)
+    end
 end
 
 local function q(s)

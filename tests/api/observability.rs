@@ -4,6 +4,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use sha2::{Digest, Sha256};
 
 use crate::helpers::{
     free_port, mock_cluster, read_response, sample, tool, wait_until, Binary, Cluster, Policy,
@@ -353,6 +354,18 @@ async fn access_log_lines_are_json_with_every_field_and_no_secret() {
         assert_eq!(response.status().as_u16(), *status, "{id}");
         assert_eq!(response.headers().get("x-request-id").unwrap(), *id);
     }
+    // A keyed request and its retry.
+    for id in ["req-key-1", "req-key-2"] {
+        let response = client
+            .post(format!("{}{path}", binary.base))
+            .insert_header(("content-type", JSON_V2))
+            .insert_header(("x-request-id", id))
+            .insert_header(("idempotency-key", "order-key-4411"))
+            .send_body(r#"{"records":[{"value":3}]}"#)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{id}");
+    }
     let generated = client
         .get(format!("{}/readyz", binary.base))
         .send()
@@ -414,6 +427,22 @@ async fn access_log_lines_are_json_with_every_field_and_no_secret() {
     assert!(access
         .iter()
         .any(|l| l["request_id"] == generated_id.as_str()));
+    // The key is logged hashed, never as sent; the retry is marked replayed.
+    assert!(
+        !stdout.contains("order-key-4411"),
+        "the key reached the log"
+    );
+    let hashed: String = Sha256::digest(b"order-key-4411")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for (id, replayed) in [("req-key-1", false), ("req-key-2", true)] {
+        let line = access.iter().find(|l| l["request_id"] == id).unwrap();
+        assert_eq!(line["idempotency_key"], &hashed[..16], "{line}");
+        assert_eq!(line["idempotent_replayed"], replayed, "{line}");
+    }
+    assert_eq!(ok["idempotency_key"], serde_json::Value::Null);
+    assert_eq!(ok["idempotent_replayed"], false);
     // Application log lines are JSON too (every stdout line parsed above).
     assert!(lines
         .iter()
