@@ -197,3 +197,59 @@ mod tests {
         assert!(evictions.get() >= 40, "{}", evictions.get());
     }
 }
+
+#[cfg(test)]
+mod measure {
+    use super::super::{Fingerprint, StoredResponse};
+    use super::*;
+
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// The weigher's bound is the memory the entries really take: within 15% of the resident
+    /// memory 200,000 typical entries add. Measures the whole process's memory, so it runs
+    /// alone, on demand: `cargo test --release --lib bytes_per_entry -- --ignored`.
+    #[test]
+    #[ignore = "measures the process's RSS: run alone"]
+    fn bytes_per_entry() {
+        let evictions = IntCounter::new("evictions", "test").unwrap();
+        let store = MemoryStore::new(
+            1 << 40,
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+            evictions,
+        );
+        let body = br#"{"offsets":[{"partition":0,"offset":123456,"error_code":null,"error":null}],"key_schema_id":null,"value_schema_id":null}"#;
+        let n = 200_000;
+        let before = rss_kib();
+        for i in 0..n {
+            let name = format!("{i:064x}");
+            let fingerprint = Fingerprint(format!("{:064x}", i + 1));
+            let running = Entry::Running {
+                fingerprint: fingerprint.clone(),
+                token: format!("{i:032x}"),
+            };
+            store.claim(&name, &running);
+            let done = Entry::Done {
+                fingerprint,
+                response: StoredResponse {
+                    status: 200,
+                    content_type: Some("application/vnd.kafka.v2+json".into()),
+                    body: body.to_vec(),
+                },
+            };
+            assert!(store.complete(&name, &running, &done));
+        }
+        store.settle_evictions();
+        let measured = (rss_kib() - before) * 1024 / n;
+        let weighed = store.entries.weighted_size() / n;
+        println!("{measured} bytes/entry resident, {weighed} weighed");
+        assert!(
+            weighed.abs_diff(measured) * 100 <= measured * 15,
+            "{measured} bytes/entry resident, {weighed} weighed"
+        );
+    }
+}

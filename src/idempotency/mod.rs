@@ -207,16 +207,24 @@ impl Entry {
         }
     }
 
-    /// Bytes the entry takes in the memory store (approximately).
+    /// Bytes the entry takes in the memory store, its name excepted: what it holds plus
+    /// what holding it costs (the cache's own node, timer and deque entries, the `Arc`, the
+    /// allocations' headers). [`ENTRY_OVERHEAD`] was measured (memory.rs, `bytes_per_entry`).
     fn weight(&self) -> usize {
-        match self {
-            Entry::Running { .. } => 160,
-            Entry::Done { response, .. } => {
-                160 + response.body.len() + response.content_type.as_ref().map_or(0, String::len)
+        ENTRY_OVERHEAD
+            + match self {
+                Entry::Running { .. } => 0,
+                Entry::Done { response, .. } => {
+                    response.body.len() + response.content_type.as_ref().map_or(0, String::len)
+                }
             }
-        }
     }
 }
+
+/// The memory store's cost of an entry beyond its name, body and `Content-Type`, in bytes:
+/// 200,000 entries of 120-byte bodies took 958 bytes each of resident memory (glibc, x86_64),
+/// 213 of them name, body and type.
+const ENTRY_OVERHEAD: usize = 760;
 
 /// The store cannot be reached, timed out, or answered something unreadable.
 #[derive(Debug, Clone, thiserror::Error)]
