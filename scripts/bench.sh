@@ -406,8 +406,9 @@ batch, direct100 = by("json, 100-record batch"), by("direct producer, batch 100"
 avro_batch = by("avro, 100-record batch")
 stream = by(f"v3 stream, {meta['stream_records']} json records")
 single, binary, fixed = by("json, 1 record"), by("binary, 1 record"), by("fixed-200 baseline (json, 1 record)")
-print("| ratio | " + " | ".join(f"c={c}" for c in sorted(batch)) + " | best ÷ best | target |")
-print("|---|" + "---:|" * (len(batch) + 2))
+if batch:
+    print("| ratio | " + " | ".join(f"c={c}" for c in sorted(batch)) + " | best ÷ best | target |")
+    print("|---|" + "---:|" * (len(batch) + 2))
 
 def ratio_row(name, num, den, key, target):
     if not num or not den:
