@@ -1,6 +1,8 @@
 //! `[idempotency]`: `Idempotency-Key` requests, whose outcomes are kept in a store and
 //! replayed to retries ([`crate::idempotency`]).
 
+use std::path::PathBuf;
+
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -71,6 +73,9 @@ pub struct RedisSettings {
     pub host: Option<String>,
     pub port: u16,
     pub tls: bool,
+    /// PEM bundle of the CAs that sign the server's certificate, trusted instead of the
+    /// system's (which include Amazon's, for ElastiCache): for a private CA.
+    pub ca_file: Option<PathBuf>,
     /// A Redis ACL user; unset with an ElastiCache AUTH token.
     pub username: Option<String>,
     /// The AUTH token (ElastiCache) or the ACL user's password. Redacted everywhere.
@@ -90,6 +95,7 @@ impl Default for RedisSettings {
             host: None,
             port: 6379,
             tls: false,
+            ca_file: None,
             username: None,
             auth_token: None,
             timeout_ms: 250,
@@ -183,7 +189,21 @@ impl RedisSettings {
         }
     }
 
+    /// Whether the connection is TLS: a `rediss://` URL, or `tls` with `host`.
+    pub fn uses_tls(&self) -> bool {
+        match &self.url {
+            Some(url) => url.starts_with("rediss://"),
+            None => self.tls,
+        }
+    }
+
     fn check_timeout(&self) -> Result<(), ConfigError> {
+        if self.ca_file.is_some() && !self.uses_tls() {
+            return Err(ConfigError::invalid(
+                "idempotency.redis.ca_file",
+                "set without TLS: use a rediss:// URL, or tls = true",
+            ));
+        }
         if self.timeout_ms == 0 {
             return Err(ConfigError::invalid(
                 "idempotency.redis.timeout_ms",

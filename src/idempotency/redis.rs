@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ConnectionAddr, IntoConnectionInfo, Script};
+use redis::{Client, ConnectionAddr, IntoConnectionInfo, Script, TlsCertificates};
 use secrecy::ExposeSecret;
 
 use super::{Entry, StoreError};
@@ -84,7 +84,23 @@ impl RedisStore {
             redis_settings = redis_settings.set_password(token.expose_secret());
         }
         let info = info.set_redis_settings(redis_settings);
-        let client = Client::open(info).map_err(invalid)?;
+        let client = match &settings.ca_file {
+            None => Client::open(info),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    ConfigError::invalid(
+                        "idempotency.redis.ca_file",
+                        format!("{} is not a readable file: {e}", path.display()),
+                    )
+                })?;
+                let certificates = TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                Client::build_with_tls(info, certificates)
+            }
+        }
+        .map_err(invalid)?;
         let timeout = Duration::from_millis(settings.timeout_ms);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))

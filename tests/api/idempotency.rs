@@ -540,3 +540,40 @@ async fn a_kept_outcome_expires_after_its_time_to_live() {
     );
     app.stop().await.unwrap();
 }
+
+#[actix_web::test]
+async fn the_redis_store_speaks_tls_with_an_auth_token() {
+    let pki = crate::tls::pki();
+    let dir = pki.dir.path();
+    let redis = RedisServer::start_tls(
+        &dir.join("server.pem"),
+        &dir.join("server.key"),
+        "s3cr3t-t0ken",
+    );
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let store = |token: &str, ca: bool| {
+        let mut settings = redis.store_for(cluster.settings());
+        settings.idempotency.redis.auth_token = Some(token.to_owned().into());
+        settings.idempotency.redis.ca_file = ca.then(|| dir.join("ca.pem"));
+        settings
+    };
+    let good = TestApp::spawn_ready(store("s3cr3t-t0ken", true)).await;
+    let body = r#"{"records":[{"value":"tls"}]}"#;
+    let first = keyed(&good, &topic, "over-tls", body).await;
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_replay_of(&first, &keyed(&good, &topic, "over-tls", body).await);
+    // A wrong token, or a server certificate the service does not trust: no store.
+    let wrong_token = TestApp::spawn_ready(store("not-the-token", true)).await;
+    keyed(&wrong_token, &topic, "k", body)
+        .await
+        .assert_exact(503, STORE_UNAVAILABLE);
+    let untrusted = TestApp::spawn_ready(store("s3cr3t-t0ken", false)).await;
+    keyed(&untrusted, &topic, "k", body)
+        .await
+        .assert_exact(503, STORE_UNAVAILABLE);
+    assert_eq!(values(&cluster.consume(&topic, 1, 1).await), [r#""tls""#]);
+    for app in [good, wrong_token, untrusted] {
+        app.stop().await.unwrap();
+    }
+}

@@ -80,14 +80,16 @@ fn write(dir: &Path, name: &str, pem: Vec<u8>) -> std::path::PathBuf {
     path
 }
 
-struct Pki {
-    dir: tempfile::TempDir,
+pub(crate) struct Pki {
+    pub(crate) dir: tempfile::TempDir,
     ca: Issued,
     client: Issued,
     stranger: Issued,
 }
 
-fn pki() -> Pki {
+/// A CA, a server certificate for 127.0.0.1 signed by it (`ca.pem`, `server.pem`,
+/// `server.key` in `dir`), and client certificates from it and from another CA.
+pub(crate) fn pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
     let ca = certificate("krp test CA", None, true, false);
     let server = certificate("127.0.0.1", Some(&ca), false, true);

@@ -2,6 +2,7 @@
 //! owned by one test, on a free loopback port: the shared idempotency store, stopped and
 //! started again where a test needs it gone.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,9 @@ use super::{free_port, tool};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Arguments beyond the port: TLS files, a password.
+    args: Vec<String>,
+    tls: bool,
 }
 
 impl RedisServer {
@@ -19,14 +23,40 @@ impl RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             child: None,
+            args: Vec::new(),
+            tls: false,
         };
         server.resume();
         server
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// A server that speaks only TLS (with `cert`/`key`, PEM files) and requires the
+    /// password `auth_token` (as an ElastiCache AUTH token).
+    pub fn start_tls(cert: &Path, key: &Path, auth_token: &str) -> RedisServer {
+        let path = |p: &Path| p.to_str().unwrap().to_owned();
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            args: vec![
+                "--tls-cert-file".into(),
+                path(cert),
+                "--tls-key-file".into(),
+                path(key),
+                "--tls-auth-clients".into(),
+                "no".into(),
+                "--requirepass".into(),
+                auth_token.into(),
+            ],
+            tls: true,
+        };
+        server.resume();
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT`, or `rediss://` when the server speaks TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// `settings` with this server as the idempotency store.
@@ -47,8 +77,16 @@ impl RedisServer {
     /// Starts the server again on the same port, empty.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "already running");
+        let port = self.port.to_string();
+        let ports = if self.tls {
+            ["--port", "0", "--tls-port", &port]
+        } else {
+            ["--port", &port, "--tls-port", "0"]
+        };
         let child = Command::new(tool("redis-server"))
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(ports)
+            .args(["--bind", "127.0.0.1"])
+            .args(&self.args)
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
