@@ -23,6 +23,8 @@
 --                    compare with sends another header (X-Bench-Seq) the same way, so that
 --                    both pay the same load-generator cost
 --   BENCH_NONCE      with BENCH_UNIQUE_HEADER: makes the values unique to this wrk run
+--   BENCH_HEADER     optional: one more header sent with every request, "Name: value"
+--                    (credentials: X-API-Key: ...)
 --
 -- The result line is `BENCH_RESULT {json}`; bench.sh fails the run when non200,
 -- record_errors or any socket error is not zero.
@@ -54,6 +56,12 @@ elseif format == "v3" then
 else
     record = '{"value":' .. value .. '}'
     wrk.headers["Content-Type"] = "application/vnd.kafka.json.v2+json"
+end
+local extra_header = os.getenv("BENCH_HEADER")
+if extra_header and extra_header ~= "" then
+    local name, v = string.match(extra_header, "^([^:]+):%s*(.*)$")
+    assert(name, "BENCH_HEADER must be 'Name: value'")
+    wrk.headers[name] = v
 end
 local records = {}
 for i = 1, batch do
