@@ -11,7 +11,7 @@
 #   SOAK_MINUTES       minutes of steady load (default 30)
 #   SOAK_RATE          requests/s to hold (default: half of the maximum measured first, in a
 #                      10 s run at SOAK_CONNECTIONS, capped by SOAK_MAX_RATE)
-#   SOAK_MAX_RATE      cap of the measured half (default 10000): the broker keeps every
+#   SOAK_MAX_RATE      cap of the measured half (default 20000): the broker keeps every
 #                      record in memory (tansu memory storage), ~100 bytes x rate x seconds
 #   SOAK_CONNECTIONS   wrk connections (default 64)
 #   SOAK_OUT           results file (default target/soak/results.md)
@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 
 MINUTES="${SOAK_MINUTES:-30}"
 CONNECTIONS="${SOAK_CONNECTIONS:-64}"
-MAX_RATE="${SOAK_MAX_RATE:-10000}"
+MAX_RATE="${SOAK_MAX_RATE:-20000}"
 WARMUP_MINUTES="${SOAK_WARMUP_MINUTES:-3}"
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 OUT="${SOAK_OUT:-$TARGET_DIR/soak/results.md}"
