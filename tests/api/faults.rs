@@ -503,6 +503,14 @@ async fn a_broker_holding_its_answers_costs_latency_then_50003_without_saying_no
         started.elapsed()
     );
 
+    // The one metric of a broker that answers too late: a request timed out in flight.
+    f.app
+        .wait_for_sample(
+            r#"kafka_rest_broker_request_timeouts_total{broker="1"}"#,
+            1.0,
+        )
+        .await;
+
     f.mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
     assert_eq!(f.written(3).await, ["a", "b", "c"]);
     assert_eq!(f.produced("ok").await, 2.0);
