@@ -33,6 +33,14 @@ pub fn producer_config(
             "message.timeout.ms",
             settings.message_timeout_ms.to_string(),
         )
+        // librdkafka notices timed-out records of a broker it cannot reach only when it
+        // tries to reconnect, and waits up to this long (its default 10 s) between tries:
+        // records were answered up to 10 s after message.timeout.ms, and for up to 10 s
+        // after a broker came back. Java's client (Confluent's proxy) waits at most 1 s.
+        .set(
+            "reconnect.backoff.max.ms",
+            RECONNECT_BACKOFF_MAX_MS.to_string(),
+        )
         .set("statistics.interval.ms", statistics_interval_ms.to_string())
         .set("security.protocol", settings.security_protocol.as_str());
     if let Some(mechanism) = settings.sasl_mechanism {
@@ -52,6 +60,9 @@ pub fn producer_config(
     }
     config
 }
+
+/// The longest wait between two attempts to reach a broker.
+const RECONNECT_BACKOFF_MAX_MS: u64 = 1_000;
 
 #[cfg(test)]
 mod tests {
@@ -75,6 +86,7 @@ mod tests {
         assert_eq!(config.get("acks"), Some("all"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(config.get("reconnect.backoff.max.ms"), Some("1000"));
         assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
         assert_eq!(config.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
         assert_eq!(config.get("sasl.password"), Some("p"));

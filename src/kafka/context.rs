@@ -61,15 +61,19 @@ impl ClientContext for ProxyContext {
                 tracing::warn!(reason, "Kafka rejected the producer's authentication");
                 self.health.on_authentication_error(reason);
             }
-            Some(RDKafkaErrorCode::Fatal) => {
-                tracing::error!(reason, "the Kafka producer failed fatally");
-                self.health.on_fatal_error(reason);
-            }
             Some(RDKafkaErrorCode::AllBrokersDown) => {
                 tracing::warn!(reason, "all Kafka brokers are down");
                 self.health.request_probe();
             }
-            _ => tracing::warn!(%error, reason, "Kafka client error"),
+            _ => {
+                tracing::warn!(%error, reason, "Kafka client error");
+                // A fatal error never arrives as `Fatal`: librdkafka's event API hands it
+                // over under its underlying code (an idempotence error such as
+                // OUT_OF_ORDER_SEQUENCE_NUMBER, or CLUSTER_AUTHORIZATION_FAILED), and
+                // rdkafka does not pass on that the event is fatal. So any other error
+                // may be one: the probe asks librdkafka (`Kafka::note_fatal`).
+                self.health.request_probe();
+            }
         }
     }
 }

@@ -62,12 +62,12 @@ impl ProduceError {
         match code {
             C::QueueFull => ProduceError::QueueFull,
             C::Authentication | C::SaslAuthenticationFailed => {
-                ProduceError::Authentication(code.to_string())
+                ProduceError::Authentication(description(code))
             }
             C::TopicAuthorizationFailed
             | C::ClusterAuthorizationFailed
             | C::TransactionalIdAuthorizationFailed => {
-                ProduceError::Authorization(code.to_string())
+                ProduceError::Authorization(description(code))
             }
             C::UnknownTopic | C::UnknownTopicOrPartition => ProduceError::UnknownTopic,
             C::UnknownPartition => ProduceError::UnknownPartition,
@@ -86,11 +86,28 @@ impl ProduceError {
             | C::KafkaStorageError
             | C::FencedLeaderEpoch
             | C::UnknownLeaderEpoch
+            // Kafka signals produce quotas by delaying its answers (throttle time), not by
+            // this code, which it keeps for topic creation and deletion; should a broker
+            // send it for records, waiting and retrying is the cure, not changing them.
+            | C::ThrottlingQuotaExceeded
             | C::PurgeQueue
-            | C::PurgeInflight => ProduceError::Retriable(code.to_string()),
-            _ => ProduceError::NonRetriable(code.to_string()),
+            | C::PurgeInflight => ProduceError::Retriable(description(code)),
+            _ => ProduceError::NonRetriable(description(code)),
         }
     }
+}
+
+/// librdkafka's description of `code` (`Local: Message timed out`, `Broker: Message size too
+/// large`): what the partner reads, without the Rust variant name that rdkafka's `Display`
+/// puts before it (`MessageTimedOut (Local: Message timed out)`).
+fn description(code: RDKafkaErrorCode) -> String {
+    let shown = code.to_string();
+    let name = format!("{code:?} (");
+    shown
+        .strip_prefix(&name)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or(&shown)
+        .to_owned()
 }
 
 /// Why topic metadata could not be had. The message is what the partner reads: stable and
@@ -142,18 +159,18 @@ mod tests {
             classify(RDKafkaErrorCode::QueueFull),
             ProduceError::QueueFull
         );
-        assert!(matches!(
+        assert_eq!(
             classify(RDKafkaErrorCode::MessageTimedOut),
-            ProduceError::Retriable(_)
-        ));
+            ProduceError::Retriable("Local: Message timed out".into())
+        );
         assert!(matches!(
             classify(RDKafkaErrorCode::NotEnoughReplicas),
             ProduceError::Retriable(_)
         ));
-        assert!(matches!(
+        assert_eq!(
             classify(RDKafkaErrorCode::MessageSizeTooLarge),
-            ProduceError::NonRetriable(_)
-        ));
+            ProduceError::NonRetriable("Broker: Message size too large".into())
+        );
         assert!(matches!(
             classify(RDKafkaErrorCode::TopicAuthorizationFailed),
             ProduceError::Authorization(_)
@@ -162,6 +179,10 @@ mod tests {
             classify(RDKafkaErrorCode::SaslAuthenticationFailed),
             ProduceError::Authentication(_)
         ));
+        assert_eq!(
+            classify(RDKafkaErrorCode::ThrottlingQuotaExceeded),
+            ProduceError::Retriable("Broker: Throttling quota has been exceeded".into())
+        );
         assert_eq!(
             classify(RDKafkaErrorCode::UnknownPartition),
             ProduceError::UnknownPartition

@@ -388,6 +388,9 @@ impl Kafka {
                     tokio::time::sleep(QUEUE_FULL_POLL).await;
                 }
                 Err((error, back)) => {
+                    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+                        self.note_fatal();
+                    }
                     let error = ProduceError::from_kafka(&error);
                     back.delivery_opaque.settle(Err(error.clone()));
                     return Err(error);
@@ -412,6 +415,7 @@ impl Kafka {
     }
 
     async fn probe(&self) {
+        self.note_fatal();
         self.count_metadata_request("probe");
         match metadata::fetch(&self.producer, None, self.metadata_timeout).await {
             Ok(fetched) => {
@@ -435,6 +439,20 @@ impl Kafka {
         self.metrics
             .kafka_ready
             .set(i64::from(self.health.readiness().is_ok()));
+    }
+
+    /// Marks the producer failed in [`Health`] when librdkafka says it failed fatally (an
+    /// idempotent producer whose sequence numbers no longer match the broker's, or that the
+    /// cluster does not authorize): it then refuses every record, and only a restart helps.
+    /// librdkafka's error callback cannot tell (see `ProxyContext::error`), so this asks.
+    fn note_fatal(&self) {
+        if self.health.fatal().is_some() {
+            return;
+        }
+        if let Some((code, reason)) = self.producer.client().fatal_error() {
+            tracing::error!(%code, reason, "the Kafka producer failed fatally");
+            self.health.on_fatal_error(&reason);
+        }
     }
 
     /// Waits up to `timeout` for every enqueued record to be delivered or to fail.

@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod cors;
 mod deploy;
+mod faults;
 mod idempotency;
 mod kafka;
 mod limits;
