@@ -25,10 +25,12 @@ use crate::idempotency::{
 };
 use crate::produce::Caller;
 
-/// What an adapter's work produced: its response, and how many records Kafka took.
+/// What an adapter's work produced: its response, and how many records Kafka took or may
+/// have taken ([`crate::kafka::ProduceError::may_have_been_written`]: a record that timed
+/// out may be in Kafka, so its outcome is kept too, lest a retry write it again).
 pub struct Produced {
     pub response: HttpResponse,
-    pub written: usize,
+    pub possibly_written: usize,
 }
 
 /// The request's `Idempotency-Key`, checked before the body is read.
@@ -139,7 +141,10 @@ where
     // Its own task: settled and kept even if this request's future is dropped.
     let task = actix_web::rt::spawn(async move {
         match work.await {
-            Ok(Produced { response, written }) if written > 0 => {
+            Ok(Produced {
+                response,
+                possibly_written,
+            }) if possibly_written > 0 => {
                 let (response, stored) = snapshot(response).await;
                 let kept = claim.settle(Some(stored)).await;
                 Ok((response, kept))

@@ -130,9 +130,17 @@ impl Work {
         let results = outcomes.all_settled().await;
         let failed = results.iter().filter(|r| r.is_err()).count();
         with_facts(&req, |f| f.records_failed = Some(failed));
+        let possibly_written = results
+            .iter()
+            .filter(|r| {
+                r.as_ref()
+                    .err()
+                    .is_none_or(ProduceError::may_have_been_written)
+            })
+            .count();
         Ok(Produced {
             response: respond(&results, Some(&encoders)),
-            written: results.len() - failed,
+            possibly_written,
         })
     }
 }

@@ -141,11 +141,15 @@ async fn produce_entries(
         }
     }
     with_facts(&req, |f| f.records_failed = Some(body.failures.len()));
-    let written = body.successes.len();
+    let possibly_written = body.successes.len()
+        + results
+            .iter()
+            .filter(|r| matches!(r, Err(ApiError::RecordFailed(e)) if e.may_have_been_written()))
+            .count();
     let Some(code) = first_failure.filter(|_| body.successes.is_empty()) else {
         return Ok(Produced {
             response: v3::json(StatusCode::MULTI_STATUS, &body),
-            written,
+            possibly_written,
         });
     };
     let mut response = v3::json(code.status(), &body);
@@ -155,7 +159,10 @@ async fn produce_entries(
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
-    Ok(Produced { response, written })
+    Ok(Produced {
+        response,
+        possibly_written,
+    })
 }
 
 /// What is checked before anything is read, in order: media types, the topic's name, the

@@ -53,6 +53,14 @@ impl ProduceError {
         }
     }
 
+    /// Whether the record may be in Kafka despite this error: a retriable failure (a
+    /// timeout, a lost connection, a leader change) can come after the broker appended the
+    /// record and before its acknowledgement arrived. The other failures mean the record
+    /// was never written: refused, or never handed to a broker.
+    pub fn may_have_been_written(&self) -> bool {
+        matches!(self, ProduceError::Retriable(_))
+    }
+
     /// The classification of a librdkafka error for one record.
     pub fn from_kafka(error: &KafkaError) -> ProduceError {
         let Some(code) = error.rdkafka_error_code() else {

@@ -410,6 +410,43 @@ async fn a_partial_failure_is_replayed_and_a_whole_failure_runs_again() {
     app.stop().await.unwrap();
 }
 
+/// A record that timed out may be in Kafka (the broker appended it, the answer came too
+/// late), so a request whose every record timed out is kept like a written one: its retry
+/// gets the 500 back instead of writing the record a second time.
+#[actix_web::test]
+async fn a_request_that_timed_out_is_kept_because_its_records_may_be_written() {
+    let redis = RedisServer::start();
+    let (mock, settings) = mock_cluster(1, "late", 1);
+    let mut settings = redis.store_for(settings);
+    settings.kafka.message_timeout_ms = 2_000;
+    let app = TestApp::spawn_ready(settings).await;
+    assert_eq!(
+        app.produce("late", r#"{"records":[{"value":"warm"}]}"#)
+            .await
+            .status,
+        200
+    );
+    // The broker appends, but answers after the delivery timeout.
+    mock.broker_round_trip_time(1, Duration::from_millis(4_500))
+        .unwrap();
+    let body = r#"{"records":[{"value":"late"}]}"#;
+    let first = keyed(&app, "late", "timed-out", body).await;
+    assert_eq!(first.status, 500, "{first:?}");
+    assert_eq!(first.json()["offsets"][0]["error_code"], 50003, "{first:?}");
+    mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
+    let retry = keyed(&app, "late", "timed-out", body).await;
+    assert_replay_of(&first, &retry);
+    let records = Cluster::at(mock.bootstrap_servers())
+        .consume("late", 1, 2)
+        .await;
+    assert_eq!(
+        values(&records),
+        [r#""late""#, r#""warm""#],
+        "written once, by the first request"
+    );
+    app.stop().await.unwrap();
+}
+
 #[actix_web::test]
 async fn without_its_store_a_keyed_request_is_refused_and_produces_nothing() {
     let mut redis = RedisServer::start();
