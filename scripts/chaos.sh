@@ -13,11 +13,15 @@
 #      broker_sigkill  SIGKILL to the broker, then start it again on the same storage;
 #      broker_sigstop  SIGSTOP to the broker for longer than the delivery timeout, then
 #                      SIGCONT;
+#      tansu_restart   not a fault of ours: tansu panics after each pause (see
+#                      check_broker), and the broker and the service are restarted;
 # 4. the load stops, the service gets SIGTERM, and scripts/chaos/report.py reads the whole
 #    topic back with an independent consumer and reports: ids acknowledged, found,
 #    acknowledged but missing (must be 0), misplaced (not at the partition and offset the
-#    answer gave), duplicates (and of acknowledged ids), requests by status, connection
-#    errors, each cycle with the answers after it and the time to the next acknowledgement.
+#    answer gave), acknowledged with offset -1 (written, offset unknown), duplicates (and of
+#    acknowledged ids), records written although their answer was an error, requests by
+#    status, connection errors, each cycle with the answers after it and the time to the
+#    next acknowledgement.
 #    A few lines for people, then one JSON line, on stdout; progress goes to stderr.
 #
 # Exits 1 when an acknowledged record is missing or misplaced, or the service crashed or

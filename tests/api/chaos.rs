@@ -24,6 +24,8 @@ fn a_short_chaos_run_loses_no_acknowledged_record() {
         .expect("scripts/chaos.sh runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
+    // The report, for `--nocapture`.
+    println!("{stdout}");
     let context = format!("stdout:\n{stdout}\nstderr:\n{stderr}");
     let report: Value = stdout
         .lines()
