@@ -2,7 +2,8 @@
 //! build made. The service gets SIGTERM and restarts, the broker is SIGKILLed and restarted
 //! on its storage, and paused past the delivery timeout, all under load; then the topic is
 //! read back and no acknowledged record may be missing. The long run is the same script on
-//! demand (`scripts/chaos.sh`, 10 minutes).
+//! demand (`scripts/chaos.sh`, 10 minutes). Below it, what the chaos run found, made
+//! deterministic with the mock cluster.
 
 use std::process::Command;
 
