@@ -1,7 +1,7 @@
 //! The rdkafka client context (where librdkafka's global error callback, its statistics
 //! and its delivery reports land) and the producer type built on it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -22,6 +22,55 @@ pub type Producer = ThreadedProducer<ProxyContext>;
 pub struct ProxyContext {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+    unknown_offsets: UnknownOffsets,
+}
+
+impl ProxyContext {
+    pub fn new(health: Arc<Health>, metrics: Arc<Metrics>) -> ProxyContext {
+        ProxyContext {
+            health,
+            metrics,
+            unknown_offsets: UnknownOffsets::default(),
+        }
+    }
+}
+
+/// The offsets librdkafka invents. A batch whose retry gets DUPLICATE_SEQUENCE_NUMBER (an
+/// earlier attempt was written, its answer lost: a broker killed at the wrong moment) is
+/// delivered with its offset unknown, -1, but librdkafka numbers the batch's records from
+/// that base anyway (`rd_kafka_msgq_set_metadata`): -1, 0, 1... and those offsets hold other
+/// records. A batch's delivery reports come one after the other on the polling thread, so
+/// the reports that follow an unknown offset on the same partition with offsets 0, 1...
+/// are that batch's, and their offsets are unknown too (-1, as Java's producer reports
+/// them). A real offset cannot continue such a run: the batch itself was written, so the
+/// partition's next records lie beyond all of those numbers.
+#[derive(Default)]
+struct UnknownOffsets {
+    /// The topic and partition of the last report, when its offset was unknown or invented,
+    /// and the offset librdkafka gives the batch's next record.
+    run: Mutex<Option<(String, i32, i64)>>,
+}
+
+impl UnknownOffsets {
+    /// The offset to report for a record delivered at `offset` as librdkafka says.
+    fn correct(&self, topic: &str, partition: i32, offset: i64) -> i64 {
+        let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        if offset < 0 {
+            *run = Some((topic.to_owned(), partition, offset + 1));
+            return offset;
+        }
+        match run.as_mut() {
+            Some((t, p, next)) if t == topic && *p == partition && *next == offset => {
+                *next += 1;
+                -1
+            }
+            Some(_) => {
+                *run = None;
+                offset
+            }
+            None => offset,
+        }
+    }
 }
 
 /// The exported part of a statistics snapshot. Bootstrap pseudo-brokers (node id -1) are
@@ -86,11 +135,51 @@ impl ProducerContext for ProxyContext {
         let outcome = match result {
             Ok(message) => Ok(Delivered {
                 partition: message.partition(),
-                offset: message.offset(),
+                offset: self.unknown_offsets.correct(
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                ),
                 timestamp_ms: message.timestamp().to_millis(),
             }),
             Err((error, _)) => Err(ProduceError::from_kafka(error)),
         };
         opaque.settle(outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UnknownOffsets;
+
+    #[test]
+    fn the_records_after_an_unknown_offset_in_its_batch_are_unknown_too() {
+        let offsets = UnknownOffsets::default();
+        let reported: Vec<i64> = [-1, 0, 1, 2]
+            .into_iter()
+            .map(|o| offsets.correct("t", 0, o))
+            .collect();
+        assert_eq!(reported, [-1, -1, -1, -1]);
+        // The next batch of the partition, beyond the rewritten one, keeps its offsets.
+        assert_eq!(offsets.correct("t", 0, 40), 40);
+        assert_eq!(offsets.correct("t", 0, 41), 41);
+    }
+
+    #[test]
+    fn real_offsets_are_kept() {
+        let offsets = UnknownOffsets::default();
+        for o in [0, 1, 2] {
+            assert_eq!(offsets.correct("t", 0, o), o);
+        }
+        // After an unknown offset, another partition or topic, or an offset that does not
+        // continue the batch, ends the run.
+        assert_eq!(offsets.correct("t", 0, -1), -1);
+        assert_eq!(offsets.correct("t", 1, 0), 0);
+        assert_eq!(offsets.correct("t", 0, 0), 0);
+        assert_eq!(offsets.correct("t", 0, -1), -1);
+        assert_eq!(offsets.correct("u", 0, 0), 0);
+        assert_eq!(offsets.correct("t", 0, -1), -1);
+        assert_eq!(offsets.correct("t", 0, 7), 7);
+        assert_eq!(offsets.correct("t", 0, 0), 0);
     }
 }

@@ -76,10 +76,7 @@ impl Kafka {
             &bootstrap,
             settings.metrics.statistics_interval_ms,
         )
-        .create_with_context(ProxyContext {
-            health: Arc::clone(&health),
-            metrics: Arc::clone(&metrics),
-        })?;
+        .create_with_context(ProxyContext::new(Arc::clone(&health), Arc::clone(&metrics)))?;
         Ok(Kafka {
             producer: Arc::new(producer),
             health,
