@@ -160,6 +160,14 @@ run_wrk() {
     unset BENCH_RATE
 }
 
+# run_each SCENARIO SERVER_PID PORT FORMAT BATCH: run_wrk at every BENCH_CONCURRENCY.
+run_each() {
+    local c
+    for c in $CONCURRENCY; do
+        run_wrk "$@" "$c"
+    done
+}
+
 # A benchmark of error responses is worthless: any non-200, per-record error or socket error
 # fails the whole run.
 check_wrk() {
@@ -289,28 +297,16 @@ wait_port "$FIXED_PORT" "fixed_200" "$WORK/fixed_200.log"
 
 # --- scenarios -------------------------------------------------------------------------------
 if wanted v2; then
-    for c in $CONCURRENCY; do
-        run_wrk "json, 1 record" "$PROXY_PID" "$PROXY_PORT" json 1 "$c"
-    done
-    for c in $CONCURRENCY; do
-        run_wrk "json, 100-record batch" "$PROXY_PID" "$PROXY_PORT" json 100 "$c"
-    done
-    for c in $CONCURRENCY; do
-        run_wrk "binary, 1 record" "$PROXY_PID" "$PROXY_PORT" binary 1 "$c"
-    done
+    run_each "json, 1 record" "$PROXY_PID" "$PROXY_PORT" json 1
+    run_each "json, 100-record batch" "$PROXY_PID" "$PROXY_PORT" json 100
+    run_each "binary, 1 record" "$PROXY_PID" "$PROXY_PORT" binary 1
 fi
 if wanted avro; then
-    for c in $CONCURRENCY; do
-        run_wrk "avro, 1 record" "$PROXY_PID" "$PROXY_PORT" avro 1 "$c"
-    done
-    for c in $CONCURRENCY; do
-        run_wrk "avro, 100-record batch" "$PROXY_PID" "$PROXY_PORT" avro 100 "$c"
-    done
+    run_each "avro, 1 record" "$PROXY_PID" "$PROXY_PORT" avro 1
+    run_each "avro, 100-record batch" "$PROXY_PID" "$PROXY_PORT" avro 100
 fi
 if wanted v3; then
-    for c in $CONCURRENCY; do
-        run_wrk "v3 stream, $STREAM_RECORDS json records" "$PROXY_PID" "$PROXY_PORT" v3 "$STREAM_RECORDS" "$c"
-    done
+    run_each "v3 stream, $STREAM_RECORDS json records" "$PROXY_PID" "$PROXY_PORT" v3 "$STREAM_RECORDS"
 fi
 if wanted idempotency; then
     # Interleaved per concurrency, so drift over the run touches the three alike.
@@ -335,9 +331,7 @@ if wanted paced; then
 fi
 
 if wanted baselines; then
-    for c in $CONCURRENCY; do
-        run_wrk "fixed-200 baseline (json, 1 record)" "$FIXED_PID" "$FIXED_PORT" json 1 "$c"
-    done
+    run_each "fixed-200 baseline (json, 1 record)" "$FIXED_PID" "$FIXED_PORT" json 1
     for c in $CONCURRENCY; do
         run_direct "$c" 1
     done
