@@ -17,13 +17,16 @@
 //! - `domain`: values valid by construction (`TopicName`, `Partition`);
 //! - `limits`: rate limits and overload shedding;
 //! - `metrics`: the metric catalogue; `http::observe`: request metrics and access log;
-//! - `shutdown`: draining and signals; `telemetry`: logs; `tls`: the HTTPS listener.
+//! - `shutdown`: draining and signals; `telemetry`: logs; `tls`: the HTTPS listener;
+//! - `fuzzing`: the bodies of the fuzz targets (`fuzz/`), not used by the service.
 
 pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod formats;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod idempotency;
 pub mod kafka;

@@ -40,7 +40,7 @@ mod validation;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Data, Env, Format, Toml};
 use figment::Figment;
 
 pub use auth::{AuthSettings, JwtAlgorithm, JwtSettings, PolicyText};
@@ -147,7 +147,7 @@ impl Settings {
     /// # Errors
     /// A message naming the key for unknown keys, bad values and conflicting settings.
     pub fn load(file: Option<&Path>, cli: &CommandLine) -> Result<Settings, ConfigError> {
-        let mut settings = Self::layered(file, |name| std::env::var(name).ok())?;
+        let mut settings = Self::layered(toml_file(file)?, |name| std::env::var(name).ok())?;
         cli.apply(&mut settings);
         settings.validate()?;
         Ok(settings)
@@ -161,25 +161,33 @@ impl Settings {
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
-        let settings = Self::layered(file, env)?;
+        let settings = Self::layered(toml_file(file)?, env)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// [`Settings::load_from`] with the file's text instead of its path: for the fuzz
+    /// targets (`crate::fuzzing`), which read no files.
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub(crate) fn load_from_text(
+        toml: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let settings = Self::layered(Some(Toml::string(toml)), env)?;
         settings.validate()?;
         Ok(settings)
     }
 
     /// Layers 1-5, not yet checked.
     fn layered(
-        file: Option<&Path>,
+        file: Option<Data<Toml>>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
         let mut figment = Figment::new();
-        if let Some(path) = file {
-            if !path.is_file() {
-                return Err(ConfigError::invalid(
-                    "--config",
-                    format!("{} is not a readable file", path.display()),
-                ));
-            }
-            figment = figment.merge(Toml::file(path));
+        if let Some(file) = file {
+            figment = figment.merge(file);
         }
         figment = env::merge_confluent_env(figment, &env)?;
         figment = env::merge_injected_secrets(figment, &env)?;
@@ -303,6 +311,20 @@ impl Settings {
     pub fn dev_mode(&self) -> bool {
         self.dev.enabled
     }
+}
+
+/// Layer 2's provider: the `--config` file, which must exist.
+fn toml_file(file: Option<&Path>) -> Result<Option<Data<Toml>>, ConfigError> {
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    if !path.is_file() {
+        return Err(ConfigError::invalid(
+            "--config",
+            format!("{} is not a readable file", path.display()),
+        ));
+    }
+    Ok(Some(Toml::file(path)))
 }
 
 #[cfg(test)]
@@ -484,7 +506,7 @@ mod tests {
     #[test]
     fn the_documented_defaults_file_is_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
-        let from_file = Settings::layered(Some(&path), |_| None).unwrap();
+        let from_file = Settings::layered(toml_file(Some(&path)).unwrap(), |_| None).unwrap();
         assert_eq!(
             format!("{from_file:?}"),
             format!("{:?}", Settings::default())

@@ -315,3 +315,159 @@ mod tests {
         );
     }
 }
+
+/// Properties of what json and binary records become, over generated requests.
+#[cfg(test)]
+mod properties {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    use base64::Engine;
+    use futures_util::FutureExt;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::formats::V2Request;
+
+    /// A JSON value as the partner's tokens: a literal's text (`null`, `true`, a number's
+    /// digits, a string with its escapes) or a container of values.
+    #[derive(Debug, Clone)]
+    enum Json {
+        Literal(String),
+        Array(Vec<Json>),
+        Object(Vec<(String, Json)>),
+    }
+
+    impl Json {
+        /// The text, with `spaces` (taken in turn) before and after every token.
+        fn render(&self, spaces: &[String]) -> String {
+            let mut out = String::new();
+            self.write(&mut out, &mut spaces.iter().cycle());
+            out
+        }
+
+        fn write<'s>(&self, out: &mut String, spaces: &mut impl Iterator<Item = &'s String>) {
+            let token =
+                |out: &mut String, spaces: &mut dyn Iterator<Item = &'s String>, text: &str| {
+                    out.push_str(spaces.next().map_or("", String::as_str));
+                    out.push_str(text);
+                    out.push_str(spaces.next().map_or("", String::as_str));
+                };
+            match self {
+                Json::Literal(text) => token(out, spaces, text),
+                Json::Array(items) => {
+                    token(out, spaces, "[");
+                    for (i, item) in items.iter().enumerate() {
+                        if i > 0 {
+                            token(out, spaces, ",");
+                        }
+                        item.write(out, spaces);
+                    }
+                    token(out, spaces, "]");
+                }
+                Json::Object(members) => {
+                    token(out, spaces, "{");
+                    for (i, (key, value)) in members.iter().enumerate() {
+                        if i > 0 {
+                            token(out, spaces, ",");
+                        }
+                        token(out, spaces, key);
+                        token(out, spaces, ":");
+                        value.write(out, spaces);
+                    }
+                    token(out, spaces, "}");
+                }
+            }
+        }
+    }
+
+    /// A JSON string token: any character JSON lets stand unescaped (spaces and non-ASCII
+    /// included), every short escape, `\u` escapes in either case, surrogate pairs and
+    /// lone surrogates (which JSON's grammar allows).
+    fn string_token() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            any::<char>()
+                .prop_filter("needs no escape", |c| !matches!(
+                    c,
+                    '"' | '\\' | '\0'..='\x1f'
+                ))
+                .prop_map(String::from),
+            Just(" ".to_owned()),
+            prop::sample::select(vec![
+                "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t"
+            ])
+            .prop_map(str::to_owned),
+            any::<u16>().prop_map(|u| format!("\\u{u:04x}")),
+            any::<u16>().prop_map(|u| format!("\\u{u:04X}")),
+            (0xD800u16..0xDC00, 0xDC00u16..0xE000)
+                .prop_map(|(high, low)| format!("\\u{high:04x}\\u{low:04X}")),
+        ];
+        vec(piece, 0..8).prop_map(|pieces| format!("\"{}\"", pieces.concat()))
+    }
+
+    fn json() -> impl Strategy<Value = Json> {
+        let number = "-?(0|[1-9][0-9]{0,30})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?";
+        let literal = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            number,
+            string_token(),
+        ]
+        .prop_map(Json::Literal);
+        literal.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                vec(inner.clone(), 0..6).prop_map(Json::Array),
+                vec((string_token(), inner), 0..6).prop_map(Json::Object),
+            ]
+        })
+    }
+
+    /// The records of a one-record body, encoded in `format`.
+    fn encode_one(body: &str, format: EmbeddedFormat) -> Record {
+        let request = V2Request::parse(body.as_bytes(), 1000).expect("a valid envelope");
+        let topic = TopicName::parse("t").expect("a topic name");
+        let encoders = resolve(
+            format,
+            &topic,
+            &request.key_schema,
+            &request.value_schema,
+            None,
+        )
+        .now_or_never()
+        .expect("no registry to wait for")
+        .expect("json and binary resolve");
+        let mut records = encoders.encode(&request.records).expect("encodable");
+        assert_eq!(records.len(), 1);
+        records.remove(0)
+    }
+
+    proptest! {
+        /// Any JSON key or value, whatever whitespace surrounds its tokens, is written as
+        /// the same tokens with no whitespace between them: same key order, same number
+        /// digits, same string escapes; `null` is a null key or tombstone.
+        #[test]
+        fn json_is_written_with_the_tokens_sent(
+            value in json(),
+            spaces in vec("[ \t\n\r]{0,3}", 1..16),
+        ) {
+            let sent = value.render(&spaces);
+            let compact = value.render(&[String::new()]);
+            let body = format!(r#"{{"records":[{{"key":{sent},"value":{sent}}}]}}"#);
+            let record = encode_one(&body, EmbeddedFormat::Json);
+            let expected = (compact != "null").then(|| compact.into_bytes());
+            prop_assert_eq!(&record.key, &expected);
+            prop_assert_eq!(&record.value, &expected);
+        }
+
+        /// Any bytes, sent as standard base64 with or without padding, are written as the
+        /// same bytes.
+        #[test]
+        fn binary_bytes_round_trip(bytes in vec(any::<u8>(), 0..512), padded in any::<bool>()) {
+            let text = if padded { STANDARD.encode(&bytes) } else { STANDARD_NO_PAD.encode(&bytes) };
+            let body = format!(r#"{{"records":[{{"key":"{text}","value":"{text}"}}]}}"#);
+            let record = encode_one(&body, EmbeddedFormat::Binary);
+            prop_assert_eq!(record.key.as_deref(), Some(&bytes[..]));
+            prop_assert_eq!(record.value.as_deref(), Some(&bytes[..]));
+        }
+    }
+}

@@ -301,4 +301,84 @@ mod tests {
             assert_eq!(produce_status(&codes), expected, "{codes:?}");
         }
     }
+
+    fn outcome() -> impl proptest::strategy::Strategy<Value = Outcome> {
+        use proptest::prelude::*;
+        let text = || "[a-z ]{0,12}";
+        prop_oneof![
+            (0..100i32, 0..1_000_000i64).prop_map(|(partition, offset)| Ok(Delivered {
+                partition,
+                offset,
+                timestamp_ms: None,
+            })),
+            text().prop_map(|t| Err(ProduceError::Retriable(t))),
+            text().prop_map(|t| Err(ProduceError::NonRetriable(t))),
+            Just(Err(ProduceError::QueueFull)),
+            text().prop_map(|t| Err(ProduceError::Authentication(t))),
+            text().prop_map(|t| Err(ProduceError::Authorization(t))),
+            Just(Err(ProduceError::UnknownTopic)),
+            Just(Err(ProduceError::UnknownPartition)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The status rule over any mix of record outcomes: never 2xx when nothing was
+        /// written; 401, else 403, when any record failed so; else 200 when something was
+        /// written; else the first failure's status, with `Retry-After` when retrying
+        /// helps. Each record's entry says what became of it, in order.
+        #[test]
+        fn the_status_follows_the_records(outcomes in proptest::collection::vec(outcome(), 1..40)) {
+            let response = respond(&outcomes, None);
+            let status = response.status();
+            let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+            let body: serde_json::Value = serde_json::from_str(&body_of(response)).unwrap();
+            let written = outcomes.iter().filter(|o| o.is_ok()).count();
+            let codes: Vec<Option<ErrorCode>> = outcomes
+                .iter()
+                .map(|o| o.as_ref().err().map(error::record_error_code))
+                .collect();
+            if written == 0 {
+                proptest::prop_assert!(!status.is_success(), "{status} for nothing written");
+            }
+            let any = |code: ErrorCode| codes.contains(&Some(code));
+            let first_failure = codes.iter().flatten().next().copied();
+            let expected = if any(ErrorCode::KAFKA_AUTHENTICATION) {
+                Some(ErrorCode::KAFKA_AUTHENTICATION)
+            } else if any(ErrorCode::KAFKA_AUTHORIZATION) {
+                Some(ErrorCode::KAFKA_AUTHORIZATION)
+            } else if written > 0 {
+                None
+            } else {
+                first_failure
+            };
+            match expected {
+                None => {
+                    proptest::prop_assert_eq!(status.as_u16(), 200);
+                    proptest::prop_assert!(retry_after.is_none());
+                }
+                Some(code) => {
+                    proptest::prop_assert_eq!(status, code.status());
+                    proptest::prop_assert_eq!(
+                        retry_after.map(|v| v.to_str().unwrap().to_owned()),
+                        code.retry_after_secs().map(|s| s.to_string())
+                    );
+                }
+            }
+            let entries = body["offsets"].as_array().unwrap();
+            proptest::prop_assert_eq!(entries.len(), outcomes.len());
+            for (entry, outcome) in entries.iter().zip(&outcomes) {
+                match outcome {
+                    Ok(delivered) => {
+                        proptest::prop_assert_eq!(&entry["partition"], delivered.partition);
+                        proptest::prop_assert_eq!(&entry["offset"], delivered.offset);
+                        proptest::prop_assert!(entry["error_code"].is_null());
+                    }
+                    Err(e) => {
+                        proptest::prop_assert!(entry["partition"].is_null());
+                        proptest::prop_assert_eq!(&entry["error_code"], error::record_error_code(e).0);
+                    }
+                }
+            }
+        }
+    }
 }
