@@ -104,6 +104,17 @@ wait_port() {
     die "$what did not open port $port"
 }
 
+# wait_ready PORT LOG: up to 20 s for the proxy on PORT to answer /readyz with 200.
+wait_ready() {
+    local port="$1" logf="$2" status=""
+    for _ in $(seq 1 100); do
+        status="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")"
+        [[ "$status" == 200 ]] && return 0
+        sleep 0.2
+    done
+    die "the proxy on $port is not ready: $(curl -s "http://127.0.0.1:$port/readyz"); log: $(tail -n 20 "$logf")"
+}
+
 # utime + stime of a process, in clock ticks.
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 # Peak resident set (VmHWM) of a process, in KiB.
@@ -236,12 +247,7 @@ KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false 
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
 wait_port "$PROXY_PORT" "kafka-rest-proxy" "$WORK/proxy.log"
-for _ in $(seq 1 100); do
-    [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PROXY_PORT/readyz")" == 200 ]] && break
-    sleep 0.2
-done
-[[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PROXY_PORT/readyz")" == 200 ]] ||
-    die "the proxy is not ready: $(curl -s "http://127.0.0.1:$PROXY_PORT/readyz"); log: $(tail -n 20 "$WORK/proxy.log")"
+wait_ready "$PROXY_PORT" "$WORK/proxy.log"
 new_topic
 smoke="$(curl -s -w '\n%{http_code}' -X POST "http://127.0.0.1:$PROXY_PORT/topics/$TOPIC" \
     -H 'Content-Type: application/vnd.kafka.json.v2+json' -d "{\"records\":[{\"value\":$VALUE}]}")"
@@ -273,10 +279,7 @@ if wanted idempotency; then
     PROXY_R_PID=$!
     PIDS+=("$PROXY_R_PID")
     wait_port "$PROXY_R_PORT" "kafka-rest-proxy (Redis store)" "$WORK/proxy-redis.log"
-    for _ in $(seq 1 100); do
-        [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PROXY_R_PORT/readyz")" == 200 ]] && break
-        sleep 0.2
-    done
+    wait_ready "$PROXY_R_PORT" "$WORK/proxy-redis.log"
     smoke_key="$(curl -s -D - -o /dev/null -X POST "http://127.0.0.1:$PROXY_R_PORT/topics/$TOPIC" \
         -H 'Content-Type: application/vnd.kafka.json.v2+json' -H 'Idempotency-Key: bench-smoke' \
         -d "{\"records\":[{\"value\":$VALUE}]}")"
