@@ -284,6 +284,9 @@ fn jwt_authenticator() -> Authenticator {
             leeway_secs: JWT_LEEWAY_SECS,
             // Never a fetch for an unknown kid: there is no IdP.
             unknown_kid_refresh_interval_ms: u64::MAX,
+            // Every input verified afresh: a cache filled by earlier inputs would make an
+            // input's path (and coverage) depend on what ran before it.
+            cache_max_entries: 0,
             ..JwtSettings::default()
         },
         ..AuthSettings::default()
@@ -347,6 +350,7 @@ pub fn jwt(data: &[u8]) {
                 client_certificate: None,
             },
         ))
+        .map(|authenticated| authenticated.principal)
     };
     match mode {
         0 => {
@@ -885,6 +889,7 @@ mod tests {
                     client_certificate: None,
                 },
             ))
+            .map(|authenticated| authenticated.principal)
         };
         let with_kid = r#"{"alg":"HS256","kid":"fuzz"}"#;
         let principal = authenticate(&token(with_kid, JWT_SECRET)).unwrap();

@@ -71,6 +71,7 @@ pub struct Metrics {
     pub kafka_ready: IntGauge,
     pub metadata_requests: IntCounterVec,
     pub auth_failures: IntCounterVec,
+    pub jwt_cache_lookups: IntCounterVec,
     pub policy_denials: IntCounterVec,
     pub policy_reloads: IntCounterVec,
     pub rate_limited: IntCounterVec,
@@ -301,6 +302,13 @@ impl Metrics {
                 "kafka_rest_auth_failures_total",
                 "Requests refused by authentication, by reason.",
                 &["reason"],
+            ),
+            jwt_cache_lookups: counter(
+                &r,
+                "kafka_rest_jwt_cache_lookups_total",
+                "Requests authenticated by a bearer token, by whether the token's verification \
+                 came from the verified-token cache (hit) or its signature was checked (miss).",
+                &["result"],
             ),
             policy_denials: counter(
                 &r,

@@ -13,6 +13,18 @@
 //! flood of bogus `kid`s cannot hammer the IdP. A failed fetch keeps the keys already held: while
 //! the IdP is down, tokens signed by known keys keep working. Before any fetch has
 //! succeeded, every token gets 401 ("signing keys unavailable"), never a 500.
+//!
+//! The verified-token cache: a partner sends the same token with every request for the
+//! token's whole life, and checking its signature each time (tens to hundreds of
+//! microseconds for RS256/ES256) is most of what authentication costs. A token that passed
+//! every check is remembered under its SHA-256 (never the token itself) with the principal
+//! it named, its `exp`/`nbf` and the key that verified it, for at most `cache_ttl_ms` and
+//! never past its `exp` (plus leeway). A hit still checks `exp` and `nbf` against the clock,
+//! and that the verifying key is still in the JWKS (a key the issuer withdrew stops
+//! authenticating at the next refresh, as without the cache); the address allowlist is
+//! checked per request after authentication, cached or not. Only tokens that passed are
+//! stored, so a flood of invalid tokens cannot push valid ones out; a policy reload empties
+//! the cache.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +35,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use moka::Expiry;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::{AuthError, AuthMethod, Principal};
 use crate::config::{ConfigError, JwtAlgorithm, JwtSettings};
@@ -36,10 +50,21 @@ enum KeySource {
     Discovery(String),
 }
 
+/// A key's identity across JWKS fetches: the SHA-256 of its JWK as published. A refresh
+/// that brings the same key keeps the tokens it verified cached; a key that left the JWKS
+/// (or changed under the same `kid`) no longer vouches for them.
+type KeyId = [u8; 32];
+
+/// A signing key of the issuer.
+struct SigningKey {
+    key: DecodingKey,
+    id: KeyId,
+}
+
 #[derive(Default)]
 struct KeySet {
     /// Keys by `kid`; keys without one are under `None`.
-    keys: HashMap<Option<String>, Vec<DecodingKey>>,
+    keys: HashMap<Option<String>, Vec<Arc<SigningKey>>>,
 }
 
 impl KeySet {
@@ -48,17 +73,24 @@ impl KeySet {
         let mut keys = KeySet::default();
         for jwk in &set.keys {
             match DecodingKey::from_jwk(jwk) {
-                Ok(key) => keys
-                    .keys
-                    .entry(jwk.common.key_id.clone())
-                    .or_default()
-                    .push(key),
+                Ok(key) => {
+                    let published = serde_json::to_vec(jwk).unwrap_or_default();
+                    let id = Sha256::digest(&published).into();
+                    keys.keys
+                        .entry(jwk.common.key_id.clone())
+                        .or_default()
+                        .push(Arc::new(SigningKey { key, id }));
+                }
                 Err(e) => {
                     tracing::warn!(kid = ?jwk.common.key_id, error = %e, "skipping a JWKS key")
                 }
             }
         }
         keys
+    }
+
+    fn holds(&self, id: &KeyId) -> bool {
+        self.keys.values().flatten().any(|k| &k.id == id)
     }
 }
 
@@ -194,9 +226,14 @@ impl Jwks {
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
     }
 
+    /// Whether the key set held now has the key `id`.
+    fn holds(&self, id: &KeyId) -> bool {
+        self.current().is_some_and(|set| set.holds(id))
+    }
+
     /// Keys that may have signed a token with this `kid`, refetching once (rate-limited)
     /// when the `kid` is unknown.
-    async fn keys_for(&self, kid: Option<&str>) -> Result<Vec<DecodingKey>, AuthError> {
+    async fn keys_for(&self, kid: Option<&str>) -> Result<Vec<Arc<SigningKey>>, AuthError> {
         if let Some(found) = self.lookup(kid) {
             return Ok(found);
         }
@@ -224,13 +261,13 @@ impl Jwks {
         }
     }
 
-    fn lookup(&self, kid: Option<&str>) -> Option<Vec<DecodingKey>> {
+    fn lookup(&self, kid: Option<&str>) -> Option<Vec<Arc<SigningKey>>> {
         let set = self.current()?;
         match kid {
             Some(kid) => set.keys.get(&Some(kid.to_owned())).cloned(),
             // No kid in the token: any key may have signed it.
             None => {
-                let all: Vec<DecodingKey> = set.keys.values().flatten().cloned().collect();
+                let all: Vec<Arc<SigningKey>> = set.keys.values().flatten().cloned().collect();
                 (!all.is_empty()).then_some(all)
             }
         }
@@ -256,6 +293,69 @@ fn algorithm(configured: JwtAlgorithm) -> Algorithm {
     }
 }
 
+/// Whether a valid token's verification came from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCache {
+    Hit,
+    Miss,
+}
+
+impl TokenCache {
+    /// The label of `kafka_rest_jwt_cache_lookups_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            TokenCache::Hit => "hit",
+            TokenCache::Miss => "miss",
+        }
+    }
+}
+
+/// A token that passed every check, as the cache remembers it.
+struct Verified {
+    principal: Principal,
+    /// Seconds since the epoch.
+    exp: u64,
+    nbf: Option<u64>,
+    /// The key whose signature it carries.
+    key: KeyId,
+}
+
+/// A cached verification lives `ttl` at most, and never past the token's expiry.
+struct UntilExpiry {
+    ttl: Duration,
+    leeway_secs: u64,
+}
+
+impl Expiry<[u8; 32], Arc<Verified>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _token: &[u8; 32],
+        verified: &Arc<Verified>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let left = (verified.exp + self.leeway_secs).saturating_sub(unix_now());
+        Some(self.ttl.min(Duration::from_secs(left)))
+    }
+}
+
+/// Seconds since the epoch, as JWT times are.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A numeric date claim (RFC 7519 §2), when it is one.
+fn numeric_date(claims: &serde_json::Map<String, Value>, name: &str) -> Option<u64> {
+    let value = claims.get(name)?;
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f as u64)
+    })
+}
+
 /// Validates bearer tokens.
 pub struct JwtValidator {
     issuer: String,
@@ -267,6 +367,10 @@ pub struct JwtValidator {
     required_claims: Vec<String>,
     refresh_interval: Duration,
     jwks: Jwks,
+    /// Verified tokens by the SHA-256 of the token; `None` when `cache_max_entries` is 0.
+    verified: Option<moka::sync::Cache<[u8; 32], Arc<Verified>>>,
+    /// The clock a cache hit's `exp`/`nbf` are checked against (a test's own in tests).
+    clock: fn() -> u64,
 }
 
 impl JwtValidator {
@@ -301,7 +405,18 @@ impl JwtValidator {
             }
         }
         let algorithms = settings.algorithms.iter().map(|a| algorithm(*a)).collect();
+        let verified = (settings.cache_max_entries > 0 && settings.cache_ttl_ms > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(settings.cache_max_entries)
+                .expire_after(UntilExpiry {
+                    ttl: Duration::from_millis(settings.cache_ttl_ms),
+                    leeway_secs: settings.leeway_secs,
+                })
+                .build()
+        });
         Ok(Some(JwtValidator {
+            verified,
+            clock: unix_now,
             jwks: Jwks::new(settings, &issuer),
             issuer,
             audiences: settings.audiences.clone(),
@@ -340,11 +455,53 @@ impl JwtValidator {
         }
     }
 
-    /// The principal a valid token names.
+    /// Forgets every cached verification (the policy was reloaded).
+    pub fn forget_verified(&self) {
+        if let Some(cache) = &self.verified {
+            cache.invalidate_all();
+        }
+    }
+
+    /// The principal a valid token names, and whether its verification was cached.
     ///
     /// # Errors
     /// What is wrong with the token; never the token itself.
-    pub async fn validate(&self, token: &str) -> Result<Principal, AuthError> {
+    pub async fn validate(&self, token: &str) -> Result<(Principal, TokenCache), AuthError> {
+        let Some(cache) = &self.verified else {
+            return Ok((self.verify(token).await?.principal, TokenCache::Miss));
+        };
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = cache.get(&digest) {
+            if self.jwks.holds(&hit.key) {
+                self.check_times(&hit)?;
+                return Ok((hit.principal.clone(), TokenCache::Hit));
+            }
+            // Its key left the JWKS: verify again, which now fails (or finds the key back).
+            cache.invalidate(&digest);
+        }
+        let verified = Arc::new(self.verify(token).await?);
+        cache.insert(digest, Arc::clone(&verified));
+        Ok((verified.principal.clone(), TokenCache::Miss))
+    }
+
+    /// `exp` and `nbf` of a cached token against the clock, with the leeway, as
+    /// jsonwebtoken checks them when it verifies.
+    fn check_times(&self, verified: &Verified) -> Result<(), AuthError> {
+        let now = (self.clock)();
+        if verified.exp.saturating_add(self.leeway_secs) < now {
+            return Err(AuthError::TokenExpired);
+        }
+        if verified
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway_secs))
+        {
+            return Err(AuthError::TokenNotYetValid);
+        }
+        Ok(())
+    }
+
+    /// Every check of the token: algorithm, signature, claims.
+    async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let alg = self.allowed_algorithm(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::MalformedToken)?;
         let keys = self.jwks.keys_for(header.kid.as_deref()).await?;
@@ -370,9 +527,21 @@ impl JwtValidator {
         validation.set_required_spec_claims(&required);
 
         let mut last_error = AuthError::BadSignature;
-        for key in keys.iter().filter(|k| k.family() == alg.family()) {
-            match jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, &validation) {
-                Ok(data) => return self.principal(&data.claims),
+        for key in keys.iter().filter(|k| k.key.family() == alg.family()) {
+            match jsonwebtoken::decode::<serde_json::Map<String, Value>>(
+                token,
+                &key.key,
+                &validation,
+            ) {
+                Ok(data) => {
+                    let exp = numeric_date(&data.claims, "exp").ok_or(AuthError::MalformedToken)?;
+                    return Ok(Verified {
+                        principal: self.principal(&data.claims)?,
+                        exp,
+                        nbf: numeric_date(&data.claims, "nbf"),
+                        key: key.id,
+                    });
+                }
                 Err(e) => {
                     last_error = map_error(&e);
                     if last_error != AuthError::BadSignature {
@@ -382,7 +551,7 @@ impl JwtValidator {
                 }
             }
         }
-        if keys.iter().all(|k| k.family() != alg.family()) {
+        if keys.iter().all(|k| k.key.family() != alg.family()) {
             return Err(AuthError::AlgorithmNotAllowed);
         }
         Err(last_error)
@@ -441,5 +610,250 @@ fn map_error(error: &jsonwebtoken::errors::Error) -> AuthError {
             AuthError::AlgorithmNotAllowed
         }
         _ => AuthError::MalformedToken,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header};
+    use openssl::bn::{BigNum, BigNumContext};
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use serde_json::json;
+
+    use super::*;
+
+    const ISSUER: &str = "https://idp.test/";
+    const AUDIENCE: &str = "kafka-rest";
+
+    /// An ES256 key pair: what signs the tokens, and its public JWK.
+    struct Key {
+        kid: &'static str,
+        encoding: EncodingKey,
+        jwk: Value,
+    }
+
+    fn key(kid: &'static str) -> Key {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let ec = EcKey::generate(&group).unwrap();
+        let (mut x, mut y) = (BigNum::new().unwrap(), BigNum::new().unwrap());
+        ec.public_key()
+            .affine_coordinates(&group, &mut x, &mut y, &mut BigNumContext::new().unwrap())
+            .unwrap();
+        let b64 = |n: &BigNum| URL_SAFE_NO_PAD.encode(n.to_vec_padded(32).unwrap());
+        let jwk = json!({"kty": "EC", "kid": kid, "alg": "ES256", "crv": "P-256",
+            "x": b64(&x), "y": b64(&y)});
+        let pem = PKey::from_ec_key(ec)
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap();
+        Key {
+            kid,
+            encoding: EncodingKey::from_ec_pem(&pem).unwrap(),
+            jwk,
+        }
+    }
+
+    fn jwks(keys: &[&Key]) -> String {
+        json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string()
+    }
+
+    fn sign(key: &Key, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
+    }
+
+    fn claims(sub: &str, exp: u64) -> Value {
+        let now = unix_now();
+        json!({"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "nbf": now, "exp": exp})
+    }
+
+    fn validator(cache_max_entries: u64, cache_ttl_ms: u64, keys: &[&Key]) -> JwtValidator {
+        let settings = JwtSettings {
+            issuer: Some(ISSUER.to_owned()),
+            audiences: vec![AUDIENCE.to_owned()],
+            // No IdP here: a token with an unknown kid never triggers a fetch.
+            unknown_kid_refresh_interval_ms: u64::MAX,
+            leeway_secs: 0,
+            cache_max_entries,
+            cache_ttl_ms,
+            ..JwtSettings::default()
+        };
+        let validator = JwtValidator::new(&settings).unwrap().unwrap();
+        validator.install_keys(&jwks(keys)).unwrap();
+        validator
+    }
+
+    fn validate(validator: &JwtValidator, token: &str) -> Result<TokenCache, AuthError> {
+        futures_util::FutureExt::now_or_never(validator.validate(token))
+            .expect("no fetch: the keys are installed")
+            .map(|(principal, cache)| {
+                assert_eq!(principal.id.as_str(), "jwt:partner-a");
+                cache
+            })
+    }
+
+    #[test]
+    fn a_valid_token_is_verified_once_then_served_from_the_cache() {
+        let a = key("a");
+        let validator = validator(100, 60_000, &[&a]);
+        let token = sign(&a, &claims("partner-a", unix_now() + 600));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Miss));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Hit));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Hit));
+    }
+
+    #[test]
+    fn with_the_cache_off_every_token_is_verified() {
+        let a = key("a");
+        let validator = validator(0, 60_000, &[&a]);
+        let token = sign(&a, &claims("partner-a", unix_now() + 600));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Miss));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Miss));
+    }
+
+    #[test]
+    fn a_cache_hit_still_checks_exp_and_nbf_against_the_clock() {
+        let a = key("a");
+        let mut validator = validator(100, 60_000, &[&a]);
+        let token = sign(&a, &claims("partner-a", unix_now() + 600));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Miss));
+
+        validator.clock = || unix_now() + 601;
+        assert_eq!(validate(&validator, &token), Err(AuthError::TokenExpired));
+        validator.clock = || unix_now() - 3_600;
+        assert_eq!(
+            validate(&validator, &token),
+            Err(AuthError::TokenNotYetValid)
+        );
+        validator.clock = unix_now;
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Hit));
+    }
+
+    #[test]
+    fn a_token_whose_key_left_the_jwks_is_refused_even_when_cached() {
+        let (a, b) = (key("a"), key("b"));
+        let validator = validator(100, 60_000, &[&a, &b]);
+        let token = sign(&a, &claims("partner-a", unix_now() + 600));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Miss));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Hit));
+
+        // The issuer withdrew key "a".
+        validator.install_keys(&jwks(&[&b])).unwrap();
+        assert_eq!(validate(&validator, &token), Err(AuthError::UnknownKey));
+        // And published another key under the same kid.
+        validator.install_keys(&jwks(&[&key("a"), &b])).unwrap();
+        assert_eq!(validate(&validator, &token), Err(AuthError::BadSignature));
+
+        // A refresh that brings the same keys keeps the verifications.
+        let token_b = sign(&b, &claims("partner-a", unix_now() + 600));
+        assert_eq!(validate(&validator, &token_b), Ok(TokenCache::Miss));
+        validator.install_keys(&jwks(&[&b])).unwrap();
+        assert_eq!(validate(&validator, &token_b), Ok(TokenCache::Hit));
+    }
+
+    #[test]
+    fn a_verification_is_kept_at_most_the_ttl() {
+        let a = key("a");
+        let validator = validator(100, 50, &[&a]);
+        let token = sign(&a, &claims("partner-a", unix_now() + 600));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Miss));
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Miss));
+    }
+
+    #[test]
+    fn a_verification_is_not_kept_past_the_token_expiry() {
+        let a = key("a");
+        let validator = validator(100, 3_600_000, &[&a]);
+        let token = sign(&a, &claims("partner-a", unix_now() + 1));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Miss));
+        let cache = validator.verified.as_ref().unwrap();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        assert!(cache.contains_key(&digest));
+        std::thread::sleep(Duration::from_millis(2_100));
+        assert!(!cache.contains_key(&digest), "kept past its exp");
+    }
+
+    #[test]
+    fn invalid_tokens_are_not_cached_and_cannot_evict_valid_ones() {
+        let a = key("a");
+        let validator = validator(10, 60_000, &[&a]);
+        let valid = sign(&a, &claims("partner-a", unix_now() + 600));
+        assert_eq!(validate(&validator, &valid), Ok(TokenCache::Miss));
+
+        // Signed by the key but expired, and signed by a stranger under the key's kid.
+        let expired = sign(&a, &claims("partner-a", unix_now() - 10));
+        assert_eq!(validate(&validator, &expired), Err(AuthError::TokenExpired));
+        assert_eq!(validate(&validator, &expired), Err(AuthError::TokenExpired));
+        let stranger = key("a");
+        for n in 0..200 {
+            let forged = sign(&stranger, &claims("partner-a", unix_now() + 600 + n));
+            assert_eq!(validate(&validator, &forged), Err(AuthError::BadSignature));
+        }
+        let cache = validator.verified.as_ref().unwrap();
+        cache.run_pending_tasks();
+        assert_eq!(cache.entry_count(), 1);
+        assert_eq!(validate(&validator, &valid), Ok(TokenCache::Hit));
+    }
+
+    #[test]
+    fn forgetting_empties_the_cache() {
+        let a = key("a");
+        let validator = validator(100, 60_000, &[&a]);
+        let token = sign(&a, &claims("partner-a", unix_now() + 600));
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Miss));
+        validator.forget_verified();
+        assert_eq!(validate(&validator, &token), Ok(TokenCache::Miss));
+    }
+
+    #[test]
+    fn a_policy_reload_makes_every_token_be_verified_again() {
+        use crate::auth::{Authenticator, Credentials, Policy};
+        use crate::config::{AuthSettings, PolicyText};
+
+        let a = key("a");
+        let policy = "[[grants]]\nprincipals = [\"jwt:partner-a\"]\ntopics = [\"t\"]\n\
+                      operations = [\"produce\"]\n";
+        let settings = AuthSettings {
+            enabled: true,
+            policy: Some(PolicyText(policy.to_owned())),
+            jwt: JwtSettings {
+                issuer: Some(ISSUER.to_owned()),
+                audiences: vec![AUDIENCE.to_owned()],
+                unknown_kid_refresh_interval_ms: u64::MAX,
+                ..JwtSettings::default()
+            },
+            ..AuthSettings::default()
+        };
+        let authenticator = Authenticator::new(&settings).unwrap();
+        authenticator
+            .jwt()
+            .unwrap()
+            .install_keys(&jwks(&[&a]))
+            .unwrap();
+        let header = format!(
+            "Bearer {}",
+            sign(&a, &claims("partner-a", unix_now() + 600))
+        );
+        let authenticate = || {
+            let credentials = Credentials {
+                authorization: Some(&header),
+                api_key: None,
+                client_certificate: None,
+            };
+            futures_util::FutureExt::now_or_never(
+                authenticator.authenticate("192.0.2.1".parse().unwrap(), credentials),
+            )
+            .unwrap()
+            .unwrap()
+            .token_cache
+        };
+        assert_eq!(authenticate(), Some(TokenCache::Miss));
+        assert_eq!(authenticate(), Some(TokenCache::Hit));
+        authenticator.replace_policy(Policy::parse(policy).unwrap());
+        assert_eq!(authenticate(), Some(TokenCache::Miss));
     }
 }

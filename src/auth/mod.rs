@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::{AuthSettings, ConfigError};
-use jwt::JwtValidator;
+use jwt::{JwtValidator, TokenCache};
 use network::Network;
 pub use policy::{Operation, Policy};
 
@@ -35,6 +35,14 @@ impl Principal {
             scopes,
         }
     }
+}
+
+/// An authenticated caller, and how the credential was checked.
+#[derive(Debug)]
+pub struct Authenticated {
+    pub principal: Principal,
+    /// For a bearer token: whether its verification came from the verified-token cache.
+    pub token_cache: Option<TokenCache>,
 }
 
 /// Why a request was refused before reaching a handler. The messages say what is wrong and
@@ -172,8 +180,13 @@ impl Authenticator {
     }
 
     /// Replaces the policy; requests already past a policy check keep the answer they got.
+    /// Cached token verifications are forgotten: a reload is the operator's way to make
+    /// every credential be checked afresh.
     pub fn replace_policy(&self, policy: Policy) {
         self.policy.store(Arc::new(policy));
+        if let Some(jwt) = &self.jwt {
+            jwt.forget_verified();
+        }
     }
 
     pub fn api_key_header(&self) -> &str {
@@ -215,19 +228,22 @@ impl Authenticator {
         &self,
         client: IpAddr,
         credentials: Credentials<'_>,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Authenticated, AuthError> {
         if !self.network.allows(client) {
             return Err(AuthError::AddressNotAllowed);
         }
         // One policy for the whole request, even if a reload swaps it meanwhile.
         let policy = self.policy.load_full();
+        let mut token_cache = None;
         let principal = match (credentials.authorization, credentials.api_key) {
             (Some(authorization), _) => {
                 let token = bearer_token(authorization)?;
-                match &self.jwt {
-                    Some(jwt) => jwt.validate(token).await?,
-                    None => return Err(AuthError::MalformedToken),
-                }
+                let Some(jwt) = &self.jwt else {
+                    return Err(AuthError::MalformedToken);
+                };
+                let (principal, cache) = jwt.validate(token).await?;
+                token_cache = Some(cache);
+                principal
             }
             (None, Some(key)) => {
                 let key = policy
@@ -252,7 +268,10 @@ impl Authenticator {
         if !policy.address_allowed(&principal, client) {
             return Err(AuthError::AddressNotAllowed);
         }
-        Ok(principal)
+        Ok(Authenticated {
+            principal,
+            token_cache,
+        })
     }
 
     /// Whether `principal` may perform `operation` on `topic`; always true with auth off.

@@ -96,6 +96,11 @@ pub struct JwtSettings {
     /// Development only: accept an `http://` issuer and JWKS URL. Without it both must be
     /// `https://`, or anyone on the path could serve their own signing keys.
     pub allow_http: bool,
+    /// Verified tokens remembered, so that a token's signature is checked once per
+    /// `cache_ttl_ms` rather than on every request; 0 turns the cache off.
+    pub cache_max_entries: u64,
+    /// How long a verification is remembered at most (never past the token's `exp`).
+    pub cache_ttl_ms: u64,
 }
 
 impl Default for JwtSettings {
@@ -114,6 +119,8 @@ impl Default for JwtSettings {
             unknown_kid_refresh_interval_ms: 10_000,
             fetch_timeout_ms: 2_000,
             allow_http: false,
+            cache_max_entries: 10_000,
+            cache_ttl_ms: 300_000,
         }
     }
 }

@@ -11,7 +11,7 @@ use actix_web::{web, Error, HttpMessage, HttpRequest};
 
 use super::observe::with_facts;
 use super::openapi::is_document;
-use crate::auth::{AuthError, Authenticator, Credentials, Operation, Principal};
+use crate::auth::{AuthError, Authenticated, Authenticator, Credentials, Operation, Principal};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::tls::ClientCertificate;
@@ -62,7 +62,17 @@ pub async fn authenticate(
         client_certificate: certificate.as_ref().map(|c| c.common_name.as_str()),
     };
     match auth.authenticate(client, credentials).await {
-        Ok(principal) => {
+        Ok(Authenticated {
+            principal,
+            token_cache,
+        }) => {
+            if let Some(cache) = token_cache {
+                state
+                    .metrics
+                    .jwt_cache_lookups
+                    .with_label_values(&[cache.label()])
+                    .inc();
+            }
             tracing::Span::current().record("principal", principal.id.as_str());
             with_facts(req.request(), |f| {
                 f.principal = Some(principal.id.to_string())

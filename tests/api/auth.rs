@@ -259,6 +259,48 @@ async fn unknown_kid_refetches_once_and_rotation_needs_no_restart() {
 }
 
 #[actix_web::test]
+async fn a_token_is_verified_once_and_stops_working_when_its_key_is_withdrawn() {
+    let (_cluster, a, b) = topics().await;
+    let (old, new) = (ec_key("old"), rsa_key("new"));
+    let idp = Idp::start(&[&old]);
+    let (app, _dir) = app_with_auth(Some(&idp), &a, &b, |s| {
+        s.auth.jwt.unknown_kid_refresh_interval_ms = 0;
+    })
+    .await;
+    let token = bearer(&sign(&old, &claims("p", "orders:write")));
+    for _ in 0..3 {
+        let r = produce_with(&app, &a, &[("authorization", &token)]).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let m = app.metrics().await;
+    let lookups = |m: &str, result: &str| {
+        sample(
+            m,
+            &format!(r#"kafka_rest_jwt_cache_lookups_total{{result="{result}"}}"#),
+        )
+    };
+    assert_eq!((lookups(&m, "miss"), lookups(&m, "hit")), (1.0, 2.0), "{m}");
+
+    // The issuer rotates: "old" is withdrawn, "new" published. The first token signed by
+    // "new" makes the proxy fetch the JWKS, after which the cached "old" token is refused.
+    idp.withdraw(&old);
+    idp.publish(&new);
+    let r = produce_with(
+        &app,
+        &a,
+        &[(
+            "authorization",
+            &bearer(&sign(&new, &claims("p", "orders:write"))),
+        )],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = produce_with(&app, &a, &[("authorization", &token)]).await;
+    assert_401(&r, "The token is signed by an unknown key.");
+    app.stop().await.unwrap();
+}
+
+#[actix_web::test]
 async fn an_idp_outage_keeps_cached_keys_working() {
     let (_cluster, a, b) = topics().await;
     let rsa = rsa_key("rsa-1");

@@ -149,6 +149,11 @@ impl Idp {
         self.state.keys.lock().unwrap().push(key.jwk.clone());
     }
 
+    /// Takes `key` out of the JWKS (the issuer withdrew it).
+    pub fn withdraw(&self, key: &SigningKey) {
+        self.state.keys.lock().unwrap().retain(|k| *k != key.jwk);
+    }
+
     /// From now on the discovery document names `issuer`.
     pub fn claim_issuer(&self, issuer: &str) {
         *self.state.issuer.lock().unwrap() = issuer.to_owned();
