@@ -10,6 +10,10 @@
 #   - 1-record json with a unique Idempotency-Key per request, against the memory store and
 #     against a local redis-server (a second proxy on the same broker), next to the same
 #     requests without a key (a unique X-Bench-Seq header instead, so wrk pays the same);
+#   - 1-record json with authentication (issue 16): an API key, and JWTs (RS256 and ES256,
+#     keys made by examples/bench_tokens, the JWKS served locally), against a proxy with
+#     authentication on, with and without the verified-token cache (a third proxy with
+#     auth.jwt.cache_max_entries = 0), next to the same requests unauthenticated;
 #   - p99 at half the maximum load (1-record json and 100-record json, paced requests);
 #   - baselines in the same run: examples/direct_producer (same records, same producer
 #     settings, no HTTP: the records/s ceiling) and examples/fixed_200 (same wrk load on an
@@ -26,9 +30,9 @@
 #   BENCH_PARTITIONS   partitions of each benchmark topic (default 3)
 #   BENCH_STREAM_RECORDS  records per API v3 stream (default 1000)
 #   BENCH_OUT          results file (default target/bench/results.md; CARGO_TARGET_DIR is honoured)
-#   BENCH_SCENARIOS    groups to run (default "v2 avro v3 idempotency paced baselines"):
-#                      v2 (json and binary), avro, v3 (streams), idempotency, paced (half max
-#                      load: needs v2), baselines (fixed-200, direct producer)
+#   BENCH_SCENARIOS    groups to run (default "v2 avro v3 idempotency auth paced baselines"):
+#                      v2 (json and binary), avro, v3 (streams), idempotency, auth, paced
+#                      (half max load: needs v2), baselines (fixed-200, direct producer)
 #   BENCH_KEEP_DIR=1   keep the work dir (broker, proxy and wrk logs)
 #   KRP_*              passed to the proxy (e.g. KRP_KAFKA__LINGER_MS=0); direct_producer
 #                      applies the same KRP_KAFKA__* producer settings
@@ -46,7 +50,7 @@ PARTITIONS="${BENCH_PARTITIONS:-3}"
 OUT="${BENCH_OUT:-${CARGO_TARGET_DIR:-$ROOT/target}/bench/results.md}"
 PACED_CONNECTIONS="${BENCH_PACED_CONNECTIONS:-128}"
 STREAM_RECORDS="${BENCH_STREAM_RECORDS:-1000}"
-SCENARIOS=" ${BENCH_SCENARIOS:-v2 avro v3 idempotency paced baselines} "
+SCENARIOS=" ${BENCH_SCENARIOS:-v2 avro v3 idempotency auth paced baselines} "
 wanted() { [[ "$SCENARIOS" == *" $1 "* ]]; }
 # The broker's cluster id: the v3 routes name it in their path.
 CLUSTER_ID="krp-bench"
@@ -143,7 +147,7 @@ run_wrk() {
     export BENCH_FORMAT="$format" BENCH_BATCH="$batch" BENCH_VALUE="$VALUE" \
         BENCH_VALUE_B64="$VALUE_B64" BENCH_LABEL="$scenario" BENCH_THREADS="$THREADS" \
         BENCH_RATE="$rate" BENCH_SCHEMA_ID=1 BENCH_UNIQUE_HEADER="${UNIQUE_HEADER:-}" \
-        BENCH_NONCE="$(date +%s%N)"
+        BENCH_NONCE="$(date +%s%N)" BENCH_HEADER="${AUTH_HEADER:-}"
     local threads="$THREADS"
     ((conns >= threads)) || threads="$conns"
     if [[ "$WARMUP" != 0 ]]; then
@@ -291,6 +295,64 @@ if wanted idempotency; then
     log "kafka-rest-proxy with the Redis store on 127.0.0.1:$PROXY_R_PORT; redis-server on $REDIS_PORT"
 fi
 
+# --- authentication: a local JWKS, and two proxies with auth on (token cache on and off) -----
+# start_auth_proxy NAME CACHE_ENTRIES: sets AUTH_PORT and AUTH_PID.
+start_auth_proxy() {
+    local name="$1" cache="$2"
+    AUTH_PORT="$(free_port)"
+    KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false KRP_LOG__LEVEL=warn \
+        KRP_METRICS__LISTEN=127.0.0.1:0 KRP_AUTH__ENABLED=true KRP_AUTH__POLICY_FILE="$WORK/idp/policy.toml" \
+        KRP_AUTH__JWT__ISSUER="$ISSUER" KRP_AUTH__JWT__AUDIENCES='["kafka-rest-proxy"]' \
+        KRP_AUTH__JWT__JWKS_URL="${ISSUER}jwks.json" KRP_AUTH__JWT__ALLOW_HTTP=true \
+        KRP_AUTH__JWT__CACHE_MAX_ENTRIES="$cache" \
+        "$TARGET_DIR/release/kafka-rest-proxy" --listen "127.0.0.1:$AUTH_PORT" >"$WORK/proxy-$name.log" 2>&1 &
+    AUTH_PID=$!
+    PIDS+=("$AUTH_PID")
+    wait_port "$AUTH_PORT" "kafka-rest-proxy ($name)" "$WORK/proxy-$name.log"
+    wait_ready "$AUTH_PORT" "$WORK/proxy-$name.log"
+    local credential status
+    for credential in "X-API-Key: $API_KEY" "Authorization: Bearer $RS256_TOKEN" \
+        "Authorization: Bearer $ES256_TOKEN" "X-Bench: no credentials"; do
+        status="$(curl -s -o "$WORK/smoke-$name.txt" -w '%{http_code}' -X POST \
+            "http://127.0.0.1:$AUTH_PORT/topics/$TOPIC" -H "$credential" \
+            -H 'Content-Type: application/vnd.kafka.json.v2+json' -d "{\"records\":[{\"value\":$VALUE}]}")"
+        if [[ "$credential" == X-Bench:* ]]; then
+            [[ "$status" == 401 ]] || die "$name: a request without credentials got $status"
+        else
+            [[ "$status" == 200 ]] || die "$name: smoke produce with ${credential%%:*} got $status: $(cat "$WORK/smoke-$name.txt")"
+        fi
+    done
+    log "kafka-rest-proxy ($name) on 127.0.0.1:$AUTH_PORT"
+}
+if wanted auth; then
+    mkdir -p "$WORK/idp"
+    IDP_PORT="$(free_port)"
+    ISSUER="http://127.0.0.1:$IDP_PORT/"
+    API_KEY="bench-api-key-$(date +%s%N)"
+    tokens="$("$TARGET_DIR/release/examples/bench_tokens" --jwks "$WORK/idp/jwks.json" \
+        --issuer "$ISSUER" --audience kafka-rest-proxy --sub bench)"
+    RS256_TOKEN="$(awk '$1 == "RS256" {print $2}' <<<"$tokens")"
+    ES256_TOKEN="$(awk '$1 == "ES256" {print $2}' <<<"$tokens")"
+    cat >"$WORK/idp/policy.toml" <<TOML
+[[api_keys]]
+principal = "bench"
+sha256 = "$(printf '%s' "$API_KEY" | sha256sum | cut -d' ' -f1)"
+
+[[grants]]
+principals = ["api_key:bench", "jwt:bench"]
+topics = ["bench-*"]
+operations = ["produce", "describe"]
+TOML
+    python3 -m http.server "$IDP_PORT" --bind 127.0.0.1 --directory "$WORK/idp" \
+        >"$WORK/idp.log" 2>&1 &
+    PIDS+=("$!")
+    wait_port "$IDP_PORT" "the JWKS server" "$WORK/idp.log"
+    start_auth_proxy auth 10000
+    AUTH_CACHED_PID="$AUTH_PID" AUTH_CACHED_PORT="$AUTH_PORT"
+    start_auth_proxy auth-nocache 0
+    AUTH_NOCACHE_PID="$AUTH_PID" AUTH_NOCACHE_PORT="$AUTH_PORT"
+fi
+
 # --- fixed-200 baseline server ---------------------------------------------------------------
 FIXED_PORT="$(free_port)"
 "$TARGET_DIR/release/examples/fixed_200" --listen "127.0.0.1:$FIXED_PORT" >"$WORK/fixed_200.log" 2>&1 &
@@ -319,6 +381,22 @@ if wanted idempotency; then
             "$PROXY_PID" "$PROXY_PORT" json 1 "$c"
         UNIQUE_HEADER=Idempotency-Key run_wrk "json, 1 record, Idempotency-Key, Redis store" \
             "$PROXY_R_PID" "$PROXY_R_PORT" json 1 "$c"
+    done
+fi
+
+if wanted auth; then
+    # Interleaved per concurrency, as the idempotency group.
+    for c in $CONCURRENCY; do
+        run_wrk "json, 1 record, unauthenticated" "$PROXY_PID" "$PROXY_PORT" json 1 "$c"
+        AUTH_HEADER="X-API-Key: $API_KEY" run_wrk "json, 1 record, API key" \
+            "$AUTH_CACHED_PID" "$AUTH_CACHED_PORT" json 1 "$c"
+        for alg in RS256 ES256; do
+            token="${alg}_TOKEN"
+            AUTH_HEADER="Authorization: Bearer ${!token}" run_wrk "json, 1 record, JWT $alg" \
+                "$AUTH_CACHED_PID" "$AUTH_CACHED_PORT" json 1 "$c"
+            AUTH_HEADER="Authorization: Bearer ${!token}" run_wrk "json, 1 record, JWT $alg, no token cache" \
+                "$AUTH_NOCACHE_PID" "$AUTH_NOCACHE_PORT" json 1 "$c"
+        done
     done
 fi
 
@@ -420,6 +498,25 @@ ratio_row("json 1-record requests/s ÷ fixed-200 requests/s", single, fixed, "re
 ratio_row("binary 1-record requests/s ÷ fixed-200 requests/s", binary, fixed, "requests_per_s", 0.4)
 ratio_row("avro 100-record batch records/s ÷ json 100-record batch records/s", avro_batch, batch, "records_per_s", 0.8)
 ratio_row("v3 stream records/s ÷ json 100-record batch records/s", stream, batch, "records_per_s", 0.8)
+
+plain = by("json, 1 record, unauthenticated")
+if plain:
+    print("\nAuthentication (1-record json) against the same requests unauthenticated, requests/s ratio:\n")
+    auth_rows = ["API key", "JWT RS256", "JWT ES256", "JWT RS256, no token cache", "JWT ES256, no token cache"]
+    print("| credential | " + " | ".join(f"c={c}" for c in sorted(plain)) + " | best ÷ best | p99 ms at c=" + str(min(plain)) + " (auth / none) | target |")
+    print("|---|" + "---:|" * (len(plain) + 3))
+    for name in auth_rows:
+        rows_a = by(f"json, 1 record, {name}")
+        if not rows_a:
+            continue
+        cells = [f(rows_a[c]["requests_per_s"] / plain[c]["requests_per_s"], 2) if c in rows_a else "n/a" for c in sorted(plain)]
+        best = max(r["requests_per_s"] for r in rows_a.values()) / max(r["requests_per_s"] for r in plain.values())
+        low = min(plain)
+        p99 = f"{f(rows_a[low]['p99_ms'], 2)} / {f(plain[low]['p99_ms'], 2)}" if low in rows_a else "n/a"
+        target = ""
+        if name in ("JWT RS256", "JWT ES256"):
+            target = f"≥ 0.9 ({'PASS' if best >= 0.9 else 'FAIL'})"
+        print(f"| {name} | " + " | ".join(cells) + f" | {f(best, 2)} | {p99} | {target} |")
 
 none = by("json, 1 record, no key")
 for store in ("memory", "Redis"):
