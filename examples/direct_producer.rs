@@ -7,7 +7,9 @@
 //! `--in-flight C` tasks each play one HTTP connection: enqueue `--batch B` records (one
 //! "request"), await all B delivery reports, start the next. Latency is measured per
 //! batch, from the first enqueue to the last delivery report (for `--batch 1`, the delivery
-//! latency of one record). After `--seconds` of load it prints one JSON line and exits 1 if
+//! latency of one record). `--rate R` paces the batches at R per second over all tasks (each
+//! task on its own fixed schedule, as the wrk script's paced mode: a batch late for its slot
+//! is sent at once, and its latency is measured from when it was sent). After `--seconds` of load it prints one JSON line and exits 1 if
 //! any record failed.
 //!
 //! ```sh
@@ -55,6 +57,9 @@ struct Args {
     /// A label copied into the output line.
     #[arg(long, default_value = "direct_producer")]
     label: String,
+    /// Batches per second over all tasks (paced); as fast as possible when unset.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 #[derive(Default)]
@@ -94,16 +99,26 @@ async fn enqueue(
     }
 }
 
-/// One "connection": batches back to back until `until`.
+/// One "connection": batches back to back until `until`, or one per `pace` (the first
+/// after `pace.1`, so that the tasks' schedules are spread over the interval).
 async fn run_task(
     producer: FutureProducer,
     topic: String,
     value: Vec<u8>,
     batch: usize,
     until: Instant,
+    pace: Option<(Duration, Duration)>,
 ) -> TaskStats {
     let mut stats = TaskStats::default();
+    let mut next = pace.map(|(_, offset)| Instant::now() + offset);
     while Instant::now() < until {
+        if let (Some(at), Some((interval, _))) = (next.as_mut(), pace) {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(*at)).await;
+            *at += interval;
+            if Instant::now() >= until {
+                break;
+            }
+        }
         let started = Instant::now();
         let mut pending = Vec::with_capacity(batch);
         for _ in 0..batch {
@@ -145,14 +160,21 @@ async fn run_load(
 ) -> (Vec<TaskStats>, Duration) {
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(seconds);
+    // Each task sends one batch per in_flight / rate seconds, the tasks' slots spread evenly.
+    let interval = args
+        .rate
+        .map(|rate| Duration::from_secs_f64(args.in_flight as f64 / rate));
     let tasks: Vec<_> = (0..args.in_flight)
-        .map(|_| {
+        .map(|i| {
+            let pace =
+                interval.map(|every| (every, every.mul_f64(i as f64 / args.in_flight as f64)));
             tokio::spawn(run_task(
                 producer.clone(),
                 args.topic.clone(),
                 args.value.as_bytes().to_vec(),
                 args.batch,
                 until,
+                pace,
             ))
         })
         .collect();
@@ -207,8 +229,8 @@ fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
 async fn main() {
     let args = Args::parse();
     assert!(
-        args.in_flight > 0 && args.batch > 0,
-        "--in-flight and --batch must be positive"
+        args.in_flight > 0 && args.batch > 0 && args.rate.is_none_or(|r| r > 0.0),
+        "--in-flight, --batch and --rate must be positive"
     );
     // The service's producer settings: its defaults plus the same `KRP_KAFKA__*` overrides
     // the proxy under test reads from the environment (bench.sh runs both with one
@@ -266,6 +288,7 @@ async fn main() {
         "records": records,
         "errors": errors,
         "first_error": first_error,
+        "target_rate": args.rate,
         "requests_per_s": batches as f64 / secs,
         "records_per_s": records as f64 / secs,
         "p50_ms": percentile_ms(&latencies, 50.0),
