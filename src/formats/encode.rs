@@ -110,7 +110,10 @@ pub async fn resolve(
                 side(Side::Key, key_selector),
                 side(Side::Value, value_selector),
             );
-            let (key, value) = tokio::time::timeout(schemas.timeout(), both)
+            // Boxed: the registry look-ups' state is ~9 KB, which would otherwise be part
+            // of every produce request's future (json and binary too), allocated and
+            // copied per request.
+            let (key, value) = tokio::time::timeout(schemas.timeout(), Box::pin(both))
                 .await
                 .map_err(|_| {
                     SchemaError::Unavailable(format!(

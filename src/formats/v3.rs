@@ -574,7 +574,9 @@ pub async fn encode(
             let key = resolve(key_request, Side::Key).await?;
             Ok::<_, SchemaError>((key, resolve(value_request, Side::Value).await?))
         };
-        tokio::time::timeout(schemas.timeout(), both)
+        // Boxed, as in `encode::resolve`: records without a schema need not carry the
+        // registry look-ups' state (~5 KB) in their futures.
+        tokio::time::timeout(schemas.timeout(), Box::pin(both))
             .await
             .map_err(|_| {
                 SchemaError::Unavailable(format!(

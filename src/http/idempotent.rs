@@ -86,7 +86,7 @@ pub fn record_header(state: &AppState, key: Option<&IdempotencyKey>) -> Option<H
 }
 
 /// Runs `work` once per key: the first request with `key` runs it and its outcome is
-/// kept; a retry gets that outcome back without running it. Without a key, runs it.
+/// kept; a retry gets that outcome back without running it.
 ///
 /// # Errors
 /// The work's own errors, and [`ApiError::Idempotency`]: the key was used for another
@@ -95,16 +95,13 @@ pub async fn run<Work>(
     req: &HttpRequest,
     state: &AppState,
     topic: &str,
-    key: Option<IdempotencyKey>,
+    key: IdempotencyKey,
     body: &[u8],
     work: Work,
 ) -> Result<HttpResponse, ApiError>
 where
     Work: Future<Output = Result<Produced, ApiError>> + 'static,
 {
-    let Some(key) = key else {
-        return work.await.map(|p| p.response);
-    };
     let fingerprint = Fingerprint::of(
         req.method().as_str(),
         req.path(),

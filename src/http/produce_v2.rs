@@ -63,7 +63,6 @@ async fn produce(
     let path_partition = raw_partition.map(parse_partition).transpose()?;
     let key = idempotent::request_key(req, auth)?;
     let body = read_body(req, payload, state).await?;
-    let bytes = body.bytes.clone();
     let work = Work {
         req: req.clone(),
         state: web::Data::clone(state),
@@ -72,7 +71,13 @@ async fn produce(
         path_partition,
         key_header: idempotent::record_header(state, key.as_ref()),
     };
-    idempotent::run(req, state, topic.as_str(), key, &bytes, work.run(body)).await
+    let Some(key) = key else {
+        return work.run(body).await.map(|p| p.response);
+    };
+    let bytes = body.bytes.clone();
+    // Boxed: kept out of this future's own state, which every request allocates.
+    let work = Box::pin(work.run(body));
+    idempotent::run(req, state, topic.as_str(), key, &bytes, work).await
 }
 
 /// What is left of a produce request once its body is read: the part an

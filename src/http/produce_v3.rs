@@ -73,7 +73,6 @@ pub async fn produce_batch(
     let topic = admit(&req, &state, &auth, &cluster_id, &raw_topic).await?;
     let key = idempotent::request_key(&req, &auth)?;
     let body = read_body(&req, payload, &state).await?;
-    let bytes = body.bytes.clone();
     let key_header = idempotent::record_header(&state, key.as_ref());
     let target = Target {
         cluster_id,
@@ -82,7 +81,20 @@ pub async fn produce_batch(
         client_ip: client_ip(&req),
     };
     let topic = target.topic.clone();
-    let work = produce_entries(req.clone(), state.clone(), target, body, key_header);
+    let Some(key) = key else {
+        let produced =
+            produce_entries(req.clone(), state.clone(), target, body, key_header).await?;
+        return Ok(produced.response);
+    };
+    let bytes = body.bytes.clone();
+    // Boxed: kept out of this future's own state, which every request allocates.
+    let work = Box::pin(produce_entries(
+        req.clone(),
+        state.clone(),
+        target,
+        body,
+        key_header,
+    ));
     Ok(idempotent::run(&req, &state, topic.as_str(), key, &bytes, work).await?)
 }
 
