@@ -18,14 +18,14 @@ use kafka_rest_proxy::telemetry;
 #[command(version, about)]
 struct Cli {
     /// TOML settings file.
-    #[arg(long, env = "KRP_CONFIG", value_name = "FILE")]
+    #[arg(long, env = "KRP_CONFIG", value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Address to listen on; overrides server.listen (default 0.0.0.0:8082).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", global = true)]
     listen: Option<SocketAddr>,
     /// Produce to an embedded in-memory Kafka cluster (nothing is kept), listening on
     /// 127.0.0.1 unless --listen says otherwise: for trying the service without Kafka.
-    #[arg(long)]
+    #[arg(long, global = true)]
     dev: bool,
     #[command(subcommand)]
     command: Option<Command>,
@@ -34,10 +34,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Exit 0 when the service's /healthz answers 200, else 1 (for container health checks).
+    ///
+    /// It reads the settings as the server does (--config, the environment, --listen), so it
+    /// probes the port the service listens on.
     Healthcheck {
-        /// URL of the health endpoint.
-        #[arg(long, default_value = "http://127.0.0.1:8082/healthz")]
-        url: String,
+        /// URL of the health endpoint, instead of the configured listener's.
+        #[arg(long)]
+        url: Option<String>,
         /// Give up after this many milliseconds.
         #[arg(long, default_value_t = 3000)]
         timeout_ms: u64,
@@ -46,15 +49,27 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command_line = CommandLine {
+        listen: cli.listen,
+        dev: cli.dev,
+    };
     match cli.command {
-        Some(Command::Healthcheck { url, timeout_ms }) => healthcheck(&url, timeout_ms),
-        None => serve(
-            cli.config,
-            &CommandLine {
-                listen: cli.listen,
-                dev: cli.dev,
-            },
-        ),
+        Some(Command::Healthcheck { url, timeout_ms }) => {
+            let url = match url {
+                Some(url) => url,
+                None => match Settings::load(cli.config.as_deref(), &command_line) {
+                    Ok(settings) => format!("http://{}/healthz", settings.server.local_address()),
+                    // 1, not 2: container engines read any other nonzero status as unhealthy
+                    // too, but Docker reserves 2.
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
+            healthcheck(&url, timeout_ms)
+        }
+        None => serve(cli.config, &command_line),
     }
 }
 

@@ -250,14 +250,16 @@ impl Visitor<'_> for TextVisitor {
     }
 }
 
+/// Optional text: unset when cleared by an empty `KRP_` variable.
 fn some_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Text::deserialize(deserializer).map(|t| Some(t.0))
+    Option::<Text>::deserialize(deserializer).map(|t| t.map(|t| t.0))
 }
 
+/// An optional secret: unset when cleared by an empty `KRP_` variable.
 pub(super) fn some_secret<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<SecretString>, D::Error> {
-    Text::deserialize(deserializer).map(|t| Some(t.0.into()))
+    Option::<Text>::deserialize(deserializer).map(|t| t.map(|t| t.0.into()))
 }
 
 impl fmt::Debug for RawProperties {

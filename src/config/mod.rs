@@ -13,7 +13,9 @@
 //! 4. `KAFKA_CREDS`, one JSON object as ECS injects a whole Secrets Manager secret
 //!    (`SASL_USERNAME`, `SASL_PASSWORD`, `BOOTSTRAP_SERVERS`; other keys are ignored), and
 //!    `SCHEMA_REGISTRY_CREDS` likewise (`SCHEMA_REGISTRY_URL`, `BASIC_AUTH_USER_INFO`);
-//! 5. `KRP_<SECTION>__<KEY>` variables, e.g. `KRP_KAFKA__LINGER_MS=10`;
+//! 5. `KRP_<SECTION>__<KEY>` variables, e.g. `KRP_KAFKA__LINGER_MS=10`; an empty one clears
+//!    an optional setting of the layers below (`KRP_KAFKA__SASL_MECHANISM=`), and is refused
+//!    for a setting with a default;
 //! 6. the command line: `--listen`, and `--dev` (the embedded cluster, on loopback).
 //!
 //! Unknown keys and bad values fail startup with a message naming the key. Secrets are
@@ -41,6 +43,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use figment::providers::{Data, Env, Format, Toml};
+use figment::value::UncasedStr;
 use figment::Figment;
 
 pub use auth::{AuthSettings, JwtAlgorithm, JwtSettings, PolicyText};
@@ -193,20 +196,32 @@ impl Settings {
         figment = env::merge_injected_secrets(figment, &env)?;
         // KRP_CONFIG names the file (a CLI flag's variable), not a setting; KRP_AUTH__POLICY
         // is TOML text, merged as a string.
-        let krp = Env::prefixed("KRP_").split("__");
-        figment = figment.merge(
-            krp.clone()
-                .ignore(&["config", "auth.policy"])
-                .filter(|key| !kafka::SECRET_KEYS.iter().any(|secret| key == *secret)),
-        );
+        let krp = Env::prefixed("KRP_")
+            .split("__")
+            .ignore(&["config", "auth.policy"]);
+        let cleared: Vec<String> = krp
+            .iter()
+            .filter(|(_, value)| value.trim().is_empty())
+            .map(|(key, _)| key.into_string())
+            .collect();
+        let set = {
+            let cleared = cleared.clone();
+            move |key: &UncasedStr| !cleared.iter().any(|c| key == c.as_str())
+        };
+        figment = figment.merge(krp.clone().filter(move |key| {
+            set(key) && !kafka::SECRET_KEYS.iter().any(|secret| key == *secret)
+        }));
         // Secrets as the raw text of their variables, never parsed as numbers or booleans.
         for secret in kafka::SECRET_KEYS {
             if let Some((_, value)) = krp.clone().only(&[secret]).iter().next() {
-                figment = figment.merge((*secret, value));
+                if !value.trim().is_empty() {
+                    figment = figment.merge((*secret, value));
+                }
             }
         }
+        figment = clear(figment, &cleared);
         figment = env::merge_inline_policy(figment, &env);
-        Ok(figment.extract().map_err(Box::new)?)
+        figment.extract().map_err(|e| cannot_clear(&cleared, e))
     }
 
     /// Each section's own checks, then those that span sections.
@@ -310,6 +325,38 @@ impl Settings {
     /// True when the embedded mock cluster replaces Kafka (`--dev`).
     pub fn dev_mode(&self) -> bool {
         self.dev.enabled
+    }
+}
+
+/// Clears settings (dotted keys) for an empty `KRP_` variable: an empty value over every
+/// lower layer, which an optional setting reads as unset. Without it an operator could not
+/// undo a file's setting from the environment (the image's `kafka.sasl_mechanism` for a
+/// plaintext broker) but by mounting another file. `none` does not clear: it is a value of
+/// `kafka.compression`.
+fn clear(figment: Figment, keys: &[String]) -> Figment {
+    keys.iter().fold(figment, |figment, key| {
+        figment.merge((key.as_str(), None::<()>))
+    })
+}
+
+/// The extraction error, or for a cleared setting that has a default (it cannot be unset)
+/// one that says so, naming the key.
+fn cannot_clear(cleared: &[String], error: figment::Error) -> ConfigError {
+    let key = error.clone().into_iter().find_map(|e| {
+        let path = e.path.join(".").to_ascii_lowercase();
+        let unset = matches!(
+            e.kind,
+            figment::error::Kind::InvalidType(figment::error::Actual::Option, _)
+        );
+        (unset && cleared.contains(&path)).then_some(path)
+    });
+    match key {
+        Some(key) => ConfigError::invalid(
+            &key,
+            "cleared by an empty variable, but it has a default and cannot be unset: give it a \
+             value (only optional settings can be cleared)",
+        ),
+        None => ConfigError::Figment(Box::new(error)),
     }
 }
 
@@ -561,6 +608,35 @@ mod tests {
         assert!(err.contains("auth.policy"), "{err}");
         let err = load(dev_auth, &[]).unwrap_err().to_string();
         assert!(err.contains("auth.policy_file or auth.policy"), "{err}");
+    }
+
+    #[test]
+    fn a_cleared_optional_setting_is_unset_and_one_with_a_default_is_refused() {
+        let file = "[kafka]\nbootstrap_servers = \"b:9092\"\nsecurity_protocol = \"SASL_SSL\"\n\
+                    sasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"u\"\n\
+                    sasl_password = \"p\"\nlinger_ms = 5\n";
+        let extract = |keys: &[&str]| {
+            let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            clear(Figment::from(Toml::string(file)), &keys)
+                .extract::<Settings>()
+                .map_err(|e| cannot_clear(&keys, e))
+        };
+        let s = extract(&[
+            "kafka.sasl_mechanism",
+            "kafka.sasl_username",
+            "kafka.sasl_password",
+        ])
+        .unwrap();
+        assert_eq!(s.kafka.sasl_mechanism, None);
+        assert_eq!(s.kafka.sasl_username, None);
+        assert!(s.kafka.sasl_password.is_none());
+        assert_eq!(s.kafka.linger_ms, 5, "what is not cleared stays");
+        assert_eq!(s.kafka.security_protocol, SecurityProtocol::SaslSsl);
+        let err = extract(&["kafka.linger_ms"]).unwrap_err().to_string();
+        assert!(
+            err.contains("kafka.linger_ms") && err.contains("cannot be unset"),
+            "{err}"
+        );
     }
 
     #[test]

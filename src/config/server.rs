@@ -1,7 +1,7 @@
 //! `[server]`: the HTTP listeners.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use actix_web::http::Uri;
@@ -100,6 +100,19 @@ impl Default for ServerSettings {
 }
 
 impl ServerSettings {
+    /// Where a client on this host reaches the API listener: `listen`, with an unspecified
+    /// address (`0.0.0.0`, `::`) replaced by loopback. The `healthcheck` subcommand probes
+    /// it; the plaintext listener is always on, so it is the one probed even with HTTPS.
+    pub fn local_address(&self) -> SocketAddr {
+        let mut address = self.listen;
+        match address.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => address.set_ip(Ipv4Addr::LOCALHOST.into()),
+            IpAddr::V6(ip) if ip.is_unspecified() => address.set_ip(Ipv6Addr::LOCALHOST.into()),
+            _ => {}
+        }
+        address
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_body_bytes == 0 {
             return Err(ConfigError::invalid(
@@ -124,6 +137,22 @@ impl ServerSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_local_address_is_loopback_for_an_unspecified_listen_address() {
+        for (listen, local) in [
+            ("0.0.0.0:8082", "127.0.0.1:8082"),
+            ("[::]:9000", "[::1]:9000"),
+            ("127.0.0.1:18082", "127.0.0.1:18082"),
+            ("10.1.2.3:8082", "10.1.2.3:8082"),
+        ] {
+            let settings = ServerSettings {
+                listen: listen.parse().unwrap(),
+                ..ServerSettings::default()
+            };
+            assert_eq!(settings.local_address().to_string(), local, "{listen}");
+        }
+    }
 
     #[test]
     fn advertised_urls() {

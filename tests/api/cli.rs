@@ -1,10 +1,10 @@
 //! The command line: help, configuration errors at startup, what the service refuses to
-//! start as, the healthcheck subcommand.
+//! start as, settings cleared by empty variables, the healthcheck subcommand.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{free_port, wait_until, Binary, Cluster, TestApp};
+use crate::helpers::{free_port, wait_until, Binary, Cluster, Policy, TestApp};
 
 /// Runs `command` for at most `within`: its output when it exited by then, `None` (and the
 /// process killed) when it was still running, i.e. it started serving.
@@ -240,4 +240,156 @@ async fn healthcheck_exits_0_for_a_live_service_and_1_otherwise() {
     .unwrap();
     assert_eq!(status.code(), Some(1));
     app.stop().await.unwrap();
+}
+
+/// The image's HEALTHCHECK runs `healthcheck` with no URL: it must probe the listener the
+/// settings give the service (the file, `KRP_SERVER__LISTEN`, `--listen`), not 8082, or a
+/// platform trusting it restarts a healthy task listening elsewhere.
+#[actix_web::test]
+async fn healthcheck_probes_the_listener_the_settings_configure() {
+    let cluster = Cluster::plaintext();
+    let app = TestApp::spawn(cluster.settings()).await;
+    let live = app.address.trim_start_matches("http://").to_owned();
+    let port = live.rsplit(':').next().unwrap().to_owned();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let file = |listen: &str| {
+        let path = dir
+            .path()
+            .join(format!("{}.toml", listen.replace([':', '.'], "_")));
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = \"{listen}\"\n[kafka]\nbootstrap_servers = \"{}\"\n",
+                cluster.bootstrap
+            ),
+        )
+        .unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let bootstrap = ("KRP_KAFKA__BOOTSTRAP_SERVERS", cluster.bootstrap.clone());
+    let cases = [
+        (
+            "KRP_SERVER__LISTEN",
+            vec![bootstrap.clone(), ("KRP_SERVER__LISTEN", live.clone())],
+            vec![],
+            0,
+        ),
+        (
+            "KRP_SERVER__LISTEN",
+            vec![bootstrap.clone(), ("KRP_SERVER__LISTEN", dead.clone())],
+            vec![],
+            1,
+        ),
+        // The unspecified address a container listens on is probed on loopback.
+        (
+            "KRP_SERVER__LISTEN 0.0.0.0",
+            vec![
+                bootstrap.clone(),
+                ("KRP_SERVER__LISTEN", format!("0.0.0.0:{port}")),
+            ],
+            vec![],
+            0,
+        ),
+        (
+            "--listen",
+            vec![bootstrap.clone()],
+            vec!["--listen".to_owned(), live.clone()],
+            0,
+        ),
+        (
+            "--listen",
+            vec![bootstrap.clone()],
+            vec!["--listen".to_owned(), dead.clone()],
+            1,
+        ),
+        ("the file", vec![("KRP_CONFIG", file(&live))], vec![], 0),
+        ("the file", vec![("KRP_CONFIG", file(&dead))], vec![], 1),
+        // --listen wins over the file, as for the server.
+        (
+            "the file and --listen",
+            vec![("KRP_CONFIG", file(&dead))],
+            vec!["--listen".to_owned(), live.clone()],
+            0,
+        ),
+    ];
+    for (layer, envs, args, expected) in cases {
+        let out = tokio::task::spawn_blocking(move || {
+            Binary::command()
+                .envs(envs)
+                .arg("healthcheck")
+                .args(args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.status.code(), Some(expected), "{layer}: {}", text(&out));
+    }
+    // Settings the server would refuse: unhealthy, naming the key.
+    let out =
+        tokio::task::spawn_blocking(|| Binary::command().arg("healthcheck").output().unwrap())
+            .await
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("kafka.bootstrap_servers"),
+        "{}",
+        text(&out)
+    );
+    app.stop().await.unwrap();
+}
+
+/// The image's production.toml (SASL_SSL with SCRAM) pointed at a plaintext broker by
+/// variables alone: an empty `KRP_` variable clears the file's `sasl_mechanism`. A setting
+/// with a default cannot be cleared, and the error says so, naming it.
+#[actix_web::test]
+async fn an_empty_variable_clears_an_optional_setting_of_the_file() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let policy = Policy::default().api_key("image", "image-key").grant(
+        &["api_key:image"],
+        &[&topic],
+        &["produce"],
+    );
+    let production = concat!(env!("CARGO_MANIFEST_DIR"), "/config/production.toml");
+    let envs = [
+        ("KRP_CONFIG", production),
+        ("KRP_KAFKA__BOOTSTRAP_SERVERS", cluster.bootstrap.as_str()),
+        ("KRP_KAFKA__SECURITY_PROTOCOL", "PLAINTEXT"),
+        ("KRP_AUTH__POLICY", policy.toml()),
+    ];
+    for (extra, key, why) in [
+        (None, "kafka.sasl_mechanism", "does not use SASL"),
+        (
+            Some(("KRP_KAFKA__LINGER_MS", "")),
+            "kafka.linger_ms",
+            "cannot be unset",
+        ),
+    ] {
+        let out = Binary::command().envs(envs).envs(extra).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(
+            text(&out).contains(key) && text(&out).contains(why),
+            "{}",
+            text(&out)
+        );
+    }
+
+    let mut cleared = envs.to_vec();
+    cleared.push(("KRP_KAFKA__SASL_MECHANISM", ""));
+    let binary = Binary::start(&cleared);
+    binary.wait_ready().await;
+    let mut response = awc::Client::default()
+        .post(format!("{}/topics/{topic}", binary.base))
+        .insert_header(("content-type", "application/vnd.kafka.json.v2+json"))
+        .insert_header(("x-api-key", "image-key"))
+        .send_body(r#"{"records":[{"value":"plaintext"}]}"#)
+        .await
+        .unwrap();
+    let body = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    assert_eq!(response.status(), 200, "{body}");
+    assert!(body.contains(r#""offset":0"#), "{body}");
+    let (status, _, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
 }
