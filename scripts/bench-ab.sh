@@ -36,8 +36,8 @@ BROKER_PORT="$(port)"
 PIDS+=("$!")
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null && break; sleep 0.1; done
 VALUE='{"id":1234567,"name":"benchmark-record-abcdefghijklmnopqrstuvwxyz-0123456789-ABCDEF","amount":12.34}'
-export BENCH_FORMAT="$FORMAT" BENCH_BATCH="$BATCH" BENCH_VALUE="$VALUE" \
-    BENCH_VALUE_B64="$(printf '%s' "$VALUE" | base64 -w0)"
+VALUE_B64="$(printf '%s' "$VALUE" | base64 -w0)"
+export BENCH_FORMAT="$FORMAT" BENCH_BATCH="$BATCH" BENCH_VALUE="$VALUE" BENCH_VALUE_B64="$VALUE_B64"
 HZ="$(getconf CLK_TCK)"
 n=0
 for round in $(seq 1 "$ROUNDS"); do

@@ -143,11 +143,12 @@ run_wrk() {
     if [[ "$format" == v3 ]]; then
         url="http://127.0.0.1:$port/v3/clusters/$CLUSTER_ID/topics/$TOPIC/records"
     fi
-    local tag="$scenario-c$conns${rate:+-r$rate}"
+    local tag="$scenario-c$conns${rate:+-r$rate}" nonce
+    nonce="$(date +%s%N)"
     export BENCH_FORMAT="$format" BENCH_BATCH="$batch" BENCH_VALUE="$VALUE" \
         BENCH_VALUE_B64="$VALUE_B64" BENCH_LABEL="$scenario" BENCH_THREADS="$THREADS" \
         BENCH_RATE="$rate" BENCH_SCHEMA_ID=1 BENCH_UNIQUE_HEADER="${UNIQUE_HEADER:-}" \
-        BENCH_NONCE="$(date +%s%N)" BENCH_HEADER="${AUTH_HEADER:-}"
+        BENCH_NONCE="$nonce" BENCH_HEADER="${AUTH_HEADER:-}"
     local threads="$THREADS"
     ((conns >= threads)) || threads="$conns"
     if [[ "$WARMUP" != 0 ]]; then
