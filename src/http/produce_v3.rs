@@ -344,6 +344,56 @@ impl Target {
     }
 }
 
+/// What every result line of a stream begins with: `{"error_code":200,"cluster_id":...,
+/// "topic_name":...,"partition_id":`, escaped once per stream rather than per record.
+fn line_prefix(target: &Target) -> Vec<u8> {
+    let text = |s: &str| serde_json::to_string(s).expect("a string serializes");
+    format!(
+        "{{\"error_code\":200,\"cluster_id\":{},\"topic_name\":{},\"partition_id\":",
+        text(&target.cluster_id),
+        text(target.topic.as_str())
+    )
+    .into_bytes()
+}
+
+/// A stream's result line for a delivered record, with its `\r\n`, appended to `out`: the
+/// bytes of `Target::result` serialized (a test holds the two together), written without
+/// serializing the shared part again and without the timestamp's `String`. A stream writes
+/// one per record, so this is on its hot path.
+fn write_line(prefix: &[u8], out: &mut Vec<u8>, delivered: &Delivered, sides: &Sides) {
+    use std::io::Write as _;
+
+    out.extend_from_slice(prefix);
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        "{},\"offset\":{}",
+        delivered.partition, delivered.offset
+    );
+    let timestamp = delivered
+        .timestamp_ms
+        .or(sides.timestamp_ms)
+        .and_then(|ms| u64::try_from(ms).ok());
+    if let Some(ms) = timestamp {
+        let at = UNIX_EPOCH + Duration::from_millis(ms);
+        let _ = write!(
+            out,
+            ",\"timestamp\":\"{}\"",
+            humantime::format_rfc3339_millis(at)
+        );
+    }
+    for (name, side) in [
+        (&b",\"key\":"[..], &sides.key),
+        (&b",\"value\":"[..], &sides.value),
+    ] {
+        if let Some(side) = side {
+            out.extend_from_slice(name);
+            serde_json::to_writer(&mut *out, &DataBody::of(side)).expect("a result serializes");
+        }
+    }
+    out.extend_from_slice(b"}\r\n");
+}
+
 /// The error a record's result reports.
 fn failure_error(failure: RecordFailure) -> ApiError {
     match failure {
@@ -472,6 +522,63 @@ mod tests {
             Some("2021-02-05T19:14:42.123Z")
         );
         assert_eq!(iso_8601_millis(-1), None);
+    }
+
+    #[test]
+    fn written_lines_are_the_serialized_result_body() {
+        use crate::formats::v3::DataType;
+
+        let targets = [("krp-bench", "orders"), ("a\"b\\c\u{e9}\u{1}", "t.x_y-z")];
+        let side = |data_type, size| SideResult {
+            data_type,
+            schema: None,
+            size,
+        };
+        for (cluster_id, topic) in targets {
+            let target = Target {
+                cluster_id: cluster_id.to_owned(),
+                topic: TopicName::parse(topic).unwrap(),
+                principal: None,
+                client_ip: None,
+            };
+            let prefix = line_prefix(&target);
+            for (partition, offset, delivered_ts, sent_ts) in [
+                (0, 0, Some(1_796_119_200_000), None),
+                (7, i64::MAX, None, Some(1_612_552_482_123)),
+                (2, 5, None, None),
+                (1, 3, Some(-1), Some(5)),
+            ] {
+                let delivered = Delivered {
+                    partition,
+                    offset,
+                    timestamp_ms: delivered_ts,
+                };
+                for (key, value) in [
+                    (None, None),
+                    (Some(side(DataType::Binary, 3)), None),
+                    (None, Some(side(DataType::Json, -1))),
+                    (
+                        Some(side(DataType::String, 0)),
+                        Some(side(DataType::Json, 7)),
+                    ),
+                ] {
+                    let sides = Sides {
+                        key,
+                        value,
+                        timestamp_ms: sent_ts,
+                    };
+                    let mut expected =
+                        serde_json::to_vec(&target.result(None, &delivered, &sides)).unwrap();
+                    expected.extend_from_slice(b"\r\n");
+                    let mut written = b"earlier lines ".to_vec();
+                    write_line(&prefix, &mut written, &delivered, &sides);
+                    assert_eq!(
+                        String::from_utf8_lossy(&written[b"earlier lines ".len()..]),
+                        String::from_utf8_lossy(&expected)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::{error_line, failure_error, log_detail, Sides, Step, Target};
+use super::{error_line, failure_error, line_prefix, log_detail, write_line, Sides, Step, Target};
 use crate::error::ApiError;
 use crate::formats::v3::split::{Scan, Splitter};
 use crate::formats::v3::V3Record;
@@ -98,7 +98,7 @@ pub(super) async fn start(
     Ok(ResultLines {
         received,
         current: None,
-        target,
+        line_prefix: line_prefix(&target),
         reader: actix_web::rt::spawn(reader.run(ends_at)),
         logged: false,
         _in_flight: in_flight,
@@ -391,7 +391,8 @@ pub(super) struct ResultLines {
     received: mpsc::UnboundedReceiver<Item>,
     /// The records in the pipeline whose lines are being written.
     current: Option<(RecordOutcomes, VecDeque<(Sides, Slot)>)>,
-    target: Arc<Target>,
+    /// The start of every result line of this stream (`line_prefix`).
+    line_prefix: Vec<u8>,
     /// Stopped when the response goes away (a client that left).
     reader: actix_web::rt::task::JoinHandle<()>,
     /// Whether librdkafka's detail of a failure was logged (once per stream).
@@ -410,10 +411,7 @@ impl ResultLines {
                         let (sides, _slot) = records.pop_front().expect("one record per outcome");
                         match outcome {
                             Ok(delivered) => {
-                                let line = self.target.result(None, &delivered, &sides);
-                                serde_json::to_writer(&mut *out, &line)
-                                    .expect("result lines serialize");
-                                out.extend_from_slice(b"\r\n");
+                                write_line(&self.line_prefix, out, &delivered, &sides);
                             }
                             Err(failure) => {
                                 let error = failure_error(failure);
