@@ -355,6 +355,16 @@ TOML
     AUTH_CACHED_PID="$AUTH_PID" AUTH_CACHED_PORT="$AUTH_PORT"
     start_auth_proxy auth-nocache 0
     AUTH_NOCACHE_PID="$AUTH_PID" AUTH_NOCACHE_PORT="$AUTH_PORT"
+    # The unauthenticated side of the comparison: a fresh proxy too, not the first one,
+    # whose state by then (streams' peak memory, a full idempotency store) differs.
+    PLAIN_PORT="$(free_port)"
+    KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false KRP_LOG__LEVEL=warn \
+        KRP_METRICS__LISTEN=127.0.0.1:0 \
+        "$TARGET_DIR/release/kafka-rest-proxy" --listen "127.0.0.1:$PLAIN_PORT" >"$WORK/proxy-plain.log" 2>&1 &
+    PLAIN_PID=$!
+    PIDS+=("$PLAIN_PID")
+    wait_port "$PLAIN_PORT" "kafka-rest-proxy (unauthenticated)" "$WORK/proxy-plain.log"
+    wait_ready "$PLAIN_PORT" "$WORK/proxy-plain.log"
 fi
 
 # --- fixed-200 baseline server ---------------------------------------------------------------
@@ -391,7 +401,7 @@ fi
 if wanted auth; then
     # Interleaved per concurrency, as the idempotency group.
     for c in $CONCURRENCY; do
-        run_wrk "json, 1 record, unauthenticated" "$PROXY_PID" "$PROXY_PORT" json 1 "$c"
+        run_wrk "json, 1 record, unauthenticated" "$PLAIN_PID" "$PLAIN_PORT" json 1 "$c"
         AUTH_HEADER="X-API-Key: $API_KEY" run_wrk "json, 1 record, API key" \
             "$AUTH_CACHED_PID" "$AUTH_CACHED_PORT" json 1 "$c"
         for alg in RS256 ES256; do
