@@ -248,14 +248,24 @@ PIDS+=("$!")
 wait_port "$REGISTRY_PORT" "the registry responder" "$WORK/registry.log"
 
 # --- proxy ---------------------------------------------------------------------------------
-PROXY_PORT="$(free_port)"
-KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false KRP_LOG__LEVEL=warn \
-    KRP_METRICS__LISTEN=127.0.0.1:0 KRP_SCHEMA_REGISTRY__URLS="http://127.0.0.1:$REGISTRY_PORT" \
-    "$TARGET_DIR/release/kafka-rest-proxy" --listen "127.0.0.1:$PROXY_PORT" >"$WORK/proxy.log" 2>&1 &
-PROXY_PID=$!
-PIDS+=("$PROXY_PID")
-wait_port "$PROXY_PORT" "kafka-rest-proxy" "$WORK/proxy.log"
-wait_ready "$PROXY_PORT" "$WORK/proxy.log"
+# start_proxy NAME [KRP_X=value...]: the proxy's release binary on a free port with the
+# benchmark's settings (the broker, access log off, level warn) and the given ones; waits
+# until it is ready and sets STARTED_PORT and STARTED_PID. Its log is $WORK/proxy-NAME.log.
+start_proxy() {
+    local name="$1"
+    shift
+    STARTED_PORT="$(free_port)"
+    env KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false \
+        KRP_LOG__LEVEL=warn KRP_METRICS__LISTEN=127.0.0.1:0 "$@" \
+        "$TARGET_DIR/release/kafka-rest-proxy" --listen "127.0.0.1:$STARTED_PORT" \
+        >"$WORK/proxy-$name.log" 2>&1 &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+    wait_port "$STARTED_PORT" "kafka-rest-proxy ($name)" "$WORK/proxy-$name.log"
+    wait_ready "$STARTED_PORT" "$WORK/proxy-$name.log"
+}
+start_proxy main KRP_SCHEMA_REGISTRY__URLS="http://127.0.0.1:$REGISTRY_PORT"
+PROXY_PORT="$STARTED_PORT" PROXY_PID="$STARTED_PID"
 new_topic
 smoke="$(curl -s -w '\n%{http_code}' -X POST "http://127.0.0.1:$PROXY_PORT/topics/$TOPIC" \
     -H 'Content-Type: application/vnd.kafka.json.v2+json' -d "{\"records\":[{\"value\":$VALUE}]}")"
@@ -279,15 +289,9 @@ if wanted idempotency; then
         >"$WORK/redis.log" 2>&1 &
     PIDS+=("$!")
     wait_port "$REDIS_PORT" "redis-server" "$WORK/redis.log"
-    PROXY_R_PORT="$(free_port)"
-    KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false KRP_LOG__LEVEL=warn \
-        KRP_METRICS__LISTEN=127.0.0.1:0 KRP_IDEMPOTENCY__STORE=redis \
-        KRP_IDEMPOTENCY__REDIS__URL="redis://127.0.0.1:$REDIS_PORT" \
-        "$TARGET_DIR/release/kafka-rest-proxy" --listen "127.0.0.1:$PROXY_R_PORT" >"$WORK/proxy-redis.log" 2>&1 &
-    PROXY_R_PID=$!
-    PIDS+=("$PROXY_R_PID")
-    wait_port "$PROXY_R_PORT" "kafka-rest-proxy (Redis store)" "$WORK/proxy-redis.log"
-    wait_ready "$PROXY_R_PORT" "$WORK/proxy-redis.log"
+    start_proxy redis KRP_IDEMPOTENCY__STORE=redis \
+        KRP_IDEMPOTENCY__REDIS__URL="redis://127.0.0.1:$REDIS_PORT"
+    PROXY_R_PORT="$STARTED_PORT" PROXY_R_PID="$STARTED_PID"
     smoke_key="$(curl -s -D - -o /dev/null -X POST "http://127.0.0.1:$PROXY_R_PORT/topics/$TOPIC" \
         -H 'Content-Type: application/vnd.kafka.json.v2+json' -H 'Idempotency-Key: bench-smoke' \
         -d "{\"records\":[{\"value\":$VALUE}]}")"
@@ -303,17 +307,11 @@ fi
 # start_auth_proxy NAME CACHE_ENTRIES: sets AUTH_PORT and AUTH_PID.
 start_auth_proxy() {
     local name="$1" cache="$2"
-    AUTH_PORT="$(free_port)"
-    KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false KRP_LOG__LEVEL=warn \
-        KRP_METRICS__LISTEN=127.0.0.1:0 KRP_AUTH__ENABLED=true KRP_AUTH__POLICY_FILE="$WORK/idp/policy.toml" \
+    start_proxy "$name" KRP_AUTH__ENABLED=true KRP_AUTH__POLICY_FILE="$WORK/idp/policy.toml" \
         KRP_AUTH__JWT__ISSUER="$ISSUER" KRP_AUTH__JWT__AUDIENCES='["kafka-rest-proxy"]' \
         KRP_AUTH__JWT__JWKS_URL="${ISSUER}jwks.json" KRP_AUTH__JWT__ALLOW_HTTP=true \
-        KRP_AUTH__JWT__CACHE_MAX_ENTRIES="$cache" \
-        "$TARGET_DIR/release/kafka-rest-proxy" --listen "127.0.0.1:$AUTH_PORT" >"$WORK/proxy-$name.log" 2>&1 &
-    AUTH_PID=$!
-    PIDS+=("$AUTH_PID")
-    wait_port "$AUTH_PORT" "kafka-rest-proxy ($name)" "$WORK/proxy-$name.log"
-    wait_ready "$AUTH_PORT" "$WORK/proxy-$name.log"
+        KRP_AUTH__JWT__CACHE_MAX_ENTRIES="$cache"
+    AUTH_PORT="$STARTED_PORT" AUTH_PID="$STARTED_PID"
     local credential status
     for credential in "X-API-Key: $API_KEY" "Authorization: Bearer $RS256_TOKEN" \
         "Authorization: Bearer $ES256_TOKEN" "X-Bench: no credentials"; do
@@ -357,14 +355,8 @@ TOML
     AUTH_NOCACHE_PID="$AUTH_PID" AUTH_NOCACHE_PORT="$AUTH_PORT"
     # The unauthenticated side of the comparison: a fresh proxy too, not the first one,
     # whose state by then (streams' peak memory, a full idempotency store) differs.
-    PLAIN_PORT="$(free_port)"
-    KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false KRP_LOG__LEVEL=warn \
-        KRP_METRICS__LISTEN=127.0.0.1:0 \
-        "$TARGET_DIR/release/kafka-rest-proxy" --listen "127.0.0.1:$PLAIN_PORT" >"$WORK/proxy-plain.log" 2>&1 &
-    PLAIN_PID=$!
-    PIDS+=("$PLAIN_PID")
-    wait_port "$PLAIN_PORT" "kafka-rest-proxy (unauthenticated)" "$WORK/proxy-plain.log"
-    wait_ready "$PLAIN_PORT" "$WORK/proxy-plain.log"
+    start_proxy plain
+    PLAIN_PORT="$STARTED_PORT" PLAIN_PID="$STARTED_PID"
 fi
 
 # --- fixed-200 baseline server ---------------------------------------------------------------
