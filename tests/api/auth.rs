@@ -10,7 +10,7 @@ use kafka_rest_proxy::config::{Rate, Settings};
 use serde_json::{json, Value};
 
 use crate::helpers::idp::{
-    claims, ec_key, jwks_document, now, rsa_key, sign, Idp, AUDIENCE, ISSUER,
+    claims, ec_key, jwks_document, now, rsa_key, sign, Idp, SigningKey, AUDIENCE, ISSUER,
 };
 use crate::helpers::{
     read_response, sample, wait_until, Binary, Cluster, Policy, Response, TestApp, JSON_V2,
@@ -54,6 +54,13 @@ async fn app_with_auth(
 async fn produce_with(app: &TestApp, topic: &str, headers: &[(&str, &str)]) -> Response {
     app.produce_with(topic, headers, r#"{"records":[{"value":"authenticated"}]}"#)
         .await
+}
+
+/// A 1-record produce with a token that `key` signed for principal `p` with the scope
+/// `orders:write` (granted topic a).
+async fn produce_signed(app: &TestApp, topic: &str, key: &SigningKey) -> Response {
+    let token = bearer(&sign(key, &claims("p", "orders:write")));
+    produce_with(app, topic, &[("authorization", &token)]).await
 }
 
 fn bearer(token: &str) -> String {
@@ -212,15 +219,7 @@ async fn unknown_kid_refetches_once_and_rotation_needs_no_restart() {
         s.auth.jwt.unknown_kid_refresh_interval_ms = 2_000;
     })
     .await;
-    let r = produce_with(
-        &app,
-        &a,
-        &[(
-            "authorization",
-            &bearer(&sign(&old, &claims("p", "orders:write"))),
-        )],
-    )
-    .await;
+    let r = produce_signed(&app, &a, &old).await;
     assert_eq!(r.status, 200, "{r:?}");
 
     // A kid nobody published: one refetch, then 401; a second try within the interval
@@ -245,15 +244,7 @@ async fn unknown_kid_refetches_once_and_rotation_needs_no_restart() {
     .await;
     let new = ec_key("new");
     idp.publish(&new);
-    let r = produce_with(
-        &app,
-        &a,
-        &[(
-            "authorization",
-            &bearer(&sign(&new, &claims("p", "orders:write"))),
-        )],
-    )
-    .await;
+    let r = produce_signed(&app, &a, &new).await;
     assert_eq!(r.status, 200, "{r:?}");
     app.stop().await.unwrap();
 }
@@ -285,15 +276,7 @@ async fn a_token_is_verified_once_and_stops_working_when_its_key_is_withdrawn() 
     // "new" makes the proxy fetch the JWKS, after which the cached "old" token is refused.
     idp.withdraw(&old);
     idp.publish(&new);
-    let r = produce_with(
-        &app,
-        &a,
-        &[(
-            "authorization",
-            &bearer(&sign(&new, &claims("p", "orders:write"))),
-        )],
-    )
-    .await;
+    let r = produce_signed(&app, &a, &new).await;
     assert_eq!(r.status, 200, "{r:?}");
     let r = produce_with(&app, &a, &[("authorization", &token)]).await;
     assert_401(&r, "The token is signed by an unknown key.");
@@ -731,15 +714,7 @@ async fn a_token_without_exp_is_refused_even_when_required_claims_omit_it() {
     );
     let r = produce_with(&app, &a, &[("authorization", &bearer(&forever))]).await;
     assert_401(&r, "The token lacks the required claim 'exp'.");
-    let r = produce_with(
-        &app,
-        &a,
-        &[(
-            "authorization",
-            &bearer(&sign(&rsa, &claims("p", "orders:write"))),
-        )],
-    )
-    .await;
+    let r = produce_signed(&app, &a, &rsa).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(cluster.high_watermarks(&a, 1).await, vec![1]);
     app.stop().await.unwrap();
