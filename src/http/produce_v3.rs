@@ -81,20 +81,13 @@ pub async fn produce_batch(
         client_ip: client_ip(&req),
     };
     let topic = target.topic.clone();
-    let Some(key) = key else {
-        let produced =
-            produce_entries(req.clone(), state.clone(), target, body, key_header).await?;
-        return Ok(produced.response);
-    };
     let bytes = body.bytes.clone();
+    let work = produce_entries(req.clone(), state.clone(), target, body, key_header);
+    let Some(key) = key else {
+        return Ok(work.await?.response);
+    };
     // Boxed: kept out of this future's own state, which every request allocates.
-    let work = Box::pin(produce_entries(
-        req.clone(),
-        state.clone(),
-        target,
-        body,
-        key_header,
-    ));
+    let work = Box::pin(work);
     Ok(idempotent::run(&req, &state, topic.as_str(), key, &bytes, work).await?)
 }
 
@@ -370,17 +363,12 @@ fn write_line(prefix: &[u8], out: &mut Vec<u8>, delivered: &Delivered, sides: &S
         "{},\"offset\":{}",
         delivered.partition, delivered.offset
     );
-    let timestamp = delivered
+    if let Some(at) = delivered
         .timestamp_ms
         .or(sides.timestamp_ms)
-        .and_then(|ms| u64::try_from(ms).ok());
-    if let Some(ms) = timestamp {
-        let at = UNIX_EPOCH + Duration::from_millis(ms);
-        let _ = write!(
-            out,
-            ",\"timestamp\":\"{}\"",
-            humantime::format_rfc3339_millis(at)
-        );
+        .and_then(rfc3339_millis)
+    {
+        let _ = write!(out, ",\"timestamp\":\"{at}\"");
     }
     for (name, side) in [
         (&b",\"key\":"[..], &sides.key),
@@ -415,8 +403,15 @@ fn log_detail(error: &ApiError, logged: &mut bool) {
 
 /// `2026-12-01T10:00:00.000Z`: milliseconds, UTC.
 fn iso_8601_millis(ms: i64) -> Option<String> {
+    rfc3339_millis(ms).map(|at| at.to_string())
+}
+
+/// A result's timestamp, ready to be displayed; `None` before the epoch.
+fn rfc3339_millis(ms: i64) -> Option<humantime::Rfc3339Timestamp> {
     let ms = u64::try_from(ms).ok()?;
-    Some(humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string())
+    Some(humantime::format_rfc3339_millis(
+        UNIX_EPOCH + Duration::from_millis(ms),
+    ))
 }
 
 /// A record's result, in Confluent's `ProduceResponse` (a stream's line) or
