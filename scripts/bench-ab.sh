@@ -26,15 +26,16 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
-BROKER_PORT="$(port)"
+BROKER_PORT="$(free_port)"
 (cd "$WORK" && exec "$TANSU" broker --cluster-id krp-ab --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" --storage-engine memory://tansu/ \
     >broker.log 2>&1) &
 PIDS+=("$!")
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null && break; sleep 0.1; done
+wait_port "$BROKER_PORT"
 VALUE='{"id":1234567,"name":"benchmark-record-abcdefghijklmnopqrstuvwxyz-0123456789-ABCDEF","amount":12.34}'
 VALUE_B64="$(printf '%s' "$VALUE" | base64 -w0)"
 export BENCH_FORMAT="$FORMAT" BENCH_BATCH="$BATCH" BENCH_VALUE="$VALUE" BENCH_VALUE_B64="$VALUE_B64"
@@ -44,7 +45,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for bin in "$@"; do
         n=$((n + 1))
         "$TANSU" topic create "ab-$n" --partitions 3 --broker "tcp://127.0.0.1:$BROKER_PORT" >/dev/null
-        proxy_port="$(port)"
+        proxy_port="$(free_port)"
         # shellcheck disable=SC2086 # PROXY_ENV is a list of assignments
         env KRP_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" KRP_LOG__ACCESS_LOG=false \
             KRP_LOG__LEVEL=warn KRP_METRICS__LISTEN=127.0.0.1:0 ${PROXY_ENV:-} \

@@ -1,4 +1,5 @@
-# Shell helpers shared by scripts/load-check.sh and scripts/profile.sh (sourced).
+# Shell helpers shared by scripts/load-check.sh, scripts/profile.sh and scripts/bench-ab.sh
+# (sourced).
 
 # A loopback port nothing listens on right now.
 free_port() {
