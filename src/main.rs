@@ -82,7 +82,7 @@ fn serve(config: Option<PathBuf>, cli: &CommandLine) -> ExitCode {
         }
     };
     // Held to the end of serve: dropping it writes out the log lines still queued.
-    let _log_guard = match telemetry::init(&settings.log, settings.json_logs()) {
+    let _log_guard = match telemetry::init(&settings.log, settings.json_logs(), &settings.tracing) {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("{e}");

@@ -88,6 +88,9 @@ pub struct Metrics {
     /// Log lines (application and access log) dropped because the log writer's queue was
     /// full: stdout was not being read fast enough.
     pub log_lines_dropped: IntCounter,
+    /// Spans by what became of them (`tracing.enabled`): exported, export_failed (the
+    /// collector refused or could not be reached) or dropped_queue_full.
+    pub trace_spans: IntCounterVec,
     topics: HashSet<String>,
     /// Replaced when the policy is reloaded.
     principals: RwLock<HashSet<String>>,
@@ -399,6 +402,14 @@ impl Metrics {
                 r.register(Box::new(metric.clone())).expect("unique metric");
                 metric
             },
+            trace_spans: counter(
+                &r,
+                "kafka_rest_trace_spans_total",
+                "Trace spans by outcome: exported, export_failed (the OTLP endpoint refused or \
+                 could not be reached) or dropped_queue_full (tracing.max_queue_size spans were \
+                 waiting already).",
+                &["outcome"],
+            ),
             topics: topics.iter().cloned().collect(),
             principals: RwLock::new(principals.iter().cloned().collect()),
             broker_totals: Mutex::default(),
@@ -483,7 +494,14 @@ impl Metrics {
         self.log_lines_dropped.inc_by(total.saturating_sub(counted));
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// Brings `kafka_rest_trace_spans_total` up to the exporter's own totals.
+    pub fn observe_trace_spans(&self, totals: &[(&str, u64)]) {
+        for (outcome, total) in totals {
+            let counter = self.trace_spans.with_label_values(&[outcome]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+
     /// Registers `kafka_rest_in_flight_body_bytes`, read at scrape time with `read`: the
     /// request-body bytes held against `limits.max_in_flight_bytes` (v2 bodies and API v3
     /// stream records), as the budget's own count says, so it cannot drift from it.
@@ -502,6 +520,7 @@ impl Metrics {
             .expect("unique metric");
     }
 
+    /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         TextEncoder::new()

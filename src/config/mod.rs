@@ -36,6 +36,7 @@ mod limits;
 mod observability;
 mod schema_registry;
 mod server;
+mod traces;
 mod v3;
 mod validation;
 
@@ -57,6 +58,7 @@ pub use limits::{LimitSettings, Rate, RateLimitSettings};
 pub use observability::{LogFormat, LogSettings, MetricsSettings};
 pub use schema_registry::SchemaRegistrySettings;
 pub use server::{AdvertisedUrl, ServerSettings, TlsSettings};
+pub use traces::{OtlpProtocol, TracingSettings};
 pub use v3::{BatchSettings, StreamingSettings, MAX_BATCH_ENTRIES};
 pub use validation::{TopicSchema, ValidationSettings};
 
@@ -113,6 +115,8 @@ pub struct Settings {
     pub batch: BatchSettings,
     /// `Idempotency-Key` requests and the store of their outcomes.
     pub idempotency: IdempotencySettings,
+    /// OpenTelemetry traces; off by default.
+    pub tracing: TracingSettings,
 }
 
 /// Layer 6: what the command line sets.
@@ -237,6 +241,7 @@ impl Settings {
         self.streaming.validate()?;
         self.batch.validate()?;
         self.idempotency.validate(self.server.request_timeout_ms)?;
+        self.tracing.validate()?;
         self.check_timeouts_fit_the_request()?;
         match (&self.kafka.bootstrap_servers, self.dev.enabled) {
             (None, false) => {

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use moka::Expiry;
 use serde_json::value::RawValue;
+use tracing::Instrument;
 
 use super::avro::AvroSchema;
 use super::json_schema::JsonSchema;
@@ -34,6 +35,7 @@ use crate::metrics::Metrics;
 use crate::schema_registry::{
     RegistryError, SchemaRegistry, SchemaText, SchemaType, SubjectSchema, Version,
 };
+use crate::telemetry::traces;
 
 /// The magic byte that opens the Schema Registry wire format.
 const MAGIC_BYTE: u8 = 0;
@@ -377,6 +379,41 @@ impl SchemaFormats {
         side: Side,
         request: SchemaRequest,
     ) -> Result<Arc<Resolved>, SchemaError> {
+        // A trace's child span (nothing with tracing off): a registry round trip, or not.
+        let span = tracing::info_span!(
+            target: traces::TARGET,
+            "resolve schema",
+            kafka_rest.schema.side = side.as_str(),
+            kafka_rest.schema.cache = tracing::field::Empty,
+            kafka_rest.schema.subject = tracing::field::Empty,
+            kafka_rest.schema.id = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty
+        );
+        let result = self
+            .resolve_traced(topic, side, request, &span)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(resolved) => {
+                span.record("kafka_rest.schema.subject", resolved.subject.as_str());
+                span.record("kafka_rest.schema.id", resolved.id);
+            }
+            Err(e) => {
+                span.record("otel.status_code", "error");
+                span.record("otel.status_description", e.to_string());
+            }
+        }
+        result
+    }
+
+    async fn resolve_traced(
+        &self,
+        topic: &str,
+        side: Side,
+        request: SchemaRequest,
+        span: &tracing::Span,
+    ) -> Result<Arc<Resolved>, SchemaError> {
         let subject = match request.subject {
             SubjectChoice::Named(subject) => SubjectKey::Subject(subject),
             SubjectChoice::Strategy(SubjectNameStrategy::TopicName) => {
@@ -395,9 +432,11 @@ impl SchemaFormats {
         };
         if let Some(hit) = self.resolved.get(&key).await {
             self.count("hit");
+            span.record("kafka_rest.schema.cache", "hit");
             return Ok(hit);
         }
         self.count("miss");
+        span.record("kafka_rest.schema.cache", "miss");
         let load = async {
             let expected = key.format.and_then(schema_type);
             let resolved = match &key.selector {

@@ -9,11 +9,14 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpRequest};
 
+use tracing::Instrument;
+
 use super::observe::with_facts;
 use super::openapi::is_document;
 use crate::auth::{AuthError, Authenticated, Authenticator, Credentials, Operation, Principal};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::telemetry::traces;
 use crate::tls::ClientCertificate;
 
 /// The authentication chain and the metrics it reports to.
@@ -61,7 +64,24 @@ pub async fn authenticate(
         api_key: header(auth.api_key_header()),
         client_certificate: certificate.as_ref().map(|c| c.common_name.as_str()),
     };
-    match auth.authenticate(client, credentials).await {
+    // A trace's child span (nothing with tracing off): the JWKS fetch of an unknown key
+    // shows here.
+    let span = tracing::info_span!(
+        target: traces::TARGET,
+        "authenticate",
+        otel.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty
+    );
+    let authenticated = auth
+        .authenticate(client, credentials)
+        .instrument(span.clone())
+        .await;
+    if let Err(error) = &authenticated {
+        span.record("otel.status_code", "error");
+        span.record("error.type", error.reason());
+    }
+    drop(span);
+    match authenticated {
         Ok(Authenticated {
             principal,
             token_cache,

@@ -13,6 +13,7 @@ use actix_web::body::BoxBody;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
+use tracing::Instrument;
 
 use super::authenticate::{principal, AuthState};
 use super::observe::{client_ip, with_facts, RouteTemplate};
@@ -135,27 +136,32 @@ where
         }
         Begin::Claimed(claim) => claim,
     };
-    // Its own task: settled and kept even if this request's future is dropped.
-    let task = actix_web::rt::spawn(async move {
-        match work.await {
-            Ok(Produced {
-                response,
-                possibly_written,
-            }) if possibly_written > 0 => {
-                let (response, stored) = snapshot(response).await;
-                let kept = claim.settle(Some(stored)).await;
-                Ok((response, kept))
-            }
-            Ok(Produced { response, .. }) => {
-                claim.settle(None).await;
-                Ok((response, true))
-            }
-            Err(error) => {
-                claim.settle(None).await;
-                Err(error)
+    // Its own task: settled and kept even if this request's future is dropped; in the
+    // request's span, as the work was before (log lines, trace spans).
+    let span = tracing::Span::current();
+    let task = actix_web::rt::spawn(
+        async move {
+            match work.await {
+                Ok(Produced {
+                    response,
+                    possibly_written,
+                }) if possibly_written > 0 => {
+                    let (response, stored) = snapshot(response).await;
+                    let kept = claim.settle(Some(stored)).await;
+                    Ok((response, kept))
+                }
+                Ok(Produced { response, .. }) => {
+                    claim.settle(None).await;
+                    Ok((response, true))
+                }
+                Err(error) => {
+                    claim.settle(None).await;
+                    Err(error)
+                }
             }
         }
-    });
+        .instrument(span),
+    );
     let (mut response, kept) = match task.await {
         Ok(done) => done?,
         Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),

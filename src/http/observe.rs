@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::error::ErrorCode;
 use crate::metrics::Metrics;
-use crate::telemetry;
+use crate::telemetry::{self, traces};
 
 /// The response header carrying the request id.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -114,6 +114,8 @@ struct AccessRecord<'a> {
     bytes_in: u64,
     bytes_out: u64,
     latency_ms: f64,
+    /// The request's trace (32 hex digits) when tracing is on, else null.
+    trace_id: Option<&'a str>,
 }
 
 /// The route template of a resource, registered as resource data, so the middleware does
@@ -151,15 +153,11 @@ pub async fn observe(
     let metrics = &observability.metrics;
     let request_id = incoming_request_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
 
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        principal = tracing::field::Empty
-    );
+    let span = request_span(&request_id, &req);
     let bytes_in = count_body_bytes(&mut req);
     // A guard, not inc/dec around the await: a client that disconnects drops this future.
     let in_flight = InFlightGauge::enter(&metrics.http_requests_in_flight);
-    let result = next.call(req).instrument(span).await;
+    let result = next.call(req).instrument(span.clone()).await;
     drop(in_flight);
     let mut response = result?;
     let latency = started.elapsed();
@@ -168,6 +166,15 @@ pub async fn observe(
         response
             .headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID), value);
+    }
+    let traceparent = traces::traceparent(&span);
+    if let Some(value) = traceparent
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("traceparent"), value);
     }
 
     let request = response.request();
@@ -203,7 +210,9 @@ pub async fn observe(
         .with_label_values(&[route])
         .inc_by(bytes_out);
 
-    if observability.access_log != AccessLog::Off {
+    let error_code = response.response().extensions().get::<ErrorCode>().copied();
+    let tracing_on = traceparent.is_some();
+    if observability.access_log != AccessLog::Off || tracing_on {
         let source_ip = facts
             .and_then(|f| f.client_ip)
             .or_else(|| request.peer_addr().map(|a| a.ip()))
@@ -216,7 +225,7 @@ pub async fn observe(
             route,
             path: request.path(),
             status: status.as_u16(),
-            error_code: response.response().extensions().get::<ErrorCode>().copied(),
+            error_code,
             principal: facts.and_then(|f| f.principal.as_deref()),
             source_ip: &source_ip,
             user_agent: request
@@ -231,11 +240,81 @@ pub async fn observe(
             bytes_in,
             bytes_out,
             latency_ms: (latency.as_secs_f64() * 1e6).round() / 1e3,
+            trace_id: traceparent.as_deref().and_then(trace_id_of),
         };
+        if tracing_on {
+            describe_server_span(&span, &record);
+        }
         write_access_log(&record, observability.access_log);
     }
     drop(extensions);
     Ok(response)
+}
+
+/// The request's span, which every log line of the request carries; with tracing on it is
+/// also the server span, continuing the caller's trace.
+fn request_span(request_id: &str, req: &ServiceRequest) -> tracing::Span {
+    if !traces::enabled() {
+        return tracing::info_span!(
+            target: traces::REQUEST_TARGET,
+            "request",
+            request_id = %request_id,
+            principal = tracing::field::Empty
+        );
+    }
+    let span = tracing::info_span!(
+        target: traces::REQUEST_TARGET,
+        "request",
+        request_id = %request_id,
+        principal = tracing::field::Empty,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty
+    );
+    traces::continue_trace(&span, req.headers());
+    span
+}
+
+/// The trace id part of a `traceparent` (`00-<trace id>-<span id>-<flags>`).
+fn trace_id_of(traceparent: &str) -> Option<&str> {
+    traceparent.split('-').nth(1)
+}
+
+/// The server span's name and attributes (OpenTelemetry's HTTP semantic conventions), from
+/// what the access log says of the request. A 5xx is an error of the span; every refusal's
+/// Confluent code is its `error.type`.
+fn describe_server_span(span: &tracing::Span, record: &AccessRecord<'_>) {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    // Its name is known only once routed, after the span started.
+    span.context()
+        .span()
+        .update_name(format!("{} {}", record.method, record.route));
+    span.set_attribute("http.request.method", record.method.to_owned());
+    span.set_attribute("http.route", record.route.to_owned());
+    span.set_attribute("url.path", record.path.to_owned());
+    span.set_attribute("http.response.status_code", i64::from(record.status));
+    span.set_attribute("client.address", record.source_ip.to_owned());
+    span.set_attribute("http.request.body.size", record.bytes_in as i64);
+    span.set_attribute("http.response.body.size", record.bytes_out as i64);
+    if let Some(agent) = record.user_agent {
+        span.set_attribute("user_agent.original", agent.to_owned());
+    }
+    if let Some(principal) = record.principal {
+        span.set_attribute("enduser.id", principal.to_owned());
+    }
+    if let Some(topic) = record.topic {
+        span.set_attribute("messaging.destination.name", topic.to_owned());
+    }
+    if let Some(records) = record.records {
+        span.set_attribute("messaging.batch.message_count", records as i64);
+    }
+    if let Some(code) = record.error_code {
+        span.set_attribute("error.type", code.0.to_string());
+        span.set_attribute("kafka_rest.error_code", i64::from(code.0));
+    }
+    if record.status >= 500 {
+        span.record("otel.status_code", "error");
+    }
 }
 
 /// Wraps the request's body in a stream that counts the bytes the handlers actually read.
@@ -314,6 +393,9 @@ pub async fn metrics(observability: web::Data<Observability>) -> actix_web::Http
     observability
         .metrics
         .observe_dropped_log_lines(telemetry::dropped_lines());
+    observability
+        .metrics
+        .observe_trace_spans(&telemetry::traces::span_counts());
     actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(observability.metrics.render())

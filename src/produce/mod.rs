@@ -29,15 +29,18 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use tracing::Instrument;
+
 use crate::auth::Principal;
 use crate::config::ConfigError;
 use crate::config::Settings;
-use crate::domain::{Record, TopicName};
+use crate::domain::{Header, Record, TopicName};
 use crate::error::ApiError;
 use crate::formats::EmbeddedFormat;
 use crate::kafka::{Kafka, MetadataError};
 use crate::limits::{RateLimited, RateLimits, RecordLimitError, RecordLimits};
 use crate::metrics::Metrics;
+use crate::telemetry::traces;
 use crate::validation::{BinaryNotValidated, SchemaReport, TopicSchemas};
 
 pub use outcomes::Outcomes;
@@ -155,21 +158,36 @@ impl ProduceService {
             format,
             records,
         } = request;
-        self.record_limits.check(&records)?;
-        match format {
-            EmbeddedFormat::Json => self
-                .schemas
-                .validate(topic.as_str(), &records)
-                .map_err(Refused::Invalid)?,
-            EmbeddedFormat::Binary => self.schemas.check_binary(topic.as_str())?,
-            // Checked against their registered schema while they were encoded.
-            EmbeddedFormat::Avro | EmbeddedFormat::JsonSchema | EmbeddedFormat::Protobuf => {}
-        }
+        let validate = validate_span(records.len());
+        validate
+            .in_scope(|| self.check(topic, format, &records))
+            .inspect_err(|refused| refused_in(&validate, refused))?;
+        drop(validate);
         self.charge(caller, &records)?;
         // Partitions are numbered from 0, so checking the highest one named checks them all.
         let highest = records.iter().filter_map(|r| r.partition).max();
         self.kafka.topic(topic, highest).await?;
         Ok(self.enqueue(caller, topic, format, records).await)
+    }
+
+    /// Steps 1 and 2 for a whole request.
+    fn check(
+        &self,
+        topic: &TopicName,
+        format: EmbeddedFormat,
+        records: &[Record],
+    ) -> Result<(), Refused> {
+        self.record_limits.check(records)?;
+        match format {
+            EmbeddedFormat::Json => self
+                .schemas
+                .validate(topic.as_str(), records)
+                .map_err(Refused::Invalid)?,
+            EmbeddedFormat::Binary => self.schemas.check_binary(topic.as_str())?,
+            // Checked against their registered schema while they were encoded.
+            EmbeddedFormat::Avro | EmbeddedFormat::JsonSchema | EmbeddedFormat::Protobuf => {}
+        }
+        Ok(())
     }
 
     /// The metadata step on its own, for an adapter that must refuse an unknown topic before
@@ -202,6 +220,8 @@ impl ProduceService {
             EmbeddedFormat::Binary => self.schemas.check_binary(topic.as_str()).err(),
             _ => None,
         };
+        let validate = validate_span(records.len());
+        let entered = validate.enter();
         let mut refused: Vec<Option<Refused>> = Vec::with_capacity(records.len());
         for (i, record) in records.iter().enumerate() {
             let index = first_index + i;
@@ -225,6 +245,15 @@ impl ProduceService {
             };
             refused.push(check().err());
         }
+        drop(entered);
+        if let Some(first) = refused.iter().flatten().next() {
+            refused_in(&validate, first);
+            validate.record(
+                "kafka_rest.records_refused",
+                refused.iter().flatten().count(),
+            );
+        }
+        drop(validate);
         self.check_partitions(topic, &records, &mut refused).await;
         let mut accepted = Vec::with_capacity(records.len());
         for (record, refusal) in records.into_iter().zip(&refused) {
@@ -280,7 +309,34 @@ impl ProduceService {
         format: EmbeddedFormat,
         records: Vec<Record>,
     ) -> Outcomes {
-        let deliveries = self.kafka.produce(topic, &records, now_ms()).await;
+        let mut records = records;
+        // A trace's child span (nothing with tracing off), from the hand-over to Kafka to the
+        // last acknowledgement: the outcomes hold it. Its traceparent goes into each record.
+        let span = tracing::info_span!(
+            target: traces::TARGET,
+            "produce",
+            otel.name = %format_args!("send {topic}"),
+            otel.kind = "producer",
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            messaging.system = "kafka",
+            messaging.operation.type = "send",
+            messaging.operation.name = "send",
+            messaging.destination.name = topic.as_str(),
+            messaging.batch.message_count = records.len(),
+            kafka_rest.format = format.as_str(),
+            kafka_rest.records_failed = tracing::field::Empty
+        );
+        if let Some(name) = traces::record_header() {
+            if let Some(traceparent) = traces::traceparent(&span) {
+                add_trace_header(&mut records, name, &traceparent);
+            }
+        }
+        let deliveries = self
+            .kafka
+            .produce(topic, &records, now_ms())
+            .instrument(span.clone())
+            .await;
         Outcomes::new(
             deliveries,
             records,
@@ -288,6 +344,7 @@ impl ProduceService {
             topic.clone(),
             caller.principal.map(|p| p.id.to_string()),
             format,
+            span,
         )
     }
 
@@ -327,6 +384,41 @@ impl ProduceService {
                     .with_label_values(&[limited.scope, limited.unit.as_str()])
                     .inc();
             })
+    }
+}
+
+/// A trace's child span of the checks (nothing with tracing off).
+fn validate_span(records: usize) -> tracing::Span {
+    tracing::info_span!(
+        target: traces::TARGET,
+        "validate",
+        messaging.batch.message_count = records,
+        kafka_rest.records_refused = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty
+    )
+}
+
+/// Marks `span` as failed by `refused`.
+fn refused_in(span: &tracing::Span, refused: &Refused) {
+    span.record("otel.status_code", "error");
+    span.record("otel.status_description", refused.to_string());
+}
+
+/// Gives each record the trace header, unless it has one of that name already (a v3
+/// partner's own, which is kept as sent).
+fn add_trace_header(records: &mut [Record], name: &str, traceparent: &str) {
+    for record in records {
+        if !record
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(name))
+        {
+            record.headers.push(Header {
+                name: name.to_owned(),
+                value: Some(traceparent.as_bytes().to_vec()),
+            });
+        }
     }
 }
 

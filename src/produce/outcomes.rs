@@ -32,6 +32,8 @@ pub struct Outcomes {
     topic: TopicName,
     principal: Option<String>,
     format: EmbeddedFormat,
+    /// The trace's `produce` span, ended when this is (nothing with tracing off).
+    span: tracing::Span,
 }
 
 #[derive(Default)]
@@ -49,6 +51,7 @@ impl Outcomes {
         topic: TopicName,
         principal: Option<String>,
         format: EmbeddedFormat,
+        span: tracing::Span,
     ) -> Outcomes {
         Outcomes {
             deliveries,
@@ -59,6 +62,7 @@ impl Outcomes {
             topic,
             principal,
             format,
+            span,
         }
     }
 
@@ -108,6 +112,12 @@ impl Drop for Outcomes {
         let principal = metrics.principal_label(self.principal.as_deref());
         let format = self.format.as_str();
         let tally = std::mem::take(&mut self.tally);
+        if let Some((code, _)) = tally.failed.first() {
+            let failed: u64 = tally.failed.iter().map(|(_, n)| n).sum();
+            self.span.record("kafka_rest.records_failed", failed);
+            self.span.record("error.type", code.0);
+            self.span.record("otel.status_code", "error");
+        }
         let outcomes = (tally.written > 0)
             .then(|| ("ok".to_owned(), tally.written))
             .into_iter()

@@ -24,3 +24,4 @@ mod resilience;
 mod resources_v3;
 mod scram;
 mod tls;
+mod traces;

@@ -26,6 +26,7 @@ use actix_web::web::{self, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{error_line, failure_error, line_prefix, log_detail, write_line, Sides, Step, Target};
 use crate::error::ApiError;
@@ -99,7 +100,9 @@ pub(super) async fn start(
         received,
         current: None,
         line_prefix: line_prefix(&target),
-        reader: actix_web::rt::spawn(reader.run(ends_at)),
+        // In the request's span: the stream's log lines carry its request id, and its
+        // produce spans (tracing on) are children of its server span, which lasts as long.
+        reader: actix_web::rt::spawn(reader.run(ends_at).instrument(tracing::Span::current())),
         logged: false,
         _in_flight: in_flight,
         open: metrics.streams_open.clone(),

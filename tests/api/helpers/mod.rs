@@ -9,6 +9,7 @@ mod app;
 mod binary;
 mod cluster;
 pub mod idp;
+pub mod otlp;
 mod policy;
 mod redis;
 pub mod registry;

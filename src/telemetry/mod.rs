@@ -1,16 +1,23 @@
-//! Application logs: JSON lines for CloudWatch in production, human-readable text in dev.
+//! Application logs: JSON lines for CloudWatch in production, human-readable text in dev;
+//! and, when `tracing.enabled`, OpenTelemetry traces ([`traces`]).
 //!
 //! Every log line, the access log's included, goes through one non-blocking writer: a
 //! bounded queue that a thread of its own writes to stdout. A log driver that stops reading
 //! stdout then costs log lines (dropped and counted), never requests stalled on a write.
 
-use std::io::Write;
 use std::sync::OnceLock;
 
-use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::EnvFilter;
+pub mod traces;
 
-use crate::config::{ConfigError, LogSettings};
+use std::io::Write as _;
+
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+use crate::config::{ConfigError, LogSettings, TracingSettings};
 
 /// Why logging could not start.
 #[derive(Debug, thiserror::Error)]
@@ -24,19 +31,27 @@ pub enum TelemetryError {
 /// The process's log writer, global like the `tracing` subscriber that writes through it.
 static WRITER: OnceLock<NonBlocking> = OnceLock::new();
 
-/// Writes out the lines still queued when dropped: keep it until the process exits.
-#[must_use = "dropping the guard stops the log writer"]
+/// Exports the spans and writes out the lines still queued when dropped: keep it until the
+/// process exits.
+#[must_use = "dropping the guard stops the log writer and the export of spans"]
 pub struct LogGuard {
+    // Dropped in this order: the exporter's farewell warnings still reach the log.
+    _traces: Option<traces::TracesGuard>,
     _worker: WorkerGuard,
 }
 
 /// Installs the global subscriber (JSON lines when `json`, else text) writing through the
-/// non-blocking writer, which the access log uses too ([`write_line`]).
+/// non-blocking writer, which the access log uses too ([`write_line`]); with
+/// `tracing.enabled`, the OpenTelemetry layer beside it.
 ///
 /// # Errors
 /// [`ConfigError`] on `log.level` when it is not a valid filter; a message when a logger
-/// is already installed.
-pub fn init(settings: &LogSettings, json: bool) -> Result<LogGuard, TelemetryError> {
+/// is already installed or the span exporter cannot be built.
+pub fn init(
+    settings: &LogSettings,
+    json: bool,
+    tracing: &TracingSettings,
+) -> Result<LogGuard, TelemetryError> {
     let filter = EnvFilter::try_new(&settings.level)
         .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
     if settings.max_buffered_lines == 0 {
@@ -50,22 +65,44 @@ pub fn init(settings: &LogSettings, json: bool) -> Result<LogGuard, TelemetryErr
     WRITER
         .set(writer.clone())
         .map_err(|_| TelemetryError::Install("the log writer is already installed".into()))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let result = if json {
-        builder
+    // The spans made for traces only are not log lines' business, whatever log.level says.
+    // (`Targets`, unlike a closure, lets each call site cache the answer.)
+    let filter = filter.and(
+        Targets::new()
+            .with_default(LevelFilter::TRACE)
+            .with_target(traces::TARGET, LevelFilter::OFF),
+    );
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = if json {
+        tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             // The request span: request_id and principal on every line of a request.
             .with_current_span(true)
             .with_span_list(false)
-            .try_init()
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder.try_init()
+        tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed()
     };
-    result.map_err(|e| TelemetryError::Install(e.to_string()))?;
-    Ok(LogGuard { _worker: worker })
+    let (spans, traces) = if tracing.enabled {
+        let (layer, guard) = traces::layer(tracing)?;
+        (Some(layer), Some(guard))
+    } else {
+        (None, None)
+    };
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
+        .try_init()
+        .map_err(|e| TelemetryError::Install(e.to_string()))?;
+    Ok(LogGuard {
+        _traces: traces,
+        _worker: worker,
+    })
 }
 
 /// Writes one whole line (the access log's) through the log writer; straight to stdout

@@ -1,0 +1,357 @@
+//! OpenTelemetry traces, end to end: the real binary exports its spans to an OTLP receiver
+//! in this process (HTTP/protobuf or gRPC), and the `traceparent` read back from the records
+//! in Kafka continues the same trace.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::otlp::{Collector, ReceivedSpan};
+use crate::helpers::{sample, wait_until, Binary, Cluster, Policy, JSON_V2};
+
+const PARTNER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARTNER_SPAN: &str = "00f067aa0ba902b7";
+const XRAY_TRACE: &str = "5759e988bd862e3fe1be46a994272793";
+const XRAY_PARENT: &str = "53995c3f42cd8ad8";
+
+/// The binary with tracing on, exporting to `collector`, authenticating one API key.
+fn start(cluster: &Cluster, collector: &Collector, extra: &[(&str, &str)]) -> Binary {
+    let policy = Policy::default().api_key("acme", "acme-key").grant(
+        &["api_key:acme"],
+        &["*"],
+        &["produce", "describe"],
+    );
+    let mut envs = vec![
+        ("KRP_KAFKA__BOOTSTRAP_SERVERS", cluster.bootstrap.as_str()),
+        ("KRP_AUTH__ENABLED", "true"),
+        ("KRP_AUTH__POLICY", policy.toml()),
+        ("KRP_LOG__FORMAT", "json"),
+        ("KRP_TRACING__ENABLED", "true"),
+        ("KRP_TRACING__ENDPOINT", collector.endpoint.as_str()),
+        ("KRP_TRACING__SCHEDULED_DELAY_MS", "100"),
+        ("OTEL_SERVICE_NAME", "krp-under-test"),
+    ];
+    envs.extend_from_slice(extra);
+    let owned: Vec<(String, String)> = envs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let borrowed: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Binary::start(&borrowed)
+}
+
+/// POSTs two json records to `topic` with `headers`; the status and the response's
+/// `traceparent`.
+async fn produce(binary: &Binary, topic: &str, headers: &[(&str, &str)]) -> (u16, Option<String>) {
+    let mut request = awc::Client::default()
+        .post(format!("{}/topics/{topic}", binary.base))
+        .insert_header(("content-type", JSON_V2))
+        .insert_header(("x-api-key", "acme-key"));
+    for header in headers {
+        request = request.insert_header(*header);
+    }
+    let mut response = request
+        .send_body(r#"{"records":[{"value":{"n":1}},{"value":{"n":2}}]}"#)
+        .await
+        .unwrap();
+    let body = response.body().await.unwrap();
+    let traceparent = response
+        .headers()
+        .get("traceparent")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(response.status().is_success(), "{body:?}");
+    (response.status().as_u16(), traceparent)
+}
+
+fn one<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
+    let named: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(named.len(), 1, "one {name} span in {spans:#?}");
+    named[0]
+}
+
+/// The trace id and span id of a `traceparent`.
+fn ids(traceparent: &str) -> (String, String) {
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent}");
+    assert_eq!(parts[0], "00");
+    (parts[1].to_owned(), parts[2].to_owned())
+}
+
+#[actix_web::test]
+async fn a_partners_trace_continues_through_the_proxy_into_the_records() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let collector = Collector::http();
+    let binary = start(&cluster, &collector, &[]);
+    binary.wait_ready().await;
+
+    let partner = format!("00-{PARTNER_TRACE}-{PARTNER_SPAN}-01");
+    let (_, traceparent) = produce(
+        &binary,
+        &topic,
+        &[("traceparent", &partner), ("tracestate", "acme=1")],
+    )
+    .await;
+    let (trace, server_id) = ids(&traceparent.expect("the response carries a traceparent"));
+    assert_eq!(trace, PARTNER_TRACE);
+
+    let spans = collector.trace(PARTNER_TRACE, 4).await;
+    let server = one(&spans, "POST /topics/{topic}");
+    assert_eq!(server.span_id, server_id);
+    assert_eq!(
+        server.parent_span_id, PARTNER_SPAN,
+        "the partner's span is the parent"
+    );
+    assert_eq!(server.kind, 2, "server");
+    assert_eq!(server.service, "krp-under-test");
+    assert_eq!(server.attribute("http.route"), Some("/topics/{topic}"));
+    assert_eq!(server.attribute("http.request.method"), Some("POST"));
+    assert_eq!(server.attribute("http.response.status_code"), Some("200"));
+    assert_eq!(server.attribute("enduser.id"), Some("api_key:acme"));
+    assert_eq!(
+        server.attribute("messaging.destination.name"),
+        Some(topic.as_str())
+    );
+    assert_eq!(server.attribute("messaging.batch.message_count"), Some("2"));
+    for child in ["authenticate", "validate"] {
+        assert_eq!(one(&spans, child).parent_span_id, server.span_id, "{child}");
+    }
+    let produce = one(&spans, &format!("send {topic}"));
+    assert_eq!(produce.parent_span_id, server.span_id);
+    assert_eq!(produce.kind, 4, "producer");
+    assert_eq!(produce.attribute("messaging.system"), Some("kafka"));
+    assert_eq!(
+        produce.attribute("messaging.destination.name"),
+        Some(topic.as_str())
+    );
+    assert_eq!(
+        produce.attribute("messaging.batch.message_count"),
+        Some("2")
+    );
+    assert_eq!(produce.status, 0, "nothing failed");
+
+    // Each record names the produce span: a consumer continues the partner's trace there.
+    let records = cluster.consume(&topic, 1, 2).await;
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        let (name, value) = &record.headers[0];
+        assert_eq!(name, "traceparent");
+        let value = String::from_utf8(value.clone().unwrap()).unwrap();
+        assert_eq!(
+            ids(&value),
+            (PARTNER_TRACE.to_owned(), produce.span_id.clone())
+        );
+    }
+
+    // The access log line names the trace.
+    let (status, stdout, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+    let access: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["type"] == "access" && l["route"] == "/topics/{topic}")
+        .collect();
+    assert_eq!(access.len(), 1, "{stdout}");
+    assert_eq!(access[0]["trace_id"], PARTNER_TRACE);
+}
+
+#[actix_web::test]
+async fn api_gateway_trace_ids_are_continued_and_a_request_without_context_starts_a_trace() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let collector = Collector::http();
+    let binary = start(&cluster, &collector, &[]);
+    binary.wait_ready().await;
+
+    // X-Ray with a parent segment: the trace and the parent are API Gateway's.
+    let xray = format!("Root=1-5759e988-bd862e3fe1be46a994272793;Parent={XRAY_PARENT};Sampled=1");
+    let (_, traceparent) = produce(&binary, &topic, &[("x-amzn-trace-id", &xray)]).await;
+    assert_eq!(ids(&traceparent.unwrap()).0, XRAY_TRACE);
+    let spans = collector.trace(XRAY_TRACE, 4).await;
+    let server = one(&spans, "POST /topics/{topic}");
+    assert_eq!(server.parent_span_id, XRAY_PARENT);
+
+    // Root alone (API Gateway without X-Ray tracing): the trace id is kept, as a new root.
+    let root_only = "Root=1-6759e988-bd862e3fe1be46a994272793";
+    let (_, traceparent) = produce(&binary, &topic, &[("x-amzn-trace-id", root_only)]).await;
+    let expected = "6759e988bd862e3fe1be46a994272793";
+    assert_eq!(ids(&traceparent.unwrap()).0, expected);
+    let spans = collector.trace(expected, 4).await;
+    assert_eq!(one(&spans, "POST /topics/{topic}").parent_span_id, "");
+
+    // A W3C traceparent wins over X-Amzn-Trace-Id.
+    let partner = format!("00-{PARTNER_TRACE}-{PARTNER_SPAN}-01");
+    let (_, traceparent) = produce(
+        &binary,
+        &topic,
+        &[("x-amzn-trace-id", &xray), ("traceparent", &partner)],
+    )
+    .await;
+    assert_eq!(ids(&traceparent.unwrap()).0, PARTNER_TRACE);
+
+    // Neither: a new trace, whose server span is a root.
+    let (_, traceparent) = produce(&binary, &topic, &[]).await;
+    let (trace, _) = ids(&traceparent.unwrap());
+    assert!(![PARTNER_TRACE, XRAY_TRACE, expected].contains(&trace.as_str()));
+    let spans = collector.trace(&trace, 4).await;
+    assert_eq!(one(&spans, "POST /topics/{topic}").parent_span_id, "");
+    let (status, _, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+}
+
+/// API v3: the partner's own record headers stay beside the trace header, and a record that
+/// carries its own `traceparent` keeps it as sent.
+#[actix_web::test]
+async fn v3_records_keep_the_partners_headers_beside_the_trace_header() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let cluster_id = cluster.cluster_id().await;
+    let collector = Collector::http();
+    let binary = start(&cluster, &collector, &[]);
+    binary.wait_ready().await;
+    let own = "00-11111111111111111111111111111111-2222222222222222-01";
+    let body = format!(
+        "{}{}",
+        r#"{"value":{"type":"JSON","data":1},"headers":[{"name":"source","value":"YQ=="}]}"#,
+        format_args!(
+            r#"{{"value":{{"type":"JSON","data":2}},"headers":[{{"name":"traceparent","value":"{}"}}]}}"#,
+            base64_of(own)
+        )
+    );
+    let mut response = awc::Client::default()
+        .post(format!(
+            "{}/v3/clusters/{cluster_id}/topics/{topic}/records",
+            binary.base
+        ))
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("x-api-key", "acme-key"))
+        .insert_header((
+            "traceparent",
+            format!("00-{PARTNER_TRACE}-{PARTNER_SPAN}-01"),
+        ))
+        .send_body(body)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let lines = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    assert_eq!(lines.matches("\"error_code\":200").count(), 2, "{lines}");
+
+    let records = cluster.consume(&topic, 1, 2).await;
+    assert_eq!(records.len(), 2);
+    let names = |i: usize| {
+        records[i]
+            .headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(0), ["source", "traceparent"]);
+    let ours = String::from_utf8(records[0].headers[1].1.clone().unwrap()).unwrap();
+    assert_eq!(ids(&ours).0, PARTNER_TRACE);
+    assert_eq!(names(1), ["traceparent"], "no second traceparent");
+    assert_eq!(records[1].headers[0].1.as_deref(), Some(own.as_bytes()));
+
+    // The stream's produce spans are children of its server span.
+    let spans = collector.trace(PARTNER_TRACE, 3).await;
+    let server = one(
+        &spans,
+        "POST /v3/clusters/{cluster_id}/topics/{topic_name}/records",
+    );
+    let produced: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.name == format!("send {topic}"))
+        .collect();
+    assert!(!produced.is_empty(), "{spans:#?}");
+    assert!(produced.iter().all(|s| s.parent_span_id == server.span_id));
+    assert_eq!(ids(&ours).1, produced[0].span_id);
+    let (status, _, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[actix_web::test]
+async fn spans_reach_a_grpc_collector() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let collector = Collector::grpc();
+    let binary = start(&cluster, &collector, &[("KRP_TRACING__PROTOCOL", "grpc")]);
+    binary.wait_ready().await;
+    let partner = format!("00-{PARTNER_TRACE}-{PARTNER_SPAN}-01");
+    produce(&binary, &topic, &[("traceparent", &partner)]).await;
+    let spans = collector.trace(PARTNER_TRACE, 4).await;
+    assert_eq!(
+        one(&spans, "POST /topics/{topic}").parent_span_id,
+        PARTNER_SPAN
+    );
+    binary
+        .wait_for_sample(r#"kafka_rest_trace_spans_total{outcome="exported"}"#, 4.0)
+        .await;
+    let (status, _, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+}
+
+/// A collector that hangs costs spans, counted, and nothing else: every request is answered
+/// as without tracing, and its records still carry the trace header.
+#[actix_web::test]
+async fn with_the_collector_hanging_requests_are_unaffected_and_lost_spans_are_counted() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let collector = Collector::black_hole();
+    // One export of 4 spans waits its 2 s while at most 8 more queue: the 80 spans of 20
+    // requests cannot all wait.
+    let binary = start(
+        &cluster,
+        &collector,
+        &[
+            ("KRP_TRACING__MAX_QUEUE_SIZE", "8"),
+            ("KRP_TRACING__MAX_EXPORT_BATCH_SIZE", "4"),
+            ("KRP_TRACING__TIMEOUT_MS", "2000"),
+        ],
+    );
+    binary.wait_ready().await;
+    let requests = 20;
+    for _ in 0..requests {
+        let (status, traceparent) = produce(&binary, &topic, &[]).await;
+        assert_eq!(status, 200);
+        assert!(traceparent.is_some());
+    }
+    let records = cluster.consume(&topic, 1, 2 * requests).await;
+    assert_eq!(records.len(), 2 * requests);
+    assert!(records.iter().all(|r| r.headers[0].0 == "traceparent"));
+    // Each request made 4 spans (server, authenticate, validate, produce): all lost, each
+    // counted as failed in an export or dropped from the full queue.
+    let metrics = async || {
+        let url = format!("{}/metrics", binary.metrics_base);
+        let mut r = awc::Client::default().get(&url).send().await.unwrap();
+        String::from_utf8(r.body().await.unwrap().to_vec()).unwrap()
+    };
+    let outcome = |m: &str, outcome: &str| {
+        sample(
+            m,
+            &format!(r#"kafka_rest_trace_spans_total{{outcome="{outcome}"}}"#),
+        )
+    };
+    wait_until(Duration::from_secs(30), async || {
+        let m = metrics().await;
+        let lost = outcome(&m, "export_failed") + outcome(&m, "dropped_queue_full");
+        if lost >= (4 * requests) as f64 {
+            Ok(())
+        } else {
+            Err(format!("lost {lost}"))
+        }
+    })
+    .await;
+    let m = metrics().await;
+    assert_eq!(outcome(&m, "exported"), 0.0, "{m}");
+    assert!(outcome(&m, "export_failed") > 0.0, "{m}");
+    assert!(outcome(&m, "dropped_queue_full") > 0.0, "{m}");
+    let (status, _, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+}
