@@ -381,16 +381,28 @@ def check_aws(specs: Specs) -> None:
 
     check_elbv2_targets(where, doc, services)
     check_secure_by_default(where, services)
+    check_tracing(where, services)
     check_elasticache(where, doc, services)
     check_idempotency_store(where, doc, services)
+
+
+def proxy_services(services: dict) -> dict:
+    """The services that run this project's image (not its sidecars)."""
+    return {name: service for name, service in services.items()
+            if isinstance(service, dict) and "kafka-rest-proxy" in str(service.get("image", ""))}
+
+
+def environment_of(service: dict) -> dict:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env if "=" in item)
+    return env
 
 
 def check_secure_by_default(where: str, services: dict) -> None:
     """The deployed service authenticates partners: the policy arrives as a secret, and
     nothing in the deployment turns authentication off."""
-    for name, service in services.items():
-        if not isinstance(service, dict):
-            continue
+    for name, service in proxy_services(services).items():
         env = service.get("environment") or {}
         if isinstance(env, list):
             env = dict(item.split("=", 1) for item in env if "=" in item)
@@ -404,6 +416,63 @@ def check_secure_by_default(where: str, services: dict) -> None:
         if "KRP_AUTH__POLICY" not in secrets and "KRP_AUTH__POLICY_FILE" not in env:
             problem(where, f"services.{name}: no partner policy (the KRP_AUTH__POLICY "
                            "secret): the task would refuse to start")
+
+
+def check_tracing(where: str, services: dict) -> None:
+    """With tracing on, the proxy's spans reach X-Ray: KRP_TRACING__ENDPOINT is an OTLP
+    receiver on loopback of a collector in the same task (ecs.task.family), whose
+    AOT_CONFIG_CONTENT has a traces pipeline from that receiver to awsxray, and whose task
+    role may write to X-Ray."""
+    families = {}
+    for pair in family_containers(services):
+        family, container = pair.split(":", 1)
+        families.setdefault(container, set()).add(family)
+    for name, service in proxy_services(services).items():
+        env = environment_of(service)
+        if str(env.get("KRP_TRACING__ENABLED", "false")).lower() != "true":
+            continue
+        endpoint = str(env.get("KRP_TRACING__ENDPOINT", ""))
+        protocol = str(env.get("KRP_TRACING__PROTOCOL", "http/protobuf"))
+        match = re.fullmatch(r"http://(127\.0\.0\.1|localhost):(\d+)(/v1/traces)?", endpoint)
+        if not match or (protocol == "http/protobuf") != bool(match.group(3)):
+            problem(where, f"services.{name}.environment.KRP_TRACING__ENDPOINT: {endpoint!r} is "
+                           f"not a loopback OTLP {protocol} endpoint of a sidecar "
+                           "(http://127.0.0.1:4318/v1/traces, or :4317 over grpc)")
+            continue
+        port = match.group(2)
+        receiver = "http" if protocol == "http/protobuf" else "grpc"
+        found = False
+        for other, sidecar in services.items():
+            if other == name or not isinstance(sidecar, dict):
+                continue
+            if not families.get(other, set()) & families.get(name, set()):
+                continue
+            text = environment_of(sidecar).get("AOT_CONFIG_CONTENT")
+            if text is None:
+                continue
+            config = yaml.safe_load(text) or {}
+            listen = (((config.get("receivers") or {}).get("otlp") or {}).get("protocols")
+                      or {}).get(receiver) or {}
+            pipeline = ((config.get("service") or {}).get("pipelines") or {}).get("traces") or {}
+            problems = []
+            if not str(listen.get("endpoint", "")).endswith(f":{port}"):
+                problems.append(f"its otlp {receiver} receiver is not on port {port}")
+            if "otlp" not in (pipeline.get("receivers") or []):
+                problems.append("its traces pipeline does not read the otlp receiver")
+            if "awsxray" not in (pipeline.get("exporters") or []) or \
+                    "awsxray" not in (config.get("exporters") or {}):
+                problems.append("its traces pipeline does not export to awsxray")
+            arns = ((sidecar.get("x-iam") or {}).get("ManagedPolicyArns") or []) + \
+                ((service.get("x-iam") or {}).get("ManagedPolicyArns") or [])
+            if not any(str(arn).endswith("/AWSXrayWriteOnlyAccess") for arn in arns):
+                problems.append("the task role may not write to X-Ray "
+                                "(x-iam ManagedPolicyArns: AWSXrayWriteOnlyAccess)")
+            for message in problems:
+                problem(where, f"services.{other} (the collector of {name}'s traces): {message}")
+            found = True
+        if not found:
+            problem(where, f"services.{name}: tracing is on but no service of its task "
+                           "(ecs.task.family) is an OTLP collector with AOT_CONFIG_CONTENT")
 
 
 def family_containers(services: dict) -> set[str]:

@@ -7,13 +7,15 @@ use kafka_rest_proxy::config::Settings;
 
 use crate::helpers::{free_port, wait_until, Binary, Policy, JSON_V2};
 
-/// The service's `environment` (`KEY: value` lines) and `secrets` (`- NAME` lines) in
+/// The proxy service's `environment` (`KEY: value` lines) and `secrets` (`- NAME` lines) in
 /// aws.yaml: what ECS puts in the task's environment, the secrets under their own names.
+/// Its sidecars' (the OpenTelemetry collector's) are not the proxy's.
 fn aws_task_environment() -> (Vec<(String, String)>, Vec<String>) {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/aws.yaml"))
         .expect("aws.yaml");
     let mut environment = Vec::new();
     let mut secrets = Vec::new();
+    let mut service = "";
     let mut section = "";
     for line in text.lines() {
         let trimmed = line.trim();
@@ -21,9 +23,12 @@ fn aws_task_environment() -> (Vec<(String, String)>, Vec<String>) {
             continue;
         }
         let indent = line.len() - line.trim_start().len();
+        if indent == 2 {
+            service = trimmed;
+        }
         if indent == 4 {
             section = trimmed;
-        } else if indent < 4 {
+        } else if indent < 4 || service != "kafka-rest-proxy:" {
             section = "";
         } else if section == "environment:" {
             let (key, value) = trimmed.split_once(": ").expect("KEY: value");
