@@ -14,6 +14,9 @@
 #     keys made by examples/bench_tokens, the JWKS served locally), against a proxy with
 #     authentication on, with and without the verified-token cache (a third proxy with
 #     auth.jwt.cache_max_entries = 0), next to the same requests unauthenticated;
+#   - 1-record json with tracing (issue 17): proxies with tracing on at sampling 1.0 and
+#     0.01, exporting OTLP/HTTP to a local sink (scripts/bench/otlp_sink.py), next to the
+#     same requests with tracing off (no traceparent: each request starts a trace);
 #   - p99 at half the maximum load (1-record json and 100-record json, paced requests);
 #   - baselines in the same run: examples/direct_producer (same records, same producer
 #     settings, no HTTP: the records/s ceiling) and examples/fixed_200 (same wrk load on an
@@ -30,8 +33,9 @@
 #   BENCH_PARTITIONS   partitions of each benchmark topic (default 3)
 #   BENCH_STREAM_RECORDS  records per API v3 stream (default 1000)
 #   BENCH_OUT          results file (default target/bench/results.md; CARGO_TARGET_DIR is honoured)
-#   BENCH_SCENARIOS    groups to run (default "v2 avro v3 idempotency auth paced baselines"):
-#                      v2 (json and binary), avro, v3 (streams), idempotency, auth, paced
+#   BENCH_SCENARIOS    groups to run (default "v2 avro v3 idempotency auth tracing paced
+#                      baselines"): v2 (json and binary), avro, v3 (streams), idempotency,
+#                      auth, tracing, paced
 #                      (half max load: needs v2), baselines (fixed-200, direct producer)
 #   BENCH_KEEP_DIR=1   keep the work dir (broker, proxy and wrk logs)
 #   KRP_*              passed to the proxy (e.g. KRP_KAFKA__LINGER_MS=0); direct_producer
@@ -50,7 +54,7 @@ PARTITIONS="${BENCH_PARTITIONS:-3}"
 OUT="${BENCH_OUT:-${CARGO_TARGET_DIR:-$ROOT/target}/bench/results.md}"
 PACED_CONNECTIONS="${BENCH_PACED_CONNECTIONS:-128}"
 STREAM_RECORDS="${BENCH_STREAM_RECORDS:-1000}"
-SCENARIOS=" ${BENCH_SCENARIOS:-v2 avro v3 idempotency auth paced baselines} "
+SCENARIOS=" ${BENCH_SCENARIOS:-v2 avro v3 idempotency auth tracing paced baselines} "
 wanted() { [[ "$SCENARIOS" == *" $1 "* ]]; }
 # The broker's cluster id: the v3 routes name it in their path.
 CLUSTER_ID="krp-bench"
@@ -359,6 +363,24 @@ TOML
     PLAIN_PORT="$STARTED_PORT" PLAIN_PID="$STARTED_PID"
 fi
 
+# --- tracing: an OTLP sink, and proxies with tracing at sampling 1.0 and 0.01 --------------------
+if wanted tracing; then
+    SINK_PORT="$(free_port)"
+    python3 "$HERE/bench/otlp_sink.py" "$SINK_PORT" >"$WORK/otlp_sink.log" 2>&1 &
+    SINK_PID=$!
+    PIDS+=("$SINK_PID")
+    wait_port "$SINK_PORT" "the OTLP sink" "$WORK/otlp_sink.log"
+    for ratio in 1.0 0.01; do
+        start_proxy "tracing-$ratio" KRP_TRACING__ENABLED=true \
+            KRP_TRACING__ENDPOINT="http://127.0.0.1:$SINK_PORT/v1/traces" \
+            KRP_TRACING__SAMPLING_RATIO="$ratio"
+        printf -v "TRACE_PID_${ratio/./_}" '%s' "$STARTED_PID"
+        printf -v "TRACE_PORT_${ratio/./_}" '%s' "$STARTED_PORT"
+    done
+    start_proxy tracing-off
+    TRACE_OFF_PID="$STARTED_PID" TRACE_OFF_PORT="$STARTED_PORT"
+fi
+
 # --- fixed-200 baseline server ---------------------------------------------------------------
 FIXED_PORT="$(free_port)"
 "$TARGET_DIR/release/examples/fixed_200" --listen "127.0.0.1:$FIXED_PORT" >"$WORK/fixed_200.log" 2>&1 &
@@ -403,6 +425,18 @@ if wanted auth; then
             AUTH_HEADER="Authorization: Bearer ${!token}" run_wrk "json, 1 record, JWT $alg, no token cache" \
                 "$AUTH_NOCACHE_PID" "$AUTH_NOCACHE_PORT" json 1 "$c"
         done
+    done
+fi
+
+if wanted tracing; then
+    # Interleaved per concurrency. No traceparent: each request starts a trace, so the
+    # sampling ratio decides (a partner's sampled parent would be followed at any ratio).
+    for c in $CONCURRENCY; do
+        run_wrk "json, 1 record, tracing off" "$TRACE_OFF_PID" "$TRACE_OFF_PORT" json 1 "$c"
+        run_wrk "json, 1 record, tracing on, sampling 1.0" \
+            "$TRACE_PID_1_0" "$TRACE_PORT_1_0" json 1 "$c"
+        run_wrk "json, 1 record, tracing on, sampling 0.01" \
+            "$TRACE_PID_0_01" "$TRACE_PORT_0_01" json 1 "$c"
     done
 fi
 
@@ -532,6 +566,24 @@ if plain:
         if name in ("JWT RS256", "JWT ES256"):
             target = f"≥ 0.9 ({'PASS' if best >= 0.9 else 'FAIL'})"
         print(f"| {name} | " + " | ".join(cells) + f" | {f(best, 2)} | {p99} | {target} |")
+
+off = by("json, 1 record, tracing off")
+if off:
+    print("\nTracing (1-record json, new traces: no traceparent) against the same requests with tracing off:\n")
+    print("| tracing | " + " | ".join(f"c={c} req/s ratio" for c in sorted(off)) + " | best ÷ best | CPU s / 1k (on / off), best conc. | p99 ms at c=" + str(min(off)) + " (on / off) |")
+    print("|---|" + "---:|" * (len(off) + 3))
+    best_off = max(off.values(), key=lambda r: r["requests_per_s"])
+    for ratio in ("1.0", "0.01"):
+        on = by(f"json, 1 record, tracing on, sampling {ratio}")
+        if not on:
+            continue
+        cells = [f(on[c]["requests_per_s"] / off[c]["requests_per_s"], 2) if c in on else "n/a" for c in sorted(off)]
+        best_on = max(on.values(), key=lambda r: r["requests_per_s"])
+        low = min(off)
+        p99 = f"{f(on[low]['p99_ms'], 2)} / {f(off[low]['p99_ms'], 2)}" if low in on else "n/a"
+        print(f"| on, sampling {ratio} | " + " | ".join(cells) +
+              f" | {f(best_on['requests_per_s'] / best_off['requests_per_s'], 2)} | "
+              f"{f(best_on['cpu_s_per_1k_records'], 4)} / {f(best_off['cpu_s_per_1k_records'], 4)} | {p99} |")
 
 none = by("json, 1 record, no key")
 for store in ("memory", "Redis"):

@@ -67,7 +67,44 @@ fn tailored(settings: &Settings) -> Value {
     }
     schema_registry_parts(&mut doc, settings.schema_registry.enabled());
     security(&mut doc, settings);
+    if settings.tracing.enabled {
+        trace_headers(&mut doc);
+    }
     doc
+}
+
+/// With tracing on, every answer carries the server span's `traceparent`.
+fn trace_headers(doc: &mut Value) {
+    // First: the walk also meets `components.headers`, which names X-Request-Id.
+    add_beside_request_id(doc);
+    doc["components"]["headers"]["traceparent"] = serde_json::json!({
+        "description": "The W3C trace context of this request's server span (tracing is on \
+            here): the caller's trace continued from its own `traceparent` or API Gateway's \
+            `X-Amzn-Trace-Id`, else a new one. The records the request produced carry a \
+            `traceparent` of the same trace.",
+        "required": true,
+        "schema": {"type": "string", "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"}
+    });
+}
+
+/// Adds the `traceparent` header wherever a response's headers name `X-Request-Id`, which
+/// every answer carries (in operations and in the shared responses).
+fn add_beside_request_id(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(headers) = map.get_mut("headers").and_then(Value::as_object_mut) {
+                if headers.contains_key("X-Request-Id") {
+                    headers.insert(
+                        "traceparent".to_owned(),
+                        serde_json::json!({"$ref": "#/components/headers/traceparent"}),
+                    );
+                }
+            }
+            map.values_mut().for_each(add_beside_request_id);
+        }
+        Value::Array(items) => items.iter_mut().for_each(add_beside_request_id),
+        _ => {}
+    }
 }
 
 /// Keeps the parts marked [`SCHEMA_REGISTRY_MARKER`] (without the marker) when there is a
@@ -227,6 +264,25 @@ mod tests {
             doc["paths"]["/topics"]["get"]["security"],
             serde_json::json!([])
         );
+    }
+
+    #[test]
+    fn every_answer_has_a_traceparent_only_with_tracing_on() {
+        let count = |doc: &Value| {
+            doc.to_string()
+                .matches("#/components/headers/traceparent")
+                .count()
+        };
+        let requests = |doc: &Value| {
+            doc.to_string()
+                .matches("#/components/headers/X-Request-Id")
+                .count()
+        };
+        let off = tailored_with(|_| {});
+        assert_eq!(count(&off), 0);
+        let on = tailored_with(|s| s.tracing.enabled = true);
+        assert!(requests(&on) > 20);
+        assert_eq!(count(&on), requests(&on), "wherever X-Request-Id is");
     }
 
     #[test]
