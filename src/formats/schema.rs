@@ -380,8 +380,7 @@ impl SchemaFormats {
         request: SchemaRequest,
     ) -> Result<Arc<Resolved>, SchemaError> {
         // A trace's child span (nothing with tracing off): a registry round trip, or not.
-        let span = tracing::info_span!(
-            target: traces::TARGET,
+        let span = traces::child_span!(
             "resolve schema",
             kafka_rest.schema.side = side.as_str(),
             kafka_rest.schema.cache = tracing::field::Empty,

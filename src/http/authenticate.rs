@@ -66,8 +66,7 @@ pub async fn authenticate(
     };
     // A trace's child span (nothing with tracing off): the JWKS fetch of an unknown key
     // shows here.
-    let span = tracing::info_span!(
-        target: traces::TARGET,
+    let span = traces::child_span!(
         "authenticate",
         otel.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty

@@ -167,7 +167,7 @@ pub async fn observe(
             .headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID), value);
     }
-    let traceparent = traces::traceparent(&span);
+    let (traceparent, recording) = traces::described(&span).unzip();
     if let Some(value) = traceparent
         .as_deref()
         .and_then(|v| HeaderValue::from_str(v).ok())
@@ -211,8 +211,8 @@ pub async fn observe(
         .inc_by(bytes_out);
 
     let error_code = response.response().extensions().get::<ErrorCode>().copied();
-    let tracing_on = traceparent.is_some();
-    if observability.access_log != AccessLog::Off || tracing_on {
+    let recording = recording == Some(true);
+    if observability.access_log != AccessLog::Off || recording {
         let source_ip = facts
             .and_then(|f| f.client_ip)
             .or_else(|| request.peer_addr().map(|a| a.ip()))
@@ -242,7 +242,8 @@ pub async fn observe(
             latency_ms: (latency.as_secs_f64() * 1e6).round() / 1e3,
             trace_id: traceparent.as_deref().and_then(trace_id_of),
         };
-        if tracing_on {
+        // An unsampled span records nothing: its attributes would be built for nothing.
+        if recording {
             describe_server_span(&span, &record);
         }
         write_access_log(&record, observability.access_log);

@@ -312,8 +312,7 @@ impl ProduceService {
         let mut records = records;
         // A trace's child span (nothing with tracing off), from the hand-over to Kafka to the
         // last acknowledgement: the outcomes hold it. Its traceparent goes into each record.
-        let span = tracing::info_span!(
-            target: traces::TARGET,
+        let span = traces::child_span!(
             "produce",
             otel.name = %format_args!("send {topic}"),
             otel.kind = "producer",
@@ -328,7 +327,9 @@ impl ProduceService {
             kafka_rest.records_failed = tracing::field::Empty
         );
         if let Some(name) = traces::record_header() {
-            if let Some(traceparent) = traces::traceparent(&span) {
+            // Unsampled, the request's own span context: there is no produce span.
+            let traceparent = traces::traceparent(&span).or_else(traces::current_traceparent);
+            if let Some(traceparent) = traceparent {
                 add_trace_header(&mut records, name, &traceparent);
             }
         }
@@ -389,8 +390,7 @@ impl ProduceService {
 
 /// A trace's child span of the checks (nothing with tracing off).
 fn validate_span(records: usize) -> tracing::Span {
-    tracing::info_span!(
-        target: traces::TARGET,
+    traces::child_span!(
         "validate",
         messaging.batch.message_count = records,
         kafka_rest.records_refused = tracing::field::Empty,

@@ -13,19 +13,19 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::HeaderMap;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TracerProvider};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_aws::trace::{XrayIdGenerator, XrayPropagator};
+use opentelemetry_aws::trace::XrayPropagator;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, Sampler, SdkTracerProvider, SpanData,
-    SpanExporter, SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, Sampler,
+    SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
 };
 use opentelemetry_sdk::Resource;
 use secrecy::ExposeSecret;
@@ -258,16 +258,56 @@ pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
     }
 }
 
+/// A child span of the request's trace, made only when that trace is sampled (see
+/// [`sampled`]); else (and with tracing off) `Span::none()`, which costs nothing.
+macro_rules! child_span {
+    ($name:expr $(, $($fields:tt)*)?) => {
+        if $crate::telemetry::traces::sampled() {
+            tracing::info_span!(target: $crate::telemetry::traces::TARGET, $name $(, $($fields)*)?)
+        } else {
+            tracing::Span::none()
+        }
+    };
+}
+pub(crate) use child_span;
+
+/// Whether the trace of the span entered here (a request's) is sampled: only then are its
+/// child spans worth making, as an unsampled trace exports nothing. False with tracing off.
+pub fn sampled() -> bool {
+    enabled() && Context::map_current(|cx| cx.span().span_context().is_sampled())
+}
+
 /// The W3C `traceparent` of `span`'s OpenTelemetry span, when tracing is on.
 pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    described(span).map(|(traceparent, _)| traceparent)
+}
+
+/// [`traceparent`] and whether the span is recording (sampled), from one look-up.
+pub fn described(span: &tracing::Span) -> Option<(String, bool)> {
     if !enabled() {
         return None;
     }
     let context = span.context();
-    let span_context = context.span().span_context().clone();
+    let span = context.span();
+    let span_context = span.span_context();
     span_context
         .is_valid()
-        .then(|| format_traceparent(&span_context))
+        .then(|| (format_traceparent(span_context), span.is_recording()))
+}
+
+/// The `traceparent` of the span whose context is current here: within a request, its
+/// server span (or the child entered). `None` with tracing off.
+pub fn current_traceparent() -> Option<String> {
+    if !enabled() {
+        return None;
+    }
+    Context::map_current(|cx| {
+        let span = cx.span();
+        let span_context = span.span_context();
+        span_context
+            .is_valid()
+            .then(|| format_traceparent(span_context))
+    })
 }
 
 /// The trace id of `span` as 32 hex digits, when tracing is on.
@@ -306,16 +346,22 @@ thread_local! {
     static NEXT_TRACE_ID: Cell<Option<TraceId>> = const { Cell::new(None) };
 }
 
-/// X-Ray compatible ids (a trace id starts with its epoch second, as X-Ray requires), and
-/// the trace id of an `X-Amzn-Trace-Id` without a parent when one is waiting.
+/// X-Ray compatible ids (a trace id's first 32 bits are its epoch second, as X-Ray
+/// requires; the other 96 random), and the trace id of an `X-Amzn-Trace-Id` without a
+/// parent when one is waiting. (opentelemetry-aws's `XrayIdGenerator` makes the same ids
+/// through two formatted strings per trace.)
 #[derive(Debug, Default)]
-struct TraceIds(XrayIdGenerator);
+struct TraceIds(RandomIdGenerator);
 
 impl IdGenerator for TraceIds {
     fn new_trace_id(&self) -> TraceId {
-        NEXT_TRACE_ID
-            .take()
-            .unwrap_or_else(|| self.0.new_trace_id())
+        NEXT_TRACE_ID.take().unwrap_or_else(|| {
+            let random = u128::from_be_bytes(self.0.new_trace_id().to_bytes());
+            let seconds = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as u32);
+            TraceId::from((u128::from(seconds) << 96) | (random & ((1 << 96) - 1)))
+        })
     }
 
     fn new_span_id(&self) -> opentelemetry::trace::SpanId {

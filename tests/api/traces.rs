@@ -276,6 +276,47 @@ fn base64_of(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
+/// Sampling 0: a new trace exports nothing, yet its context still travels (flags 00) in the
+/// response and in the records; a partner's sampled trace is followed all the same
+/// (parent-based sampling).
+#[actix_web::test]
+async fn unsampled_traces_export_nothing_and_still_propagate_and_a_sampled_parent_wins() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let collector = Collector::http();
+    let binary = start(
+        &cluster,
+        &collector,
+        &[("KRP_TRACING__SAMPLING_RATIO", "0.0")],
+    );
+    binary.wait_ready().await;
+    let (_, traceparent) = produce(&binary, &topic, &[]).await;
+    let traceparent = traceparent.expect("a traceparent, unsampled");
+    assert!(traceparent.ends_with("-00"), "{traceparent}");
+    let records = cluster.consume(&topic, 1, 2).await;
+    for record in &records {
+        assert_eq!(record.headers[0].0, "traceparent");
+        // No produce span was made: the records name the server span.
+        assert_eq!(record.headers[0].1.as_deref(), Some(traceparent.as_bytes()));
+    }
+
+    let partner = format!("00-{PARTNER_TRACE}-{PARTNER_SPAN}-01");
+    produce(&binary, &topic, &[("traceparent", &partner)]).await;
+    let spans = collector.trace(PARTNER_TRACE, 4).await;
+    assert_eq!(
+        one(&spans, "POST /topics/{topic}").parent_span_id,
+        PARTNER_SPAN
+    );
+    let (unsampled, _) = ids(&traceparent);
+    assert!(
+        collector.spans().iter().all(|s| s.trace_id != unsampled),
+        "nothing of the unsampled trace: {:#?}",
+        collector.spans()
+    );
+    let (status, _, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+}
+
 #[actix_web::test]
 async fn spans_reach_a_grpc_collector() {
     let cluster = Cluster::plaintext();
