@@ -146,16 +146,45 @@ async fn a_partners_trace_continues_through_the_proxy_into_the_records() {
         );
     }
 
+    // A refusal: the server span carries its Confluent code, the authenticate span fails.
+    let refused_trace = "0af7651916cd43dd8448eb211c80319c";
+    let r = awc::Client::default()
+        .post(format!("{}/topics/{topic}", binary.base))
+        .insert_header(("content-type", JSON_V2))
+        .insert_header(("x-api-key", "not-a-key"))
+        .insert_header((
+            "traceparent",
+            format!("00-{refused_trace}-b7ad6b7169203331-01"),
+        ))
+        .send_body(r#"{"records":[{"value":1}]}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let spans = collector.trace(refused_trace, 2).await;
+    // Refused before routing: the route is "unmatched", as in the access log.
+    let server = one(&spans, "POST unmatched");
+    assert_eq!(server.kind, 2, "server");
+    assert_eq!(server.attribute("error.type"), Some("40101"));
+    assert_eq!(server.attribute("kafka_rest.error_code"), Some("40101"));
+    assert_eq!(server.status, 0, "a 4xx is not the server's error");
+    let authenticate = one(&spans, "authenticate");
+    assert_eq!(authenticate.status, 2, "error");
+    assert!(
+        authenticate.attribute("error.type").is_some(),
+        "{authenticate:?}"
+    );
+
     // The access log line names the trace.
     let (status, stdout, stderr) = binary.terminate().await;
     assert!(status.success(), "{stderr}");
     let access: Vec<Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["type"] == "access" && l["route"] == "/topics/{topic}")
+        .filter(|l| l["type"] == "access" && l["path"] == format!("/topics/{topic}"))
         .collect();
-    assert_eq!(access.len(), 1, "{stdout}");
+    assert_eq!(access.len(), 2, "{stdout}");
     assert_eq!(access[0]["trace_id"], PARTNER_TRACE);
+    assert_eq!(access[1]["trace_id"], refused_trace);
 }
 
 #[actix_web::test]
