@@ -346,6 +346,34 @@ async fn unsampled_traces_export_nothing_and_still_propagate_and_a_sampled_paren
     assert!(status.success(), "{stderr}");
 }
 
+/// Spans still queued when the service stops are exported on the way out.
+#[actix_web::test]
+async fn spans_queued_at_shutdown_are_exported() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let collector = Collector::http();
+    let binary = start(
+        &cluster,
+        &collector,
+        &[("KRP_TRACING__SCHEDULED_DELAY_MS", "600000")],
+    );
+    binary.wait_ready().await;
+    let partner = format!("00-{PARTNER_TRACE}-{PARTNER_SPAN}-01");
+    produce(&binary, &topic, &[("traceparent", &partner)]).await;
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        collector.spans().is_empty(),
+        "nothing exported before the delay"
+    );
+    let (status, _, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+    let spans = collector.trace(PARTNER_TRACE, 4).await;
+    assert_eq!(
+        one(&spans, "POST /topics/{topic}").parent_span_id,
+        PARTNER_SPAN
+    );
+}
+
 #[actix_web::test]
 async fn spans_reach_a_grpc_collector() {
     let cluster = Cluster::plaintext();
