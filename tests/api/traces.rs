@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::otlp::{Collector, ReceivedSpan};
+use crate::helpers::registry::Registry;
 use crate::helpers::{sample, wait_until, Binary, Cluster, Policy, JSON_V2};
 
 const PARTNER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -341,6 +342,110 @@ async fn unsampled_traces_export_nothing_and_still_propagate_and_a_sampled_paren
         collector.spans().iter().all(|s| s.trace_id != unsampled),
         "nothing of the unsampled trace: {:#?}",
         collector.spans()
+    );
+    let (status, _, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+}
+
+/// A schema format's request: one `resolve schema` span per side, a registry round trip
+/// the first time and a cache hit the next.
+#[actix_web::test]
+async fn schema_resolution_has_a_span_per_side() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let registry = Registry::start();
+    let collector = Collector::http();
+    let binary = start(
+        &cluster,
+        &collector,
+        &[("KRP_SCHEMA_REGISTRY__URLS", registry.url())],
+    );
+    binary.wait_ready().await;
+    let traces = [
+        "1bf92f3577b34da6a3ce929d0e0e4736",
+        "2bf92f3577b34da6a3ce929d0e0e4736",
+    ];
+    for trace in traces {
+        let mut r = awc::Client::default()
+            .post(format!("{}/topics/{topic}", binary.base))
+            .insert_header(("content-type", "application/vnd.kafka.avro.v2+json"))
+            .insert_header(("x-api-key", "acme-key"))
+            .insert_header(("traceparent", format!("00-{trace}-{PARTNER_SPAN}-01")))
+            .send_body(
+                r#"{"key_schema":"\"string\"","value_schema":"\"long\"","records":[{"key":"k","value":7}]}"#,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{:?}", r.body().await);
+    }
+    for (trace, cache) in traces.iter().zip(["miss", "hit"]) {
+        let spans = collector.trace(trace, 6).await;
+        let server = one(&spans, "POST /topics/{topic}");
+        let resolved: Vec<&ReceivedSpan> = spans
+            .iter()
+            .filter(|s| s.name == "resolve schema")
+            .collect();
+        assert_eq!(resolved.len(), 2, "{spans:#?}");
+        let mut sides: Vec<&str> = resolved
+            .iter()
+            .map(|s| s.attribute("kafka_rest.schema.side").unwrap())
+            .collect();
+        sides.sort_unstable();
+        assert_eq!(sides, ["key", "value"]);
+        for span in resolved {
+            assert_eq!(span.parent_span_id, server.span_id);
+            assert_eq!(span.attribute("kafka_rest.schema.cache"), Some(cache));
+            assert!(span.attribute("kafka_rest.schema.id").is_some(), "{span:?}");
+        }
+    }
+    let (status, _, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+}
+
+/// Where `[tracing]` says nothing, the standard variables do: OTEL_EXPORTER_OTLP_PROTOCOL,
+/// OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES;
+/// `tracing.headers` are sent beside them.
+#[actix_web::test]
+async fn the_standard_otel_variables_configure_the_export() {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    let collector = Collector::grpc();
+    let binary = start(
+        &cluster,
+        &collector,
+        &[
+            // Empty: the setting is cleared, so the variables below decide.
+            ("KRP_TRACING__ENDPOINT", ""),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.as_str()),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-collector-token=from-the-variable",
+            ),
+            ("KRP_TRACING__HEADERS__X_TEAM", "from-the-settings"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=staging"),
+        ],
+    );
+    binary.wait_ready().await;
+    let partner = format!("00-{PARTNER_TRACE}-{PARTNER_SPAN}-01");
+    produce(&binary, &topic, &[("traceparent", &partner)]).await;
+    let spans = collector.trace(PARTNER_TRACE, 4).await;
+    let server = one(&spans, "POST /topics/{topic}");
+    assert_eq!(
+        server
+            .resource
+            .get("deployment.environment")
+            .map(String::as_str),
+        Some("staging")
+    );
+    assert_eq!(server.service, "krp-under-test", "OTEL_SERVICE_NAME");
+    assert_eq!(
+        collector.header("x-collector-token").as_deref(),
+        Some("from-the-variable")
+    );
+    assert_eq!(
+        collector.header("x_team").as_deref(),
+        Some("from-the-settings")
     );
     let (status, _, stderr) = binary.terminate().await;
     assert!(status.success(), "{stderr}");

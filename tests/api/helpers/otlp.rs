@@ -35,6 +35,8 @@ pub struct ReceivedSpan {
     pub attributes: HashMap<String, String>,
     /// The resource's `service.name`.
     pub service: String,
+    /// The resource's attributes, as text.
+    pub resource: HashMap<String, String>,
 }
 
 impl ReceivedSpan {
@@ -44,12 +46,15 @@ impl ReceivedSpan {
 }
 
 type Spans = Arc<Mutex<Vec<ReceivedSpan>>>;
+/// The headers (gRPC metadata) of every export request, lower-case names.
+type Headers = Arc<Mutex<Vec<(String, String)>>>;
 
 /// The receiver, listening until dropped (HTTP) or the test's runtime ends (gRPC).
 pub struct Collector {
     /// What `tracing.endpoint` should say.
     pub endpoint: String,
     spans: Spans,
+    headers: Headers,
     server: Option<actix_web::dev::ServerHandle>,
     /// A listener that never answers ([`Collector::black_hole`]).
     _silent: Option<std::net::TcpListener>,
@@ -59,14 +64,23 @@ impl Collector {
     /// OTLP/HTTP with protobuf bodies, at `/v1/traces`.
     pub fn http() -> Collector {
         let spans = Spans::default();
+        let headers = Headers::default();
         let kept = Arc::clone(&spans);
+        let seen = Arc::clone(&headers);
         let server = HttpServer::new(move || {
             let kept = Arc::clone(&kept);
+            let seen = Arc::clone(&seen);
             App::new().route(
                 "/v1/traces",
-                web::post().to(move |body: web::Bytes| {
+                web::post().to(move |req: actix_web::HttpRequest, body: web::Bytes| {
                     let kept = Arc::clone(&kept);
+                    let seen = Arc::clone(&seen);
                     async move {
+                        seen.lock()
+                            .unwrap()
+                            .extend(req.headers().iter().map(|(n, v)| {
+                                (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                            }));
                         let request = ExportTraceServiceRequest::decode(body.as_ref())
                             .expect("an OTLP protobuf export request");
                         keep(&kept, request);
@@ -88,6 +102,7 @@ impl Collector {
         Collector {
             endpoint: format!("http://127.0.0.1:{port}/v1/traces"),
             spans,
+            headers,
             server: Some(handle),
             _silent: None,
         }
@@ -96,8 +111,10 @@ impl Collector {
     /// OTLP/gRPC (`TraceService/Export`).
     pub fn grpc() -> Collector {
         let spans = Spans::default();
+        let headers = Headers::default();
         let port = free_port();
-        let service = TraceServiceServer::new(GrpcReceiver(Arc::clone(&spans)));
+        let service =
+            TraceServiceServer::new(GrpcReceiver(Arc::clone(&spans), Arc::clone(&headers)));
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
@@ -106,6 +123,7 @@ impl Collector {
         Collector {
             endpoint: format!("http://127.0.0.1:{port}"),
             spans,
+            headers,
             server: None,
             _silent: None,
         }
@@ -119,9 +137,20 @@ impl Collector {
         Collector {
             endpoint: format!("http://127.0.0.1:{port}/v1/traces"),
             spans: Spans::default(),
+            headers: Headers::default(),
             server: None,
             _silent: Some(listener),
         }
+    }
+
+    /// The value of header `name` in the export requests received so far.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
     }
 
     /// Every span received so far.
@@ -162,7 +191,7 @@ impl Drop for Collector {
     }
 }
 
-struct GrpcReceiver(Spans);
+struct GrpcReceiver(Spans, Headers);
 
 #[tonic::async_trait]
 impl TraceService for GrpcReceiver {
@@ -170,6 +199,14 @@ impl TraceService for GrpcReceiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.1.lock().unwrap().extend(
+            request
+                .metadata()
+                .clone()
+                .into_headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())),
+        );
         keep(&self.0, request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -178,14 +215,18 @@ impl TraceService for GrpcReceiver {
 fn keep(spans: &Spans, request: ExportTraceServiceRequest) {
     let mut kept = spans.lock().unwrap();
     for resource_spans in request.resource_spans {
-        let service = resource_spans
+        let resource: HashMap<String, String> = resource_spans
             .resource
             .iter()
             .flat_map(|r| &r.attributes)
-            .find(|a| a.key == "service.name")
-            .and_then(|a| a.value.as_ref())
-            .map(text)
-            .unwrap_or_default();
+            .map(|a| {
+                (
+                    a.key.clone(),
+                    a.value.as_ref().map(text).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let service = resource.get("service.name").cloned().unwrap_or_default();
         for scope_spans in resource_spans.scope_spans {
             for span in scope_spans.spans {
                 kept.push(ReceivedSpan {
@@ -206,6 +247,7 @@ fn keep(spans: &Spans, request: ExportTraceServiceRequest) {
                         })
                         .collect(),
                     service: service.clone(),
+                    resource: resource.clone(),
                 });
             }
         }
