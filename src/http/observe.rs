@@ -244,7 +244,7 @@ pub async fn observe(
         };
         // An unsampled span records nothing: its attributes would be built for nothing.
         if recording {
-            describe_server_span(&span, &record);
+            describe_server_span(&span, &record, method_label);
         }
         write_access_log(&record, observability.access_log);
     }
@@ -282,15 +282,16 @@ fn trace_id_of(traceparent: &str) -> Option<&str> {
 
 /// The server span's name and attributes (OpenTelemetry's HTTP semantic conventions), from
 /// what the access log says of the request. A 5xx is an error of the span; every refusal's
-/// Confluent code is its `error.type`.
-fn describe_server_span(span: &tracing::Span, record: &AccessRecord<'_>) {
+/// Confluent code is its `error.type`. `method` is the bounded label (`_other` for an
+/// invented method), as the conventions want.
+fn describe_server_span(span: &tracing::Span, record: &AccessRecord<'_>, method: &str) {
     use opentelemetry::trace::TraceContextExt;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     // Its name is known only once routed, after the span started.
     span.context()
         .span()
-        .update_name(format!("{} {}", record.method, record.route));
-    span.set_attribute("http.request.method", record.method.to_owned());
+        .update_name(format!("{method} {}", record.route));
+    span.set_attribute("http.request.method", method.to_owned());
     span.set_attribute("http.route", record.route.to_owned());
     span.set_attribute("url.path", record.path.to_owned());
     span.set_attribute("http.response.status_code", i64::from(record.status));

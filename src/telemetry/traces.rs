@@ -146,7 +146,8 @@ where
         .with_target(false)
         .with_level(false)
         .with_tracked_inactivity(false)
-        // Spans only: the log's events are not span events.
+        // The request span and the trace-only spans; nothing is logged at these targets, so
+        // the log's events do not become span events.
         .with_filter(
             Targets::new()
                 .with_target(TARGET, Level::INFO)
