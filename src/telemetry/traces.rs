@@ -572,6 +572,48 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// The trace headers are the caller's bytes: whatever they hold, reading them
+        /// panics on nothing, and a context read from them is valid or absent.
+        #[test]
+        fn any_trace_header_is_read_without_panic(
+            traceparent in "[ -~]{0,80}",
+            tracestate in "[ -~]{0,80}",
+            xray in "[ -~]{0,120}",
+        ) {
+            let map = headers(&[
+                ("traceparent", &traceparent),
+                ("tracestate", &tracestate),
+                ("x-amzn-trace-id", &xray),
+            ]);
+            let w3c = TraceContextPropagator::new().extract(&Headers(&map));
+            let read = w3c.span().span_context().clone();
+            if read.is_valid() {
+                // A context read is the one the header named.
+                proptest::prop_assert!(traceparent.contains(&read.trace_id().to_string()));
+                proptest::prop_assert!(traceparent.contains(&read.span_id().to_string()));
+            }
+            let _ = XrayPropagator::new().extract(&Headers(&map));
+        }
+
+        /// Any context this service writes is read back whole.
+        #[test]
+        fn a_written_traceparent_reads_back(trace in 1u128.., span in 1u64.., sampled: bool) {
+            let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+            let context = SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(span),
+                flags,
+                true,
+                TraceState::default(),
+            );
+            let map = headers(&[("traceparent", &format_traceparent(&context))]);
+            let read = TraceContextPropagator::new().extract(&Headers(&map));
+            let read = read.span().span_context().clone();
+            proptest::prop_assert_eq!(read, context);
+        }
+    }
+
     #[test]
     fn a_waiting_trace_id_is_taken_once() {
         let ids = TraceIds::default();
