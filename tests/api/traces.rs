@@ -44,6 +44,20 @@ fn start(cluster: &Cluster, collector: &Collector, extra: &[(&str, &str)]) -> Bi
     Binary::start(&borrowed)
 }
 
+/// A topic of its own, one partition, on the shared broker.
+async fn topic() -> (Cluster, String) {
+    let cluster = Cluster::plaintext();
+    let topic = cluster.create_topic(1).await;
+    (cluster, topic)
+}
+
+/// Stops the binary with SIGTERM: it exits 0. Its stdout.
+async fn stop(binary: Binary) -> String {
+    let (status, stdout, stderr) = binary.terminate().await;
+    assert!(status.success(), "{stderr}");
+    stdout
+}
+
 /// POSTs two json records to `topic` with `headers`; the status and the response's
 /// `traceparent`.
 async fn produce(binary: &Binary, topic: &str, headers: &[(&str, &str)]) -> (u16, Option<String>) {
@@ -83,8 +97,7 @@ fn ids(traceparent: &str) -> (String, String) {
 
 #[actix_web::test]
 async fn a_partners_trace_continues_through_the_proxy_into_the_records() {
-    let cluster = Cluster::plaintext();
-    let topic = cluster.create_topic(1).await;
+    let (cluster, topic) = topic().await;
     let collector = Collector::http();
     let binary = start(&cluster, &collector, &[]);
     binary.wait_ready().await;
@@ -176,8 +189,7 @@ async fn a_partners_trace_continues_through_the_proxy_into_the_records() {
     );
 
     // The access log line names the trace.
-    let (status, stdout, stderr) = binary.terminate().await;
-    assert!(status.success(), "{stderr}");
+    let stdout = stop(binary).await;
     let access: Vec<Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -190,8 +202,7 @@ async fn a_partners_trace_continues_through_the_proxy_into_the_records() {
 
 #[actix_web::test]
 async fn api_gateway_trace_ids_are_continued_and_a_request_without_context_starts_a_trace() {
-    let cluster = Cluster::plaintext();
-    let topic = cluster.create_topic(1).await;
+    let (cluster, topic) = topic().await;
     let collector = Collector::http();
     let binary = start(&cluster, &collector, &[]);
     binary.wait_ready().await;
@@ -228,16 +239,14 @@ async fn api_gateway_trace_ids_are_continued_and_a_request_without_context_start
     assert!(![PARTNER_TRACE, XRAY_TRACE, expected].contains(&trace.as_str()));
     let spans = collector.trace(&trace, 4).await;
     assert_eq!(one(&spans, "POST /topics/{topic}").parent_span_id, "");
-    let (status, _, stderr) = binary.terminate().await;
-    assert!(status.success(), "{stderr}");
+    stop(binary).await;
 }
 
 /// API v3: the partner's own record headers stay beside the trace header, and a record that
 /// carries its own `traceparent` keeps it as sent.
 #[actix_web::test]
 async fn v3_records_keep_the_partners_headers_beside_the_trace_header() {
-    let cluster = Cluster::plaintext();
-    let topic = cluster.create_topic(1).await;
+    let (cluster, topic) = topic().await;
     let cluster_id = cluster.cluster_id().await;
     let collector = Collector::http();
     let binary = start(&cluster, &collector, &[]);
@@ -297,8 +306,7 @@ async fn v3_records_keep_the_partners_headers_beside_the_trace_header() {
     assert!(!produced.is_empty(), "{spans:#?}");
     assert!(produced.iter().all(|s| s.parent_span_id == server.span_id));
     assert_eq!(ids(&ours).1, produced[0].span_id);
-    let (status, _, stderr) = binary.terminate().await;
-    assert!(status.success(), "{stderr}");
+    stop(binary).await;
 }
 
 fn base64_of(text: &str) -> String {
@@ -311,8 +319,7 @@ fn base64_of(text: &str) -> String {
 /// (parent-based sampling).
 #[actix_web::test]
 async fn unsampled_traces_export_nothing_and_still_propagate_and_a_sampled_parent_wins() {
-    let cluster = Cluster::plaintext();
-    let topic = cluster.create_topic(1).await;
+    let (cluster, topic) = topic().await;
     let collector = Collector::http();
     let binary = start(
         &cluster,
@@ -343,16 +350,14 @@ async fn unsampled_traces_export_nothing_and_still_propagate_and_a_sampled_paren
         "nothing of the unsampled trace: {:#?}",
         collector.spans()
     );
-    let (status, _, stderr) = binary.terminate().await;
-    assert!(status.success(), "{stderr}");
+    stop(binary).await;
 }
 
 /// A schema format's request: one `resolve schema` span per side, a registry round trip
 /// the first time and a cache hit the next.
 #[actix_web::test]
 async fn schema_resolution_has_a_span_per_side() {
-    let cluster = Cluster::plaintext();
-    let topic = cluster.create_topic(1).await;
+    let (cluster, topic) = topic().await;
     let registry = Registry::start();
     let collector = Collector::http();
     let binary = start(
@@ -398,8 +403,7 @@ async fn schema_resolution_has_a_span_per_side() {
             assert!(span.attribute("kafka_rest.schema.id").is_some(), "{span:?}");
         }
     }
-    let (status, _, stderr) = binary.terminate().await;
-    assert!(status.success(), "{stderr}");
+    stop(binary).await;
 }
 
 /// Where `[tracing]` says nothing, the standard variables do: OTEL_EXPORTER_OTLP_PROTOCOL,
@@ -407,8 +411,7 @@ async fn schema_resolution_has_a_span_per_side() {
 /// `tracing.headers` are sent beside them.
 #[actix_web::test]
 async fn the_standard_otel_variables_configure_the_export() {
-    let cluster = Cluster::plaintext();
-    let topic = cluster.create_topic(1).await;
+    let (cluster, topic) = topic().await;
     let collector = Collector::grpc();
     let binary = start(
         &cluster,
@@ -447,15 +450,13 @@ async fn the_standard_otel_variables_configure_the_export() {
         collector.header("x_team").as_deref(),
         Some("from-the-settings")
     );
-    let (status, _, stderr) = binary.terminate().await;
-    assert!(status.success(), "{stderr}");
+    stop(binary).await;
 }
 
 /// Spans still queued when the service stops are exported on the way out.
 #[actix_web::test]
 async fn spans_queued_at_shutdown_are_exported() {
-    let cluster = Cluster::plaintext();
-    let topic = cluster.create_topic(1).await;
+    let (cluster, topic) = topic().await;
     let collector = Collector::http();
     let binary = start(
         &cluster,
@@ -470,8 +471,7 @@ async fn spans_queued_at_shutdown_are_exported() {
         collector.spans().is_empty(),
         "nothing exported before the delay"
     );
-    let (status, _, stderr) = binary.terminate().await;
-    assert!(status.success(), "{stderr}");
+    stop(binary).await;
     let spans = collector.trace(PARTNER_TRACE, 4).await;
     assert_eq!(
         one(&spans, "POST /topics/{topic}").parent_span_id,
@@ -481,8 +481,7 @@ async fn spans_queued_at_shutdown_are_exported() {
 
 #[actix_web::test]
 async fn spans_reach_a_grpc_collector() {
-    let cluster = Cluster::plaintext();
-    let topic = cluster.create_topic(1).await;
+    let (cluster, topic) = topic().await;
     let collector = Collector::grpc();
     let binary = start(&cluster, &collector, &[("KRP_TRACING__PROTOCOL", "grpc")]);
     binary.wait_ready().await;
@@ -496,16 +495,14 @@ async fn spans_reach_a_grpc_collector() {
     binary
         .wait_for_sample(r#"kafka_rest_trace_spans_total{outcome="exported"}"#, 4.0)
         .await;
-    let (status, _, stderr) = binary.terminate().await;
-    assert!(status.success(), "{stderr}");
+    stop(binary).await;
 }
 
 /// A collector that hangs costs spans, counted, and nothing else: every request is answered
 /// as without tracing, and its records still carry the trace header.
 #[actix_web::test]
 async fn with_the_collector_hanging_requests_are_unaffected_and_lost_spans_are_counted() {
-    let cluster = Cluster::plaintext();
-    let topic = cluster.create_topic(1).await;
+    let (cluster, topic) = topic().await;
     let collector = Collector::black_hole();
     // One export of 4 spans waits its 2 s while at most 8 more queue: the 80 spans of 20
     // requests cannot all wait.
@@ -555,6 +552,5 @@ async fn with_the_collector_hanging_requests_are_unaffected_and_lost_spans_are_c
     assert_eq!(outcome(&m, "exported"), 0.0, "{m}");
     assert!(outcome(&m, "export_failed") > 0.0, "{m}");
     assert!(outcome(&m, "dropped_queue_full") > 0.0, "{m}");
-    let (status, _, stderr) = binary.terminate().await;
-    assert!(status.success(), "{stderr}");
+    stop(binary).await;
 }
