@@ -22,12 +22,13 @@
 pub mod batch;
 pub mod split;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
 use super::encode::encode_with_schema;
-use super::envelope::parse_object;
+use super::envelope::{parse_object, FieldName};
 use super::raw::Kind;
 use super::schema::{
     Resolved, SchemaError, SchemaFormats, SchemaRequest, Selector, Side, SubjectChoice,
@@ -137,6 +138,12 @@ impl<'a> V3Record<'a> {
     /// field when it is not a record (an unknown field, a wrong type, a forbidden
     /// combination of schema selectors); [`FormatError::NegativePartition`].
     pub fn parse(text: &'a str) -> Result<V3Record<'a>, FormatError> {
+        // The common case in one pass: an object, read field by field (which checks the
+        // whole text). Anything else takes the checks in their order below, for their
+        // messages; they find what this pass would have.
+        if let Ok(fields) = parse_object(text.as_bytes(), String::new) {
+            return Self::from_fields(&fields, &[]);
+        }
         let raw: &RawValue = serde_json::from_str(text)
             .map_err(|e| FormatError::Malformed(format!("Malformed JSON: {e}")))?;
         Self::parse_fields(raw, &[])
@@ -156,6 +163,14 @@ impl<'a> V3Record<'a> {
         }
         let fields = parse_object(raw.get().as_bytes(), || "the record".to_owned())
             .map_err(as_record_error)?;
+        Self::from_fields(&fields, skip)
+    }
+
+    /// The record that an object's fields describe.
+    fn from_fields(
+        fields: &[(FieldName<'a>, &'a RawValue)],
+        skip: &[&str],
+    ) -> Result<V3Record<'a>, FormatError> {
         let mut record = V3Record {
             partition: None,
             headers: Vec::new(),
@@ -163,7 +178,7 @@ impl<'a> V3Record<'a> {
             value: None,
             timestamp_ms: None,
         };
-        for (name, value) in &fields {
+        for (name, value) in fields {
             match name.as_ref() {
                 "partition_id" => {
                     if let Some(p) = integer("partition_id", value)? {
@@ -241,8 +256,14 @@ fn one_of<T: Copy>(
     all: &[T],
     names: impl Fn(T) -> &'static str,
 ) -> Result<Option<T>, FormatError> {
-    let Some(given) = string(name, value)? else {
-        return Ok(None);
+    // The names have no escapes: a string without any is compared where it lies.
+    let text = value.get();
+    let given = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(plain) if !plain.contains('\\') => Cow::Borrowed(plain),
+        _ => match string(name, value)? {
+            Some(given) => Cow::Owned(given),
+            None => return Ok(None),
+        },
     };
     all.iter()
         .copied()
@@ -394,7 +415,11 @@ fn side<'a>(side: Side, raw: &'a RawValue) -> Result<Option<SideSpec<'a>>, Forma
     for (field, value) in &fields {
         match field.as_ref() {
             "type" => {
-                data_type = one_of(&at("type"), value, &DataType::ALL, DataType::as_str)?;
+                let name = match side {
+                    Side::Key => "key.type",
+                    Side::Value => "value.type",
+                };
+                data_type = one_of(name, value, &DataType::ALL, DataType::as_str)?;
             }
             "subject" => subject = string(&at("subject"), value)?,
             "subject_name_strategy" => {
@@ -648,12 +673,16 @@ fn encode_side(
 /// How the pipeline treats a record, from the types of the sides it writes (see
 /// [`Encoded::format`]).
 fn pipeline_format(key: Option<&SideResult>, value: Option<&SideResult>) -> EmbeddedFormat {
-    let written: Vec<DataType> = [key, value]
-        .into_iter()
-        .flatten()
-        .filter(|side| side.size >= 0)
-        .map(|side| side.data_type)
-        .collect();
+    // At most two: no allocation per record.
+    let written = [key, value].map(|side| {
+        side.filter(|side| side.size >= 0)
+            .map(|side| side.data_type)
+    });
+    let written: &[DataType] = match written {
+        [Some(k), Some(v)] => &[k, v],
+        [Some(one), None] | [None, Some(one)] => &[one],
+        [None, None] => &[],
+    };
     if written
         .iter()
         .any(|t| matches!(t, DataType::Binary | DataType::String))

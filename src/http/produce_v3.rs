@@ -337,23 +337,56 @@ impl Target {
     }
 }
 
-/// What every result line of a stream begins with: `{"error_code":200,"cluster_id":...,
-/// "topic_name":...,"partition_id":`, escaped once per stream rather than per record.
-fn line_prefix(target: &Target) -> Vec<u8> {
-    let text = |s: &str| serde_json::to_string(s).expect("a string serializes");
-    format!(
-        "{{\"error_code\":200,\"cluster_id\":{},\"topic_name\":{},\"partition_id\":",
-        text(&target.cluster_id),
-        text(target.topic.as_str())
-    )
-    .into_bytes()
+/// How a stream writes its result lines: what every line begins with, `{"error_code":200,
+/// "cluster_id":...,"topic_name":...,"partition_id":`, escaped once per stream rather than
+/// per record, and the last timestamp written, formatted once for the records that share
+/// it (a run of records read together gets the same time).
+struct LineWriter {
+    prefix: Vec<u8>,
+    last_timestamp: Option<(i64, String)>,
+}
+
+impl LineWriter {
+    fn new(target: &Target) -> LineWriter {
+        let text = |s: &str| serde_json::to_string(s).expect("a string serializes");
+        let prefix = format!(
+            "{{\"error_code\":200,\"cluster_id\":{},\"topic_name\":{},\"partition_id\":",
+            text(&target.cluster_id),
+            text(target.topic.as_str())
+        )
+        .into_bytes();
+        LineWriter {
+            prefix,
+            last_timestamp: None,
+        }
+    }
+
+    /// The line of a delivered record: see [`write_line`].
+    fn write(&mut self, out: &mut Vec<u8>, delivered: &Delivered, sides: &Sides) {
+        let ms = delivered.timestamp_ms.or(sides.timestamp_ms);
+        let timestamp = match (ms, &self.last_timestamp) {
+            (Some(ms), Some((last, text))) if *last == ms => Some(text.as_str()),
+            (Some(ms), _) => {
+                self.last_timestamp = rfc3339_millis(ms).map(|at| (ms, at.to_string()));
+                self.last_timestamp.as_ref().map(|(_, text)| text.as_str())
+            }
+            (None, _) => None,
+        };
+        write_line(&self.prefix, out, delivered, timestamp, sides);
+    }
 }
 
 /// A stream's result line for a delivered record, with its `\r\n`, appended to `out`: the
 /// bytes of `Target::result` serialized (a test holds the two together), written without
 /// serializing the shared part again and without the timestamp's `String`. A stream writes
 /// one per record, so this is on its hot path.
-fn write_line(prefix: &[u8], out: &mut Vec<u8>, delivered: &Delivered, sides: &Sides) {
+fn write_line(
+    prefix: &[u8],
+    out: &mut Vec<u8>,
+    delivered: &Delivered,
+    timestamp: Option<&str>,
+    sides: &Sides,
+) {
     use std::io::Write as _;
 
     out.extend_from_slice(prefix);
@@ -363,11 +396,7 @@ fn write_line(prefix: &[u8], out: &mut Vec<u8>, delivered: &Delivered, sides: &S
         "{},\"offset\":{}",
         delivered.partition, delivered.offset
     );
-    if let Some(at) = delivered
-        .timestamp_ms
-        .or(sides.timestamp_ms)
-        .and_then(rfc3339_millis)
-    {
+    if let Some(at) = timestamp {
         let _ = write!(out, ",\"timestamp\":\"{at}\"");
     }
     for (name, side) in [
@@ -536,7 +565,7 @@ mod tests {
                 principal: None,
                 client_ip: None,
             };
-            let prefix = line_prefix(&target);
+            let mut lines = LineWriter::new(&target);
             for (partition, offset, delivered_ts, sent_ts) in [
                 (0, 0, Some(1_796_119_200_000), None),
                 (7, i64::MAX, None, Some(1_612_552_482_123)),
@@ -566,7 +595,7 @@ mod tests {
                         serde_json::to_vec(&target.result(None, &delivered, &sides)).unwrap();
                     expected.extend_from_slice(b"\r\n");
                     let mut written = b"earlier lines ".to_vec();
-                    write_line(&prefix, &mut written, &delivered, &sides);
+                    lines.write(&mut written, &delivered, &sides);
                     assert_eq!(
                         String::from_utf8_lossy(&written[b"earlier lines ".len()..]),
                         String::from_utf8_lossy(&expected)

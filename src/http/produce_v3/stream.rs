@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{error_line, failure_error, line_prefix, log_detail, write_line, Sides, Step, Target};
+use super::{error_line, failure_error, log_detail, LineWriter, Sides, Step, Target};
 use crate::error::ApiError;
 use crate::formats::v3::split::{Scan, Splitter};
 use crate::formats::v3::V3Record;
@@ -99,7 +99,7 @@ pub(super) async fn start(
     Ok(ResultLines {
         received,
         current: None,
-        line_prefix: line_prefix(&target),
+        lines: LineWriter::new(&target),
         // In the request's span: the stream's log lines carry its request id, and its
         // produce spans (tracing on) are children of its server span, which lasts as long.
         reader: actix_web::rt::spawn(reader.run(ends_at).instrument(tracing::Span::current())),
@@ -394,8 +394,8 @@ pub(super) struct ResultLines {
     received: mpsc::UnboundedReceiver<Item>,
     /// The records in the pipeline whose lines are being written.
     current: Option<(RecordOutcomes, VecDeque<(Sides, Slot)>)>,
-    /// The start of every result line of this stream (`line_prefix`).
-    line_prefix: Vec<u8>,
+    /// Writes this stream's result lines.
+    lines: LineWriter,
     /// Stopped when the response goes away (a client that left).
     reader: actix_web::rt::task::JoinHandle<()>,
     /// Whether librdkafka's detail of a failure was logged (once per stream).
@@ -414,7 +414,7 @@ impl ResultLines {
                         let (sides, _slot) = records.pop_front().expect("one record per outcome");
                         match outcome {
                             Ok(delivered) => {
-                                write_line(&self.line_prefix, out, &delivered, &sides);
+                                self.lines.write(out, &delivered, &sides);
                             }
                             Err(failure) => {
                                 let error = failure_error(failure);
