@@ -138,12 +138,24 @@ impl<'a> V3Record<'a> {
     /// field when it is not a record (an unknown field, a wrong type, a forbidden
     /// combination of schema selectors); [`FormatError::NegativePartition`].
     pub fn parse(text: &'a str) -> Result<V3Record<'a>, FormatError> {
-        // The common case in one pass: an object, read field by field (which checks the
-        // whole text). Anything else takes the checks in their order below, for their
+        Self::parse_bytes(text.as_bytes())
+    }
+
+    /// [`V3Record::parse`] of bytes as a stream delivers them; not UTF-8 is
+    /// [`FormatError::Malformed`].
+    ///
+    /// # Errors
+    /// As [`V3Record::parse`].
+    pub fn parse_bytes(bytes: &'a [u8]) -> Result<V3Record<'a>, FormatError> {
+        // The common case in one pass: an object, read field by field, which checks the
+        // whole text (its UTF-8 too: outside strings, JSON is ASCII, and every string is
+        // checked). Anything else takes the checks in their order below, for their
         // messages; they find what this pass would have.
-        if let Ok(fields) = parse_object(text.as_bytes(), String::new) {
+        if let Ok(fields) = parse_object(bytes, String::new) {
             return Self::from_fields(&fields, &[]);
         }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| FormatError::Malformed(format!("Malformed JSON: {e}")))?;
         let raw: &RawValue = serde_json::from_str(text)
             .map_err(|e| FormatError::Malformed(format!("Malformed JSON: {e}")))?;
         Self::parse_fields(raw, &[])
@@ -705,6 +717,25 @@ mod tests {
 
     fn parse(text: &str) -> Result<V3Record<'_>, FormatError> {
         V3Record::parse(text)
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_malformed_json_wherever_they_are() {
+        let utf8_error = |bytes: &[u8]| std::str::from_utf8(bytes).unwrap_err();
+        for bytes in [
+            &b"{\"value\":{\"type\":\"STRING\",\"data\":\"caf\xe9\"}}"[..],
+            &b"{\"caf\xe9\":1}"[..],
+            &b"{\"value\":{\"type\":\"JSON\",\"data\":1}}\xff"[..],
+        ] {
+            match V3Record::parse_bytes(bytes) {
+                Err(FormatError::Malformed(message)) => {
+                    assert_eq!(message, format!("Malformed JSON: {}", utf8_error(bytes)));
+                }
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(bytes)),
+            }
+        }
+        let text = "{\"value\":{\"type\":\"STRING\",\"data\":\"caf\u{e9}\"}}";
+        assert!(V3Record::parse_bytes(text.as_bytes()).is_ok());
     }
 
     fn refused(text: &str) -> String {

@@ -352,12 +352,9 @@ impl Reader {
             let result = if expired {
                 Err(ApiError::StreamExpired)
             } else {
-                match std::str::from_utf8(&bytes) {
-                    Err(e) => Err(ApiError::MalformedJson(format!("Malformed JSON: {e}"))),
-                    Ok(text) => match V3Record::parse(text) {
-                        Ok(record) => self.target.encode(record, &self.state).await,
-                        Err(e) => Err(e.into()),
-                    },
+                match V3Record::parse_bytes(&bytes) {
+                    Ok(record) => self.target.encode(record, &self.state).await,
+                    Err(e) => Err(e.into()),
                 }
             };
             malformed = matches!(result, Err(ApiError::MalformedJson(_)));
