@@ -31,6 +31,7 @@ use crate::formats::{
     binary, check_accept, json, request_format, resolve, EmbeddedFormat, FormatError, V2Request,
 };
 use crate::idempotency::IdempotencyKey;
+use crate::telemetry::traces::{self, Incoming};
 
 /// A target's body: what libFuzzer calls with each input.
 pub type Target = fn(&[u8]);
@@ -51,6 +52,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("jsonschema_json", jsonschema_json),
     ("protobuf_json", protobuf_json),
     ("schema_text", schema_text),
+    ("trace_context", trace_context),
 ];
 
 /// The output of a future that has nothing to wait for.
@@ -238,6 +240,61 @@ pub fn forwarded_for(data: &[u8]) {
         assert_eq!(client, peer);
     }
     network.allows(client);
+}
+
+/// The trace headers a request may carry (`telemetry::traces::Incoming::read`): the input's
+/// lines are `traceparent`, `tracestate` and `X-Amzn-Trace-Id` (a line that is not a header
+/// value is left out). A parent read from them is a valid context and written back, it
+/// reads the same; a W3C parent is preferred to API Gateway's.
+pub fn trace_context(data: &[u8]) {
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+    use opentelemetry::trace::TraceContextExt;
+
+    let mut headers = HeaderMap::new();
+    let names = ["traceparent", "tracestate", "x-amzn-trace-id"];
+    for (name, line) in names.iter().zip(data.split(|b| *b == b'\n')) {
+        if let Ok(value) = HeaderValue::from_bytes(line) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    let incoming = Incoming::read(&headers);
+    if let Incoming::Parent(context) = &incoming {
+        let parent = context.span().span_context().clone();
+        assert!(parent.is_valid());
+        let written = traces::format_traceparent(&parent);
+        let mut again = HeaderMap::new();
+        again.insert(
+            HeaderName::from_static("traceparent"),
+            HeaderValue::from_str(&written).expect("a traceparent is a header value"),
+        );
+        match Incoming::read(&again) {
+            Incoming::Parent(read) => {
+                let read = read.span().span_context().clone();
+                assert_eq!(
+                    (read.trace_id(), read.span_id(), read.trace_flags()),
+                    (parent.trace_id(), parent.span_id(), parent.trace_flags())
+                );
+            }
+            other => panic!("{written} read back as {other:?}"),
+        }
+    }
+    // A valid W3C traceparent wins whatever X-Amzn-Trace-Id says.
+    if let Some(w3c) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        let alone = {
+            let mut only = HeaderMap::new();
+            only.insert(
+                HeaderName::from_static("traceparent"),
+                HeaderValue::from_str(w3c).expect("it was a header value"),
+            );
+            Incoming::read(&only)
+        };
+        if let (Incoming::Parent(alone), Incoming::Parent(both)) = (&alone, &incoming) {
+            assert_eq!(
+                alone.span().span_context().trace_id(),
+                both.span().span_context().trace_id()
+            );
+        }
+    }
 }
 
 /// The v2 media types: `Content-Type` (`request_format`) and `Accept` (`check_accept`). A
@@ -838,6 +895,7 @@ mod tests {
         jsonschema_json,
         protobuf_json,
         schema_text,
+        trace_context,
     );
 
     /// Each target has its libFuzzer entry in `fuzz/fuzz_targets/` and nothing else is

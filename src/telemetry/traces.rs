@@ -235,27 +235,53 @@ fn protocol_from_env() -> Option<OtlpProtocol> {
     })
 }
 
-/// Continues the caller's trace in `span` (the request span, not yet entered): W3C
-/// `traceparent`/`tracestate` first; without a valid one, API Gateway's `X-Amzn-Trace-Id`,
-/// whose trace id is kept even when it names no parent segment (`Root=` alone); else
-/// `span` starts a new trace.
-pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
-    let carrier = Headers(headers);
-    let w3c = TraceContextPropagator::new().extract(&carrier);
-    if w3c.span().span_context().is_valid() {
-        let _ = span.set_parent(w3c);
-        return;
+/// Where a request's trace comes from, read from its headers.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A caller's span to continue (W3C `traceparent`, or `X-Amzn-Trace-Id` with a parent).
+    Parent(Context),
+    /// API Gateway's trace id without a parent segment (`X-Amzn-Trace-Id: Root=...` alone).
+    Root(TraceId),
+    /// Nothing usable: a new trace.
+    New,
+}
+
+impl Incoming {
+    /// W3C `traceparent`/`tracestate` first; without a valid one, API Gateway's
+    /// `X-Amzn-Trace-Id`, whose trace id is kept even when it names no parent segment.
+    pub fn read(headers: &HeaderMap) -> Incoming {
+        let carrier = Headers(headers);
+        let w3c = TraceContextPropagator::new().extract(&carrier);
+        if w3c.span().span_context().is_valid() {
+            return Incoming::Parent(w3c);
+        }
+        let xray = XrayPropagator::new().extract(&carrier);
+        let context = xray.span().span_context().clone();
+        if context.is_valid() {
+            Incoming::Parent(xray)
+        } else if context.trace_id() != TraceId::INVALID {
+            Incoming::Root(context.trace_id())
+        } else {
+            Incoming::New
+        }
     }
-    let xray = XrayPropagator::new().extract(&carrier);
-    let context = xray.span().span_context().clone();
-    if context.is_valid() {
-        let _ = span.set_parent(xray);
-    } else if context.trace_id() != TraceId::INVALID {
-        // No parent to hang under, but the trace is API Gateway's: the new root span gets
-        // its trace id. Building the span now, on this thread, is what takes the id.
-        NEXT_TRACE_ID.set(Some(context.trace_id()));
-        let _ = span.context();
-        NEXT_TRACE_ID.set(None);
+}
+
+/// Continues the caller's trace in `span` (the request span, not yet entered), as
+/// [`Incoming::read`] finds it; else `span` starts a new trace.
+pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
+    match Incoming::read(headers) {
+        Incoming::Parent(context) => {
+            let _ = span.set_parent(context);
+        }
+        Incoming::Root(trace_id) => {
+            // No parent to hang under, but the trace is API Gateway's: the new root span
+            // gets its trace id. Building the span now, on this thread, is what takes it.
+            NEXT_TRACE_ID.set(Some(trace_id));
+            let _ = span.context();
+            NEXT_TRACE_ID.set(None);
+        }
+        Incoming::New => {}
     }
 }
 
@@ -320,7 +346,8 @@ pub fn trace_id(span: &tracing::Span) -> Option<String> {
     (trace_id != TraceId::INVALID).then(|| trace_id.to_string())
 }
 
-fn format_traceparent(context: &SpanContext) -> String {
+/// The W3C `traceparent` of a span context (`00-<trace id>-<span id>-<flags>`).
+pub fn format_traceparent(context: &SpanContext) -> String {
     format!(
         "00-{}-{}-{:02x}",
         context.trace_id(),
