@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::HeaderMap;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TracerProvider};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_aws::trace::XrayPropagator;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
@@ -257,7 +257,11 @@ impl Incoming {
         }
         let xray = XrayPropagator::new().extract(&carrier);
         let context = xray.span().span_context().clone();
-        if context.is_valid() {
+        // Without `Sampled=` (or with `Sampled=?`) X-Ray defers the decision to this
+        // service, which a parent cannot say to the sampler (it would read "not sampled"
+        // and never trace): such a trace is continued as its Root alone, and decided here.
+        let deferred = context.trace_flags().to_u8() & !TraceFlags::SAMPLED.to_u8() != 0;
+        if context.is_valid() && !deferred {
             Incoming::Parent(xray)
         } else if context.trace_id() != TraceId::INVALID {
             Incoming::Root(context.trace_id())
@@ -638,6 +642,37 @@ mod tests {
             let read = TraceContextPropagator::new().extract(&Headers(&map));
             let read = read.span().span_context().clone();
             proptest::prop_assert_eq!(read, context);
+        }
+    }
+
+    #[test]
+    fn an_xray_parent_without_a_sampling_decision_is_continued_by_its_root() {
+        let trace = "5759e988bd862e3fe1be46a994272793";
+        for header in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=?",
+        ] {
+            match Incoming::read(&headers(&[("x-amzn-trace-id", header)])) {
+                Incoming::Root(id) => assert_eq!(id.to_string(), trace),
+                other => panic!("{header}: {other:?}"),
+            }
+        }
+        for (header, sampled) in [
+            (
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+                true,
+            ),
+            (
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+                false,
+            ),
+        ] {
+            match Incoming::read(&headers(&[("x-amzn-trace-id", header)])) {
+                Incoming::Parent(context) => {
+                    assert_eq!(context.span().span_context().is_sampled(), sampled);
+                }
+                other => panic!("{header}: {other:?}"),
+            }
         }
     }
 
