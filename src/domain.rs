@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 /// A syntactically valid Kafka topic name: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.`
 /// or `..` (the rules of Kafka's `Topic.validate`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -201,10 +203,10 @@ impl fmt::Display for PrincipalId {
 /// and the producer writes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
-    /// `None` is a null key.
-    pub key: Option<Vec<u8>>,
+    /// `None` is a null key. Often a slice of the request body (see [`bytes::Bytes`]).
+    pub key: Option<Bytes>,
     /// `None` is a null value (a tombstone).
-    pub value: Option<Vec<u8>>,
+    pub value: Option<Bytes>,
     /// An explicit partition; `None` lets the partitioner choose (murmur2 of the key, or any
     /// partition without one).
     pub partition: Option<Partition>,
@@ -226,7 +228,7 @@ pub struct Header {
 impl Record {
     /// Key plus value bytes.
     pub fn size_bytes(&self) -> usize {
-        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len)
+        self.key.as_ref().map_or(0, Bytes::len) + self.value.as_ref().map_or(0, Bytes::len)
     }
 }
 

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
+use bytes::Bytes;
 use futures_util::FutureExt;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -28,7 +29,8 @@ use crate::formats::protobuf::ProtobufSchema;
 use crate::formats::v3::split::{Scan, Splitter};
 use crate::formats::v3::{self, batch, V3Record};
 use crate::formats::{
-    binary, check_accept, json, request_format, resolve, EmbeddedFormat, FormatError, V2Request,
+    binary, check_accept, json, read_v2, request_format, resolve, EmbeddedFormat, FormatError,
+    V2Request,
 };
 use crate::idempotency::IdempotencyKey;
 use crate::telemetry::traces::{self, Incoming};
@@ -67,32 +69,43 @@ fn topic() -> TopicName {
 }
 
 /// A v2 produce body (`V2Request::parse`), then its records encoded in each embedded format
-/// without a registry. A json key or value is written as the same JSON value; a binary one
-/// as the bytes its base64 names (see [`check_binary`]); the schema formats are refused
-/// without a registry; a record keeps its partition.
+/// without a registry. The service's own path (`read_v2`: json and binary records encoded
+/// as the body is read, in one pass) gives exactly what parsing then encoding gives, the
+/// same records or the same error. A json key or value is written as the same JSON value;
+/// a binary one as the bytes its base64 names (see [`check_binary`]); the schema formats
+/// are refused without a registry; a record keeps its partition.
 pub fn v2_envelope(data: &[u8]) {
     // Small, so that the records past the limit (counted, not kept) are reached.
     const MAX_RECORDS: usize = 8;
-    let request = match V2Request::parse(data, MAX_RECORDS) {
-        Ok(request) => request,
-        Err(FormatError::TooManyRecords { count, limit }) => {
-            assert!(
-                count > limit,
-                "{count} records refused with a limit of {limit}"
-            );
-            return;
-        }
-        Err(_) => return,
-    };
-    assert!((1..=MAX_RECORDS).contains(&request.records.len()));
-    let topic = topic();
-    for format in [
+    const FORMATS: [EmbeddedFormat; 5] = [
         EmbeddedFormat::Json,
         EmbeddedFormat::Binary,
         EmbeddedFormat::Avro,
         EmbeddedFormat::JsonSchema,
         EmbeddedFormat::Protobuf,
-    ] {
+    ];
+    let body = Bytes::copy_from_slice(data);
+    let topic = topic();
+    let served = FORMATS.map(|format| {
+        ready(read_v2(format, &topic, &body, MAX_RECORDS, None)).map(|(_, records)| records)
+    });
+    let request = match V2Request::parse(&body, MAX_RECORDS) {
+        Ok(request) => request,
+        Err(error) => {
+            for (format, served) in FORMATS.iter().zip(&served) {
+                assert_eq!(served.as_ref().err(), Some(&error), "{format:?}");
+            }
+            if let FormatError::TooManyRecords { count, limit } = error {
+                assert!(
+                    count > limit,
+                    "{count} records refused with a limit of {limit}"
+                );
+            }
+            return;
+        }
+    };
+    assert!((1..=MAX_RECORDS).contains(&request.records.len()));
+    for (format, served) in FORMATS.into_iter().zip(served) {
         let resolved = ready(resolve(
             format,
             &topic,
@@ -100,14 +113,20 @@ pub fn v2_envelope(data: &[u8]) {
             &request.value_schema,
             None,
         ));
-        let Ok(encoders) = resolved else {
-            assert!(
-                !matches!(format, EmbeddedFormat::Json | EmbeddedFormat::Binary),
-                "{format:?} needs no registry"
-            );
-            continue;
+        let encoders = match resolved {
+            Ok(encoders) => encoders,
+            Err(error) => {
+                assert!(
+                    !matches!(format, EmbeddedFormat::Json | EmbeddedFormat::Binary),
+                    "{format:?} needs no registry"
+                );
+                assert_eq!(served, Err(error));
+                continue;
+            }
         };
-        let Ok(records) = encoders.encode(&request.records) else {
+        let encoded = encoders.encode(&request.records, &body);
+        assert_eq!(served, encoded, "{format:?}: one pass and two differ");
+        let Ok(records) = encoded else {
             continue;
         };
         assert_eq!(records.len(), request.records.len());
@@ -120,7 +139,7 @@ pub fn v2_envelope(data: &[u8]) {
                 };
                 match format {
                     EmbeddedFormat::Json => check_json(raw, written.as_deref()),
-                    _ => check_binary(raw, &Ok(written.clone())),
+                    _ => check_binary(raw, &Ok(written.as_deref().map(<[u8]>::to_vec))),
                 }
             }
         }

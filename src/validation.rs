@@ -321,7 +321,7 @@ mod tests {
 
     fn record(value: &str) -> Record {
         Record {
-            value: Some(value.as_bytes().to_vec()),
+            value: Some(value.as_bytes().to_vec().into()),
             ..Record::default()
         }
     }

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures_util::future::try_join;
 use serde_json::value::RawValue;
 
-use super::envelope::RawRecord;
+use super::envelope::{self, RawRecord, V2Request};
 use super::schema::{Resolved, SchemaError, SchemaFormats, Selector, Side};
 use super::{binary, json, EmbeddedFormat, FormatError, SchemaRef};
 use crate::domain::{Record, TopicName};
@@ -23,20 +24,25 @@ enum Encoder {
 }
 
 impl Encoder {
+    /// The bytes of one key or value; `body` is what `raw` was read from (json shares it).
     fn encode(
         &self,
         side: Side,
         raw: &RawValue,
+        body: &Bytes,
         at: impl Fn() -> String,
-    ) -> Result<Option<Vec<u8>>, FormatError> {
+    ) -> Result<Option<Bytes>, FormatError> {
         match self {
-            Encoder::Json => Ok(json::encode(raw)),
+            Encoder::Json => Ok(json::encode_in(body, raw)),
             Encoder::Binary => binary::decode(raw)
+                .map(|bytes| bytes.map(Bytes::from))
                 .map_err(|e| FormatError::Data(format!("Field '{}': {e}.", at()))),
             // Without a schema, null data is a null key or tombstone, as Confluent's.
             Encoder::Schema(None) if raw.get() == "null" => Ok(None),
             Encoder::Schema(None) => Err(SchemaError::Missing(side).into()),
-            Encoder::Schema(Some(resolved)) => encode_with_schema(resolved, raw, at),
+            Encoder::Schema(Some(resolved)) => {
+                Ok(encode_with_schema(resolved, raw, at)?.map(Bytes::from))
+            }
         }
     }
 
@@ -145,49 +151,112 @@ fn selector(side: Side, reference: &SchemaRef) -> Result<Option<Selector>, Schem
 }
 
 impl Encoders {
-    /// Encodes every record, in order.
+    /// The encoders of the formats that need no schema (json, binary): known before the
+    /// body is read, so records can be encoded as they are read.
+    pub fn plain(format: EmbeddedFormat) -> Option<Encoders> {
+        let encoder = match format {
+            EmbeddedFormat::Json => Encoder::Json,
+            EmbeddedFormat::Binary => Encoder::Binary,
+            EmbeddedFormat::Avro | EmbeddedFormat::JsonSchema | EmbeddedFormat::Protobuf => {
+                return None
+            }
+        };
+        Some(Encoders {
+            key: encoder.clone(),
+            value: encoder,
+            key_schema_id: None,
+            value_schema_id: None,
+        })
+    }
+
+    /// Encodes every record, in order; `body` is what they were read from.
     ///
     /// # Errors
     /// [`FormatError::Data`] naming the first record and field that cannot be encoded;
     /// [`FormatError::Schema`] for data on a side that has no schema.
-    pub fn encode(&self, records: &[RawRecord<'_>]) -> Result<Vec<Record>, FormatError> {
+    pub fn encode(
+        &self,
+        records: &[RawRecord<'_>],
+        body: &Bytes,
+    ) -> Result<Vec<Record>, FormatError> {
         records
             .iter()
             .enumerate()
-            .map(|(index, raw)| {
-                let side = |encoder: &Encoder, side: Side, value: Option<&RawValue>| {
-                    value.map_or(Ok(None), |v| {
-                        encoder.encode(side, v, || format!("records[{index}].{}", side.as_str()))
-                    })
-                };
-                Ok(Record {
-                    key: side(&self.key, Side::Key, raw.key)?,
-                    value: side(&self.value, Side::Value, raw.value)?,
-                    partition: raw.partition,
-                    ..Record::default()
-                })
-            })
+            .map(|(index, raw)| self.encode_one(index, raw, body))
             .collect()
     }
+
+    /// Encodes the record at `index` of the request.
+    fn encode_one(
+        &self,
+        index: usize,
+        raw: &RawRecord<'_>,
+        body: &Bytes,
+    ) -> Result<Record, FormatError> {
+        let side = |encoder: &Encoder, side: Side, value: Option<&RawValue>| {
+            value.map_or(Ok(None), |v| {
+                encoder.encode(side, v, body, || {
+                    format!("records[{index}].{}", side.as_str())
+                })
+            })
+        };
+        Ok(Record {
+            key: side(&self.key, Side::Key, raw.key)?,
+            value: side(&self.value, Side::Value, raw.value)?,
+            partition: raw.partition,
+            ..Record::default()
+        })
+    }
+}
+
+/// A v2 produce body's records, read and encoded, with the encoders used (whose schema ids
+/// the response reports). json and binary take one pass over the body, each record
+/// converted as it is read ([`envelope::read`]); the Schema Registry formats read the body,
+/// resolve the schemas it names, then encode.
+///
+/// # Errors
+/// [`FormatError`]: the envelope's shape first, then a schema that cannot be resolved, then
+/// the first record that cannot be encoded.
+pub async fn read_v2(
+    format: EmbeddedFormat,
+    topic: &TopicName,
+    body: &Bytes,
+    max_records: usize,
+    schemas: Option<&SchemaFormats>,
+) -> Result<(Encoders, Vec<Record>), FormatError> {
+    if let Some(encoders) = Encoders::plain(format) {
+        let mut records = Vec::new();
+        envelope::read(body, max_records, |index, raw| {
+            if index == 0 {
+                records.clear();
+            }
+            records.push(encoders.encode_one(index, &raw, body)?);
+            Ok(())
+        })?;
+        return Ok((encoders, records));
+    }
+    let request = V2Request::parse(body, max_records)?;
+    let encoders = resolve(
+        format,
+        topic,
+        &request.key_schema,
+        &request.value_schema,
+        schemas,
+    )
+    .await?;
+    let records = encoders.encode(&request.records, body)?;
+    Ok((encoders, records))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::V2Request;
 
     async fn encode(body: &str, format: EmbeddedFormat) -> Result<Vec<Record>, FormatError> {
-        let request = V2Request::parse(body.as_bytes(), 1000)?;
+        let body = Bytes::copy_from_slice(body.as_bytes());
         let topic = TopicName::parse("t").unwrap();
-        resolve(
-            format,
-            &topic,
-            &request.key_schema,
-            &request.value_schema,
-            None,
-        )
-        .await?
-        .encode(&request.records)
+        let (_, records) = read_v2(format, &topic, &body, 1000, None).await?;
+        Ok(records)
     }
 
     #[tokio::test]
@@ -221,6 +290,81 @@ mod tests {
         }
     }
 
+    /// json and binary records are converted while the body is read, yet a record that
+    /// cannot be converted is only reported for a body whose shape is right: malformed
+    /// JSON, a top-level field, a later record's shape and the record count all come first,
+    /// wherever they are in the body.
+    #[tokio::test]
+    async fn a_conversion_error_is_reported_after_every_shape_error() {
+        let bad = r#"{"value":"!!"}"#;
+        let cases = [
+            (
+                format!(r#"{{"records":[{bad},1]}}"#),
+                "Field 'records[1]' must be an object, found a number.",
+            ),
+            (
+                format!(r#"{{"records":[{bad},{{"value":"Zm8","x":1}}]}}"#),
+                "Unrecognized field: x",
+            ),
+            (
+                format!(r#"{{"records":[{bad}],"foo":1}}"#),
+                "Unrecognized field: foo",
+            ),
+            (
+                format!(r#"{{"records":[{bad}],"key_schema_id":true}}"#),
+                "Field 'key_schema_id' must be an integer, found a boolean.",
+            ),
+            (
+                format!(r#"{{"records":[{bad}],"records":null}}"#),
+                "Field 'records' is required.",
+            ),
+        ];
+        for (body, message) in cases {
+            assert_eq!(
+                encode(&body, EmbeddedFormat::Binary).await,
+                Err(FormatError::Envelope(message.to_owned())),
+                "{body}"
+            );
+        }
+        let body = format!(r#"{{"records":[{bad}],"records":[1]"#);
+        assert!(matches!(
+            encode(&body, EmbeddedFormat::Binary).await,
+            Err(FormatError::Malformed(_))
+        ));
+        let records = vec![bad; 1001].join(",");
+        assert_eq!(
+            encode(
+                &format!(r#"{{"records":[{records}]}}"#),
+                EmbeddedFormat::Binary
+            )
+            .await,
+            Err(FormatError::TooManyRecords {
+                count: 1001,
+                limit: 1000
+            })
+        );
+        // The first record that cannot be converted, not a later one.
+        let body = format!(r#"{{"records":[{{"value":"Zm8"}},{bad},{{"key":"?"}}]}}"#);
+        assert_eq!(
+            encode(&body, EmbeddedFormat::Binary).await,
+            Err(FormatError::Data(
+                "Field 'records[1].value': not valid base64: '!' at offset 0 is not a base64 \
+                 character."
+                    .to_owned()
+            ))
+        );
+    }
+
+    /// A body that names `records` twice is read as its last one, as Jackson reads it: the
+    /// first one's records, converted already, and its errors are dropped.
+    #[tokio::test]
+    async fn the_last_records_field_counts() {
+        let body = r#"{"records":[{"value":"!!"},{"value":"AA"}],"records":[{"value":"Zm8"}]}"#;
+        let records = encode(body, EmbeddedFormat::Binary).await.unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].value.as_deref(), Some(&b"fo"[..]));
+    }
+
     /// A 1 MiB body of `{}` records is refused for its record count while allocating
     /// far less than the body's size, not ~30 times it.
     #[tokio::test]
@@ -228,20 +372,19 @@ mod tests {
         let records = vec!["{}"; 349_000].join(",");
         let body = format!(r#"{{"records":[{records}]}}"#);
         assert!(body.len() > 1_000_000);
-        let encoders = resolve(
-            EmbeddedFormat::Json,
-            &TopicName::parse("t").unwrap(),
-            &SchemaRef::default(),
-            &SchemaRef::default(),
-            None,
-        )
-        .await
-        .unwrap();
+        let body = Bytes::from(body);
+        let topic = TopicName::parse("t").unwrap();
         let (refused, peak) = crate::formats::counting_alloc::peak_during(|| {
-            V2Request::parse(body.as_bytes(), 1000)
-                .and_then(|r| encoders.encode(&r.records))
-                .unwrap_err()
-                .to_string()
+            futures_util::FutureExt::now_or_never(read_v2(
+                EmbeddedFormat::Json,
+                &topic,
+                &body,
+                1000,
+                None,
+            ))
+            .expect("no registry to wait for")
+            .unwrap_err()
+            .to_string()
         });
         assert_eq!(
             refused,
@@ -329,7 +472,6 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::formats::V2Request;
 
     /// A JSON value as the partner's tokens: a literal's text (`null`, `true`, a number's
     /// digits, a string with its escapes) or a container of values.
@@ -427,19 +569,12 @@ mod properties {
 
     /// The records of a one-record body, encoded in `format`.
     fn encode_one(body: &str, format: EmbeddedFormat) -> Record {
-        let request = V2Request::parse(body.as_bytes(), 1000).expect("a valid envelope");
+        let body = Bytes::copy_from_slice(body.as_bytes());
         let topic = TopicName::parse("t").expect("a topic name");
-        let encoders = resolve(
-            format,
-            &topic,
-            &request.key_schema,
-            &request.value_schema,
-            None,
-        )
-        .now_or_never()
-        .expect("no registry to wait for")
-        .expect("json and binary resolve");
-        let mut records = encoders.encode(&request.records).expect("encodable");
+        let (_, mut records) = read_v2(format, &topic, &body, 1000, None)
+            .now_or_never()
+            .expect("no registry to wait for")
+            .expect("json and binary encode");
         assert_eq!(records.len(), 1);
         records.remove(0)
     }
@@ -457,7 +592,7 @@ mod properties {
             let compact = value.render(&[String::new()]);
             let body = format!(r#"{{"records":[{{"key":{sent},"value":{sent}}}]}}"#);
             let record = encode_one(&body, EmbeddedFormat::Json);
-            let expected = (compact != "null").then(|| compact.into_bytes());
+            let expected = (compact != "null").then(|| Bytes::from(compact));
             prop_assert_eq!(&record.key, &expected);
             prop_assert_eq!(&record.value, &expected);
         }

@@ -10,7 +10,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::num::IntErrorKind;
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 
 use super::raw::Kind;
@@ -43,70 +45,227 @@ impl<'a> V2Request<'a> {
     /// [`FormatError`] naming the field and record index at fault, or
     /// [`FormatError::TooManyRecords`].
     pub fn parse(body: &'a [u8], max_records: usize) -> Result<V2Request<'a>, FormatError> {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Err(FormatError::Envelope(
-                "Request body is empty. Data is required.".to_owned(),
-            ));
-        }
-        let top = parse_object(body, || "the request body".to_owned())?;
-        let mut records_raw = None;
-        let mut key_schema = SchemaRef::default();
-        let mut value_schema = SchemaRef::default();
-        for (name, value) in &top {
-            match name.as_ref() {
-                "records" => records_raw = Some(*value),
-                "key_schema" => key_schema.text = expect_string("key_schema", value)?,
-                "value_schema" => value_schema.text = expect_string("value_schema", value)?,
-                "key_schema_id" => {
-                    key_schema.id = expect_integer(|| "key_schema_id".into(), value)?
-                }
-                "value_schema_id" => {
-                    value_schema.id = expect_integer(|| "value_schema_id".into(), value)?;
-                }
-                other => return Err(unrecognized(other)),
+        let mut records = Vec::new();
+        let schemas = read(body, max_records, |index, record| {
+            if index == 0 {
+                records.clear();
             }
-        }
-        let records_raw = records_raw
-            .filter(|r| r.get() != "null")
-            .ok_or_else(|| FormatError::Envelope("Field 'records' is required.".to_owned()))?;
-        expect_kind("records", records_raw, &[Kind::Array])?;
-        let records = serde_json::Deserializer::from_str(records_raw.get())
-            .deserialize_seq(RecordsVisitor { max_records })
-            .map_err(|e| FormatError::Malformed(e.to_string()))??;
+            records.push(record);
+            Ok(())
+        })?;
         Ok(V2Request {
-            key_schema,
-            value_schema,
+            key_schema: schemas.key,
+            value_schema: schemas.value,
             records,
         })
     }
 }
 
-/// Reads the `records` array one element at a time: the first `max_records` become
-/// [`RawRecord`]s (the first shape error among them wins), the rest are skipped and counted.
-struct RecordsVisitor {
-    max_records: usize,
+/// The schema references of a v2 body, once [`read`] has passed every record on.
+#[derive(Debug, Default)]
+pub struct Schemas {
+    pub key: SchemaRef,
+    pub value: SchemaRef,
 }
 
-impl<'de> Visitor<'de> for RecordsVisitor {
-    type Value = Result<Vec<RawRecord<'de>>, FormatError>;
+/// Reads a v2 produce body in one pass, handing each record to `sink` as soon as it is
+/// read: `sink(index, record)` for the first `max_records` records, in order, while every
+/// record before was well formed and accepted. A body that names `records` again starts
+/// over at index 0 (the last one counts, as with Jackson).
+///
+/// The first error wins in this order, whatever the order of the fields: malformed JSON
+/// (the whole body is read to find it); then the first top-level field that is unknown or
+/// of the wrong type; `records` missing, null or not an array; a record of the wrong shape
+/// among the first `max_records`; no records; too many records; and last, the first error
+/// `sink` returned (a record that cannot be converted), so a data error is only reported
+/// for a body whose shape is right.
+///
+/// # Errors
+/// [`FormatError`] as above.
+pub fn read<'a, F>(body: &'a [u8], max_records: usize, mut sink: F) -> Result<Schemas, FormatError>
+where
+    F: FnMut(usize, RawRecord<'a>) -> Result<(), FormatError>,
+{
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(FormatError::Envelope(
+            "Request body is empty. Data is required.".to_owned(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let top = de
+        .deserialize_map(TopVisitor {
+            max_records,
+            sink: &mut sink,
+        })
+        .and_then(|top| {
+            de.end()?;
+            Ok(top)
+        })
+        .map_err(|e| {
+            if e.is_data() {
+                FormatError::Envelope("Expected the request body to be a JSON object.".to_owned())
+            } else {
+                FormatError::Malformed(format!("Malformed JSON: {e}"))
+            }
+        })?;
+    if let Some(error) = top.error {
+        return Err(error);
+    }
+    match top.records {
+        None | Some(RecordsRead::Null) => Err(FormatError::Envelope(
+            "Field 'records' is required.".to_owned(),
+        )),
+        Some(RecordsRead::NotAnArray(kind)) => Err(FormatError::Envelope(format!(
+            "Field 'records' must be an array, found {}.",
+            kind.name()
+        ))),
+        Some(RecordsRead::Array(Err(error))) => Err(error),
+        Some(RecordsRead::Array(Ok(()))) => Ok(top.schemas),
+    }
+}
+
+/// The top-level fields, as read: the first error among them, the schema references, and
+/// what the (last) `records` field came to.
+struct Top {
+    error: Option<FormatError>,
+    schemas: Schemas,
+    records: Option<RecordsRead>,
+}
+
+enum RecordsRead {
+    Null,
+    NotAnArray(Kind),
+    /// Every record read; the first error by the precedence of [`read`].
+    Array(Result<(), FormatError>),
+}
+
+struct TopVisitor<'s, F> {
+    max_records: usize,
+    sink: &'s mut F,
+}
+
+impl<'de, F> Visitor<'de> for TopVisitor<'_, F>
+where
+    F: FnMut(usize, RawRecord<'de>) -> Result<(), FormatError>,
+{
+    type Value = Top;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+        let mut top = Top {
+            error: None,
+            schemas: Schemas::default(),
+            records: None,
+        };
+        while let Some(name) = map.next_key::<FieldName<'de>>()? {
+            // After the first error the rest is only read through, for malformed JSON.
+            if top.error.is_some() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let checked = match name.as_ref() {
+                "records" => {
+                    top.records = Some(map.next_value_seed(RecordsSeed {
+                        max_records: self.max_records,
+                        sink: &mut *self.sink,
+                    })?);
+                    Ok(())
+                }
+                "key_schema" => expect_string("key_schema", map.next_value()?)
+                    .map(|text| top.schemas.key.text = text),
+                "value_schema" => expect_string("value_schema", map.next_value()?)
+                    .map(|text| top.schemas.value.text = text),
+                "key_schema_id" => expect_integer(|| "key_schema_id".into(), map.next_value()?)
+                    .map(|id| top.schemas.key.id = id),
+                "value_schema_id" => expect_integer(|| "value_schema_id".into(), map.next_value()?)
+                    .map(|id| top.schemas.value.id = id),
+                other => {
+                    map.next_value::<IgnoredAny>()?;
+                    Err(unrecognized(other))
+                }
+            };
+            top.error = checked.err();
+        }
+        Ok(top)
+    }
+}
+
+/// The `records` field, read in place: any JSON value, so that a wrong one is named rather
+/// than failing the parse.
+struct RecordsSeed<'s, F> {
+    max_records: usize,
+    sink: &'s mut F,
+}
+
+impl<'de, F> DeserializeSeed<'de> for RecordsSeed<'_, F>
+where
+    F: FnMut(usize, RawRecord<'de>) -> Result<(), FormatError>,
+{
+    type Value = RecordsRead;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RecordsRead, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, F> Visitor<'de> for RecordsSeed<'_, F>
+where
+    F: FnMut(usize, RawRecord<'de>) -> Result<(), FormatError>,
+{
+    type Value = RecordsRead;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of records")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut records = Vec::new();
-        let mut refused = None;
+    fn visit_unit<E>(self) -> Result<RecordsRead, E> {
+        Ok(RecordsRead::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<RecordsRead, E> {
+        Ok(RecordsRead::NotAnArray(Kind::Bool))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<RecordsRead, E> {
+        Ok(RecordsRead::NotAnArray(Kind::Number))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<RecordsRead, E> {
+        Ok(RecordsRead::NotAnArray(Kind::Number))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<RecordsRead, E> {
+        Ok(RecordsRead::NotAnArray(Kind::Number))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<RecordsRead, E> {
+        Ok(RecordsRead::NotAnArray(Kind::Str))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RecordsRead, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(RecordsRead::NotAnArray(Kind::Object))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RecordsRead, A::Error> {
         let mut count = 0;
+        let mut refused = None;
+        let mut sink_error = None;
         loop {
-            // Kept and checked while within the limit and valid; past that, skipped (the
+            // Read while within the limit and well formed; past that, skipped (the
             // deserializer must still reach the end of the array).
             if refused.is_none() && count < self.max_records {
-                let Some(item) = seq.next_element::<&'de RawValue>()? else {
+                let Some(record) = seq.next_element_seed(RecordSeed { index: count })? else {
                     break;
                 };
-                match parse_record(count, item) {
-                    Ok(record) => records.push(record),
+                match record {
+                    Ok(record) if sink_error.is_none() => {
+                        sink_error = (self.sink)(count, record).err();
+                    }
+                    Ok(_) => {}
                     Err(e) => refused = Some(e),
                 }
             } else if seq.next_element::<IgnoredAny>()?.is_none() {
@@ -114,50 +273,119 @@ impl<'de> Visitor<'de> for RecordsVisitor {
             }
             count += 1;
         }
-        Ok(match refused {
-            Some(e) => Err(e),
-            None if count == 0 => Err(FormatError::Envelope(
+        Ok(RecordsRead::Array(match (refused, sink_error) {
+            (Some(e), _) => Err(e),
+            _ if count == 0 => Err(FormatError::Envelope(
                 "Field 'records' must not be empty.".to_owned(),
             )),
-            None if count > self.max_records => Err(FormatError::TooManyRecords {
+            _ if count > self.max_records => Err(FormatError::TooManyRecords {
                 count,
                 limit: self.max_records,
             }),
-            None => Ok(records),
-        })
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(()),
+        }))
     }
 }
 
-fn parse_record(index: usize, item: &RawValue) -> Result<RawRecord<'_>, FormatError> {
-    // Field names for messages are built only when there is an error to report.
-    let at = || format!("records[{index}]");
-    if Kind::of(item) != Kind::Object {
-        return Err(FormatError::Envelope(format!(
-            "Field '{}' must be an object, found {}.",
-            at(),
-            Kind::of(item).name()
-        )));
+/// One element of `records`: a record, or the reason it is not one.
+struct RecordSeed {
+    index: usize,
+}
+
+impl RecordSeed {
+    /// The field name for messages, built only when there is an error to report.
+    fn at(&self) -> String {
+        format!("records[{}]", self.index)
     }
-    let fields = parse_object(item.get().as_bytes(), at)?;
-    let mut record = RawRecord {
-        key: None,
-        value: None,
-        partition: None,
-    };
-    for (name, value) in &fields {
-        match name.as_ref() {
-            "key" => record.key = Some(*value),
-            "value" => record.value = Some(*value),
-            "partition" => {
-                if let Some(p) = expect_integer(|| format!("{}.partition", at()), value)? {
-                    record.partition =
-                        Some(Partition::new(p).ok_or(FormatError::NegativePartition)?);
+
+    fn not_an_object(&self, kind: Kind) -> Result<RawRecord<'static>, FormatError> {
+        Err(FormatError::Envelope(format!(
+            "Field '{}' must be an object, found {}.",
+            self.at(),
+            kind.name()
+        )))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed {
+    type Value = Result<RawRecord<'de>, FormatError>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed {
+    type Value = Result<RawRecord<'de>, FormatError>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a record")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(self.not_an_object(Kind::Null))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(self.not_an_object(Kind::Bool))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(self.not_an_object(Kind::Number))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(self.not_an_object(Kind::Number))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(self.not_an_object(Kind::Number))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(self.not_an_object(Kind::Str))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(self.not_an_object(Kind::Array))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut record = RawRecord {
+            key: None,
+            value: None,
+            partition: None,
+        };
+        let mut error = None;
+        while let Some(name) = map.next_key::<FieldName<'de>>()? {
+            if error.is_some() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            match name.as_ref() {
+                "key" => record.key = Some(map.next_value()?),
+                "value" => record.value = Some(map.next_value()?),
+                "partition" => {
+                    let at = || format!("{}.partition", self.at());
+                    match expect_integer(at, map.next_value()?) {
+                        Ok(None) => {}
+                        Ok(Some(p)) => match Partition::new(p) {
+                            Some(p) => record.partition = Some(p),
+                            None => error = Some(FormatError::NegativePartition),
+                        },
+                        Err(e) => error = Some(e),
+                    }
+                }
+                other => {
+                    map.next_value::<IgnoredAny>()?;
+                    error = Some(unrecognized(other));
                 }
             }
-            other => return Err(unrecognized(other)),
         }
+        Ok(error.map_or(Ok(record), Err))
     }
-    Ok(record)
 }
 
 fn unrecognized(name: &str) -> FormatError {
@@ -628,6 +856,31 @@ mod tests {
             parse(r#"{"key_schema":1.50,"value_schema":true,"records":[{"value":1}]}"#).unwrap();
         assert_eq!(request.key_schema.text.as_deref(), Some("1.50"));
         assert_eq!(request.value_schema.text.as_deref(), Some("true"));
+    }
+
+    /// `records` and each record are read in place, in one pass, so a scalar that
+    /// serde_json cannot hold (a number beyond `f64`, a string with an unpaired surrogate
+    /// escape) is malformed JSON there rather than named as the wrong type.
+    #[test]
+    fn scalars_that_cannot_be_read_are_malformed_where_a_record_is_expected() {
+        for body in [
+            r#"{"records":1e999}"#,
+            r#"{"records":"\ud800"}"#,
+            r#"{"records":[1e999]}"#,
+            r#"{"records":[{"value":1},"\ud800"]}"#,
+        ] {
+            assert!(
+                matches!(parse(body), Err(FormatError::Malformed(_))),
+                "{body}: {:?}",
+                parse(body)
+            );
+        }
+        // Elsewhere they are values like any other: written as sent, or named.
+        assert!(parse(r#"{"records":[{"value":1e999,"key":"\ud800"}]}"#).is_ok());
+        assert_eq!(
+            envelope_error(r#"{"records":[{"value":1}],"x":1e999}"#),
+            "Unrecognized field: x"
+        );
     }
 
     #[test]

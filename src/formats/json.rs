@@ -5,6 +5,7 @@
 //! written again, so object keys keep their order, numbers keep their digits (`1.10`,
 //! integers beyond 2^53) and strings keep their escapes. Only insignificant whitespace goes.
 
+use bytes::Bytes;
 use serde_json::value::RawValue;
 
 /// The Kafka bytes of a json key or value; `None` for JSON `null` (a null key or tombstone).
@@ -14,6 +15,20 @@ pub fn encode(raw: &RawValue) -> Option<Vec<u8>> {
         return None;
     }
     Some(compact(text))
+}
+
+/// As [`encode`], but a value that is already compact is shared with `body`, which `raw`
+/// was read from, rather than copied (see [`super::share`]).
+pub fn encode_in(body: &Bytes, raw: &RawValue) -> Option<Bytes> {
+    let text = raw.get();
+    if text == "null" {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    if bytes.iter().any(|b| is_json_whitespace(*b)) {
+        return Some(compact(text).into());
+    }
+    Some(super::share(body, bytes))
 }
 
 /// Drops the whitespace between tokens of a well-formed JSON text, leaving strings untouched.
@@ -59,6 +74,25 @@ mod tests {
     fn enc(text: &str) -> Option<String> {
         let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
         encode(&raw).map(|b| String::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn compact_values_are_shared_with_the_body_not_copied() {
+        let body =
+            Bytes::from_static(br#"{"records":[{"value":{"a":[1,2]}},{"value":{ "b" : 1 }}]}"#);
+        let request = crate::formats::V2Request::parse(&body, 10).unwrap();
+        let values: Vec<Bytes> = request
+            .records
+            .iter()
+            .map(|r| encode_in(&body, r.value.unwrap()).unwrap())
+            .collect();
+        assert_eq!(values[0], &br#"{"a":[1,2]}"#[..]);
+        assert!(body.as_ptr_range().contains(&values[0].as_ptr()));
+        // With whitespace to drop, a copy of its own.
+        assert_eq!(values[1], &br#"{"b":1}"#[..]);
+        assert!(!body.as_ptr_range().contains(&values[1].as_ptr()));
+        let elsewhere: Box<RawValue> = serde_json::from_str("[3]").unwrap();
+        assert_eq!(encode_in(&body, &elsewhere).unwrap(), &b"[3]"[..]);
     }
 
     #[test]

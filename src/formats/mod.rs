@@ -9,6 +9,10 @@
 //! - encode ([`Encoders::encode`]): every record's key and value become bytes, before
 //!   anything is produced, so one bad record fails the whole request.
 //!
+//! [`read_v2`] runs the three for a v2 body. For json and binary, which resolve to nothing,
+//! they are one pass: each record is encoded as the envelope reader reaches it, and a
+//! compact json value is a slice of the body ([`share`]) rather than a copy.
+//!
 //! [`media`] negotiates `Content-Type` and `Accept`; [`raw`] names the JSON kinds in
 //! messages. The schema-directed encoders: [`avro`], [`json_schema`], [`protobuf`]. API v3
 //! records, which name a type and a schema per key and value, are read and encoded by
@@ -28,10 +32,24 @@ pub mod raw;
 pub mod schema;
 pub mod v3;
 
-pub use encode::{resolve, Encoders};
+pub use encode::{read_v2, resolve, Encoders};
 pub use envelope::{RawRecord, V2Request};
 pub use media::{check_accept, request_format, NegotiationError};
 pub use schema::{SchemaError, SchemaFormats};
+
+use bytes::Bytes;
+
+/// `part` as a slice of `body` when it lies within it, sharing its memory (no copy, no
+/// allocation), else a copy of its own.
+pub fn share(body: &Bytes, part: &[u8]) -> Bytes {
+    let within = body.as_ptr_range();
+    let range = part.as_ptr_range();
+    if within.start <= range.start && range.end <= within.end {
+        body.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
+    }
+}
 
 /// How the keys and values of a v2 produce request are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

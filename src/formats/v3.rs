@@ -25,6 +25,7 @@ pub mod split;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use super::encode::encode_with_schema;
@@ -627,8 +628,8 @@ pub async fn encode(
     let format = pipeline_format(key_result.as_ref(), value_result.as_ref());
     Ok(Encoded {
         record: Record {
-            key,
-            value,
+            key: key.map(Bytes::from),
+            value: value.map(Bytes::from),
             partition: record.partition,
             timestamp_ms: record.timestamp_ms,
             headers: record.headers,

@@ -15,7 +15,7 @@ use crate::auth::Operation;
 use crate::domain::{Header, Partition, TopicName};
 use crate::error::{self, ApiError, ErrorCode};
 use crate::formats::EmbeddedFormat;
-use crate::formats::{self, Encoders, V2Request};
+use crate::formats::{self, Encoders};
 use crate::kafka::{Outcome, ProduceError};
 use crate::limits::Body;
 use crate::produce::{Caller, ProduceRequest};
@@ -102,17 +102,15 @@ impl Work {
             path_partition,
             key_header,
         } = self;
-        let request = V2Request::parse(&body.bytes, state.produce.max_records())?;
-        with_facts(&req, |f| f.records = Some(request.records.len()));
-        let encoders = formats::resolve(
+        let (encoders, mut records) = formats::read_v2(
             format,
             &topic,
-            &request.key_schema,
-            &request.value_schema,
+            &body.bytes,
+            state.produce.max_records(),
             state.schemas.as_ref(),
         )
         .await?;
-        let mut records = encoders.encode(&request.records)?;
+        with_facts(&req, |f| f.records = Some(records.len()));
         for record in &mut records {
             // A record's own partition wins over the path's.
             record.partition = record.partition.or(path_partition);

@@ -355,10 +355,10 @@ impl Kafka {
             BaseRecord::<[u8], [u8], Opaque>::with_opaque_to(topic.as_str(), opaque)
                 .timestamp(timestamp_ms);
         if let Some(key) = &record.key {
-            base_record = base_record.key(key.as_slice());
+            base_record = base_record.key(&key[..]);
         }
         if let Some(value) = &record.value {
-            base_record = base_record.payload(value.as_slice());
+            base_record = base_record.payload(&value[..]);
         }
         if let Some(partition) = record.partition {
             base_record = base_record.partition(partition.id());

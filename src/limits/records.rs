@@ -71,7 +71,7 @@ mod tests {
 
     fn record(bytes: usize) -> Record {
         Record {
-            value: Some(vec![b'x'; bytes]),
+            value: Some(vec![b'x'; bytes].into()),
             ..Record::default()
         }
     }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use actix_web::web::Bytes;
 use futures_util::StreamExt;
 use kafka_rest_proxy::domain::{Header, Record, TopicName};
 use kafka_rest_proxy::kafka::{Delivered, Kafka};
@@ -26,7 +27,7 @@ async fn records_keep_their_headers_and_timestamps_and_outcomes_stream_in_order(
     };
     let records = [
         Record {
-            value: Some(b"a".to_vec()),
+            value: Some(Bytes::from_static(b"a")),
             timestamp_ms: Some(1_600_000_000_123),
             headers: vec![
                 header("trace", Some(b"1")),
@@ -36,8 +37,8 @@ async fn records_keep_their_headers_and_timestamps_and_outcomes_stream_in_order(
             ..Record::default()
         },
         Record {
-            key: Some(b"k".to_vec()),
-            value: Some(b"b".to_vec()),
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from_static(b"b")),
             ..Record::default()
         },
     ];
