@@ -595,11 +595,10 @@ pub fn v3_stream(data: &[u8]) {
     }
     let topic = topic();
     for record in &records {
-        let Ok(text) = std::str::from_utf8(record) else {
-            continue;
-        };
-        if let Ok(record) = V3Record::parse(text) {
-            let _ = ready(v3::encode(record, &topic, None));
+        // As the stream reader holds it: its own `Bytes`, which JSON sides share.
+        let source = Bytes::copy_from_slice(record);
+        if let Ok(record) = V3Record::parse_bytes(&source) {
+            let _ = ready(v3::encode(record, &source, &topic, None));
         }
     }
 }
@@ -609,7 +608,8 @@ pub fn v3_stream(data: &[u8]) {
 /// `[0-9a-zA-Z_-]`.
 pub fn v3_batch(data: &[u8]) {
     const MAX_ENTRIES: usize = 8;
-    let Ok(entries) = batch::parse(data, MAX_ENTRIES) else {
+    let body = Bytes::copy_from_slice(data);
+    let Ok(entries) = batch::parse(&body, MAX_ENTRIES) else {
         return;
     };
     assert!((1..=MAX_ENTRIES).contains(&entries.len()));
@@ -621,7 +621,7 @@ pub fn v3_batch(data: &[u8]) {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         if let Ok(record) = entry.record {
-            let _ = ready(v3::encode(record, &topic, None));
+            let _ = ready(v3::encode(record, &body, &topic, None));
         }
     }
 }

@@ -579,13 +579,15 @@ pub struct Encoded {
 }
 
 /// Resolves the schemas a record names (within `schema_registry.request_timeout_ms` for
-/// both sides) and encodes its key and value.
+/// both sides) and encodes its key and value. `source` holds the text the record was read
+/// from: a compact JSON side is a slice of it rather than a copy.
 ///
 /// # Errors
 /// [`FormatError::Schema`] for a schema that cannot be resolved (or no registry);
 /// [`FormatError::Data`] naming the field that cannot be encoded.
 pub async fn encode(
     record: V3Record<'_>,
+    source: &Bytes,
     topic: &TopicName,
     schemas: Option<&SchemaFormats>,
 ) -> Result<Encoded, FormatError> {
@@ -623,13 +625,14 @@ pub async fn encode(
                 ))
             })??
     };
-    let (key, key_result) = encode_side(Side::Key, record.key.as_ref(), key_schema)?;
-    let (value, value_result) = encode_side(Side::Value, record.value.as_ref(), value_schema)?;
+    let (key, key_result) = encode_side(Side::Key, record.key.as_ref(), key_schema, source)?;
+    let (value, value_result) =
+        encode_side(Side::Value, record.value.as_ref(), value_schema, source)?;
     let format = pipeline_format(key_result.as_ref(), value_result.as_ref());
     Ok(Encoded {
         record: Record {
-            key: key.map(Bytes::from),
-            value: value.map(Bytes::from),
+            key,
+            value,
             partition: record.partition,
             timestamp_ms: record.timestamp_ms,
             headers: record.headers,
@@ -641,12 +644,13 @@ pub async fn encode(
 }
 
 /// A side's bytes (`None` for null) and what its result says about it.
-type SideBytes = (Option<Vec<u8>>, Option<SideResult>);
+type SideBytes = (Option<Bytes>, Option<SideResult>);
 
 fn encode_side(
     side: Side,
     spec: Option<&SideSpec<'_>>,
     schema: Option<Arc<Resolved>>,
+    source: &Bytes,
 ) -> Result<SideBytes, FormatError> {
     let Some(spec) = spec else {
         return Ok((None, None));
@@ -655,16 +659,16 @@ fn encode_side(
     let (bytes, data_type, schema) = match (spec, schema) {
         (SideSpec::Plain { data_type, data }, _) => {
             let bytes = match data_type {
-                DataType::Json => json::encode(data),
-                DataType::String => string(&at(), data)?.map(String::into_bytes),
-                _ => binary::decode(data).map_err(|e| {
-                    FormatError::Data(format!("Field '{}': {}.", at(), sentence(&e)))
-                })?,
+                DataType::Json => json::encode_in(source, data),
+                DataType::String => string(&at(), data)?.map(Bytes::from),
+                _ => binary::decode(data)
+                    .map_err(|e| FormatError::Data(format!("Field '{}': {}.", at(), sentence(&e))))?
+                    .map(Bytes::from),
             };
             (bytes, *data_type, None)
         }
         (SideSpec::Schema { data, .. }, Some(resolved)) => {
-            let bytes = encode_with_schema(&resolved, data, at)?;
+            let bytes = encode_with_schema(&resolved, data, at)?.map(Bytes::from);
             (bytes, DataType::of_schema(resolved.format), Some(resolved))
         }
         // A schema side always resolves, or fails before.
@@ -924,6 +928,23 @@ mod tests {
         ));
     }
 
+    /// A compact JSON side is a slice of the record's text, not a copy; one with
+    /// whitespace to drop, and the other types, have bytes of their own.
+    #[tokio::test]
+    async fn a_compact_json_side_shares_the_records_bytes() {
+        let topic = TopicName::parse("t").unwrap();
+        let source = Bytes::from_static(
+            br#"{"key":{"type":"JSON","data":[1,2]},"value":{"type":"JSON","data":{ "a" : 1 }}}"#,
+        );
+        let record = V3Record::parse_bytes(&source).unwrap();
+        let encoded = encode(record, &source, &topic, None).await.unwrap();
+        let key = encoded.record.key.unwrap();
+        let value = encoded.record.value.unwrap();
+        assert_eq!((&key[..], &value[..]), (&b"[1,2]"[..], &br#"{"a":1}"#[..]));
+        assert!(source.as_ptr_range().contains(&key.as_ptr()));
+        assert!(!source.as_ptr_range().contains(&value.as_ptr()));
+    }
+
     #[tokio::test]
     async fn plain_types_are_encoded_without_a_registry() {
         let topic = TopicName::parse("t").unwrap();
@@ -931,20 +952,23 @@ mod tests {
             r#"{"key":{"type":"STRING","data":"k\u00e9"},"value":{"type":"JSON","data":{ "a" : 1 }}}"#,
         )
         .unwrap();
-        let encoded = encode(record, &topic, None).await.unwrap();
+        let encoded = encode(record, &Bytes::new(), &topic, None).await.unwrap();
         assert_eq!(encoded.record.key.as_deref(), Some("ké".as_bytes()));
         assert_eq!(encoded.record.value.as_deref(), Some(&br#"{"a":1}"#[..]));
         assert_eq!(encoded.key.as_ref().unwrap().size, 3);
         assert_eq!(encoded.format, EmbeddedFormat::Binary);
 
         let record = parse(r#"{"value":{"type":"BINARY"}}"#).unwrap();
-        let encoded = encode(record, &topic, None).await.unwrap();
+        let encoded = encode(record, &Bytes::new(), &topic, None).await.unwrap();
         assert_eq!(encoded.record.value, None);
         assert_eq!(encoded.value.unwrap().size, -1);
         assert_eq!(encoded.format, EmbeddedFormat::Json);
 
         let record = parse(r#"{"value":{"type":"BINARY","data":"!!"}}"#).unwrap();
-        let err = encode(record, &topic, None).await.unwrap_err().to_string();
+        let err = encode(record, &Bytes::new(), &topic, None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("Field 'value.data': not valid base64"),
             "{err}"
@@ -952,12 +976,17 @@ mod tests {
         assert!(!err.ends_with(".."), "{err}");
 
         let record = parse(r#"{"value":{"type":"STRING","data":1}}"#).unwrap();
-        let err = encode(record, &topic, None).await.unwrap_err().to_string();
+        let err = encode(record, &Bytes::new(), &topic, None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "Field 'value.data' must be a string, found a number.");
 
         // No type: the registry's latest schema, and there is no registry.
         let record = parse(r#"{"value":{"data":"Zm9v"}}"#).unwrap();
-        let err = encode(record, &topic, None).await.unwrap_err();
+        let err = encode(record, &Bytes::new(), &topic, None)
+            .await
+            .unwrap_err();
         assert_eq!(err, FormatError::Schema(SchemaError::NotConfigured));
     }
 }

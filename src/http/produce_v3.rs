@@ -15,6 +15,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -106,10 +107,13 @@ async fn produce_entries(
     for entry in entries {
         ids.push(entry.id);
         encoded.push(match entry.record {
-            Ok(record) => target.encode(record, &state).await.map(|mut e| {
-                e.record.headers.extend(key_header.clone());
-                e
-            }),
+            Ok(record) => target
+                .encode(record, &body.bytes, &state)
+                .await
+                .map(|mut e| {
+                    e.record.headers.extend(key_header.clone());
+                    e
+                }),
             Err(e) => Err(e.into()),
         });
     }
@@ -247,8 +251,13 @@ impl Target {
     }
 
     /// Resolves the schemas of one record and encodes it.
-    async fn encode(&self, record: V3Record<'_>, state: &AppState) -> Result<Encoded, ApiError> {
-        Ok(encode(record, &self.topic, state.schemas.as_ref()).await?)
+    async fn encode(
+        &self,
+        record: V3Record<'_>,
+        source: &Bytes,
+        state: &AppState,
+    ) -> Result<Encoded, ApiError> {
+        Ok(encode(record, source, &self.topic, state.schemas.as_ref()).await?)
     }
 
     /// Hands the records (numbered in messages from `first_index`) to the pipeline in

@@ -353,7 +353,7 @@ impl Reader {
                 Err(ApiError::StreamExpired)
             } else {
                 match V3Record::parse_bytes(&bytes) {
-                    Ok(record) => self.target.encode(record, &self.state).await,
+                    Ok(record) => self.target.encode(record, &bytes, &self.state).await,
                     Err(e) => Err(e.into()),
                 }
             };
