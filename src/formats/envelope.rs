@@ -93,10 +93,10 @@ where
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let top = de
-        .deserialize_map(TopVisitor {
+        .deserialize_map(TopVisitor(RecordsSeed {
             max_records,
             sink: &mut sink,
-        })
+        }))
         .and_then(|top| {
             de.end()?;
             Ok(top)
@@ -139,10 +139,8 @@ enum RecordsRead {
     Array(Result<(), FormatError>),
 }
 
-struct TopVisitor<'s, F> {
-    max_records: usize,
-    sink: &'s mut F,
-}
+/// The top-level object; each `records` field in it is read by the [`RecordsSeed`] it holds.
+struct TopVisitor<'s, F>(RecordsSeed<'s, F>);
 
 impl<'de, F> Visitor<'de> for TopVisitor<'_, F>
 where
@@ -155,6 +153,7 @@ where
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+        let TopVisitor(records) = self;
         let mut top = Top {
             error: None,
             schemas: Schemas::default(),
@@ -169,8 +168,8 @@ where
             let checked = match name.as_ref() {
                 "records" => {
                     top.records = Some(map.next_value_seed(RecordsSeed {
-                        max_records: self.max_records,
-                        sink: &mut *self.sink,
+                        max_records: records.max_records,
+                        sink: &mut *records.sink,
                     })?);
                     Ok(())
                 }

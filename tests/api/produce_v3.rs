@@ -811,7 +811,18 @@ async fn a_client_that_stops_reading_is_stopped_and_memory_stays_bounded() {
     let got = stream.rest().await;
     writer.await.unwrap();
     let sent = sent.get();
-    assert_eq!(got.len(), sent);
+    // Failed once in ~20 runs under load (2026-12-02, values not kept): the last lines say
+    // whether the stream ended early or answered a record more.
+    assert_eq!(
+        got.len(),
+        sent,
+        "lines for {sent} records sent; the last lines: {:?}",
+        got.iter()
+            .rev()
+            .take(3)
+            .map(|l| l.chars().take(200).collect::<String>())
+            .collect::<Vec<_>>()
+    );
     for (i, line) in got.iter().enumerate() {
         let code = serde_json::from_str::<Value>(line).unwrap()["error_code"].clone();
         assert_eq!(code, json!(if i % 8 == 0 { 200 } else { 400 }), "line {i}");
