@@ -96,40 +96,37 @@ pub async fn resolve(
     value_schema: &SchemaRef,
     schemas: Option<&SchemaFormats>,
 ) -> Result<Encoders, FormatError> {
-    let (key, value) = match format {
-        EmbeddedFormat::Json => (Encoder::Json, Encoder::Json),
-        EmbeddedFormat::Binary => (Encoder::Binary, Encoder::Binary),
-        EmbeddedFormat::Avro | EmbeddedFormat::JsonSchema | EmbeddedFormat::Protobuf => {
-            let schemas = schemas.ok_or(SchemaError::NotConfigured)?;
-            let key_selector = selector(Side::Key, key_schema)?;
-            let value_selector = selector(Side::Value, value_schema)?;
-            let side = |side: Side, selector: Option<Selector>| async move {
-                match selector {
-                    Some(s) => schemas
-                        .resolve(format, topic.as_str(), side, s)
-                        .await
-                        .map(Some),
-                    None => Ok(None),
-                }
-            };
-            let both = try_join(
-                side(Side::Key, key_selector),
-                side(Side::Value, value_selector),
-            );
-            // Boxed: the registry look-ups' state is ~9 KB, which would otherwise be part
-            // of every produce request's future (json and binary too), allocated and
-            // copied per request.
-            let (key, value) = tokio::time::timeout(schemas.timeout(), Box::pin(both))
+    if let Some(encoders) = Encoders::plain(format) {
+        return Ok(encoders);
+    }
+    let schemas = schemas.ok_or(SchemaError::NotConfigured)?;
+    let key_selector = selector(Side::Key, key_schema)?;
+    let value_selector = selector(Side::Value, value_schema)?;
+    let side = |side: Side, selector: Option<Selector>| async move {
+        match selector {
+            Some(s) => schemas
+                .resolve(format, topic.as_str(), side, s)
                 .await
-                .map_err(|_| {
-                    SchemaError::Unavailable(format!(
-                        "no answer within {} ms",
-                        schemas.timeout().as_millis()
-                    ))
-                })??;
-            (Encoder::Schema(key), Encoder::Schema(value))
+                .map(Some),
+            None => Ok(None),
         }
     };
+    let both = try_join(
+        side(Side::Key, key_selector),
+        side(Side::Value, value_selector),
+    );
+    // Boxed: the registry look-ups' state is ~9 KB, which would otherwise be part
+    // of every produce request's future (json and binary too), allocated and
+    // copied per request.
+    let (key, value) = tokio::time::timeout(schemas.timeout(), Box::pin(both))
+        .await
+        .map_err(|_| {
+            SchemaError::Unavailable(format!(
+                "no answer within {} ms",
+                schemas.timeout().as_millis()
+            ))
+        })??;
+    let (key, value) = (Encoder::Schema(key), Encoder::Schema(value));
     Ok(Encoders {
         key_schema_id: key.schema_id(),
         value_schema_id: value.schema_id(),
