@@ -86,6 +86,21 @@ first_failure = ""
 -- Answers by status, for the load check (which expects 429s and 503s).
 s200, s429, s503, sother = 0, 0, 0, 0
 
+-- How many times `needle` occurs in `text`: a plain search (string.find without patterns)
+-- rather than string.gsub, whose pattern matcher took two thirds of wrk's CPU on a stream's
+-- 170 KB of result lines, CPU the proxy under test then did not get.
+local function occurrences(text, needle)
+    local n, at = 0, 1
+    while true do
+        local found = string.find(text, needle, at, true)
+        if not found then
+            return n
+        end
+        n = n + 1
+        at = found + #needle
+    end
+end
+
 function response(status, headers, body)
     if status == 200 then
         s200 = s200 + 1
@@ -103,7 +118,7 @@ function response(status, headers, body)
         end
     elseif body and format == "v3" then
         -- A stream answers one line per record: each must be a 200.
-        local _, ok = string.gsub(body, '"error_code":200,', "")
+        local ok = occurrences(body, '"error_code":200,')
         if ok ~= batch then
             record_errors = record_errors + (batch - ok)
             if first_failure == "" then
@@ -113,7 +128,7 @@ function response(status, headers, body)
         end
     elseif body then
         -- A 200 may still carry per-record failures ("error_code":50003...).
-        local _, n = string.gsub(body, '"error_code":%d', "")
+        local n = occurrences(body, '"error_code":') - occurrences(body, '"error_code":null')
         if n > 0 then
             record_errors = record_errors + n
             if first_failure == "" then
