@@ -16,10 +16,11 @@
 //! subject's latest version. The subject is `subject`, or follows `subject_name_strategy`
 //! (TOPIC_NAME by default).
 //!
-//! [`split`] finds where each record of a stream ends as the body arrives; [`batch`] reads
-//! the body of `records:batch`.
+//! [`split`] finds where each record of a stream ends as the body arrives; [`read`] reads
+//! one record of it in a single pass; [`batch`] reads the body of `records:batch`.
 
 pub mod batch;
+mod read;
 pub mod split;
 
 use std::borrow::Cow;
@@ -111,7 +112,7 @@ pub enum SideSpec<'a> {
 }
 
 /// One API v3 record as the partner wrote it, checked for shape.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct V3Record<'a> {
     pub partition: Option<Partition>,
     pub headers: Vec<Header>,
@@ -148,10 +149,21 @@ impl<'a> V3Record<'a> {
     /// # Errors
     /// As [`V3Record::parse`].
     pub fn parse_bytes(bytes: &'a [u8]) -> Result<V3Record<'a>, FormatError> {
-        // The common case in one pass: an object, read field by field, which checks the
-        // whole text (its UTF-8 too: outside strings, JSON is ASCII, and every string is
-        // checked). Anything else takes the checks in their order below, for their
-        // messages; they find what this pass would have.
+        // The common case in one pass: the record's fields read as they come, its key and
+        // value objects where they lie (a stream reads one record per line, so this is its
+        // hot path). What that pass does not take (not JSON, not an object, a number
+        // serde_json cannot hold where a key or value goes) gets its message from reading
+        // field by field, which finds what the one pass would have.
+        read::record(bytes).unwrap_or_else(|| Self::parse_by_fields(bytes))
+    }
+
+    /// [`V3Record::parse_bytes`] by collecting each object's fields first: for the
+    /// messages of what the one pass does not take, and as its reference in fuzzing.
+    pub(crate) fn parse_by_fields(bytes: &'a [u8]) -> Result<V3Record<'a>, FormatError> {
+        // An object, read field by field, which checks the whole text (its UTF-8 too:
+        // outside strings, JSON is ASCII, and every string is checked). Anything else takes
+        // the checks in their order below, for their messages; they find what this pass
+        // would have.
         if let Ok(fields) = parse_object(bytes, String::new) {
             return Self::from_fields(&fields, &[]);
         }
@@ -184,33 +196,34 @@ impl<'a> V3Record<'a> {
         fields: &[(FieldName<'a>, &'a RawValue)],
         skip: &[&str],
     ) -> Result<V3Record<'a>, FormatError> {
-        let mut record = V3Record {
-            partition: None,
-            headers: Vec::new(),
-            key: None,
-            value: None,
-            timestamp_ms: None,
-        };
+        let mut record = V3Record::default();
         for (name, value) in fields {
-            match name.as_ref() {
-                "partition_id" => {
-                    if let Some(p) = integer("partition_id", value)? {
-                        let p = i32::try_from(p).map_err(|_| {
-                            invalid("Field 'partition_id' must be a 32-bit integer.".to_owned())
-                        })?;
-                        record.partition =
-                            Some(Partition::new(p.into()).ok_or(FormatError::NegativePartition)?);
-                    }
-                }
-                "headers" => record.headers = headers(value)?,
-                "key" => record.key = side(Side::Key, value)?,
-                "value" => record.value = side(Side::Value, value)?,
-                "timestamp" => record.timestamp_ms = timestamp(value)?,
-                other if skip.contains(&other) => {}
-                other => return Err(invalid(format!("Unrecognized field: {other}"))),
-            }
+            record.set(name.as_ref(), value, skip)?;
         }
         Ok(record)
+    }
+
+    /// Reads one field of the record (a later one of the same name replaces it); the
+    /// fields named in `skip` are let through unread.
+    fn set(&mut self, name: &str, value: &'a RawValue, skip: &[&str]) -> Result<(), FormatError> {
+        match name {
+            "partition_id" => {
+                if let Some(p) = integer("partition_id", value)? {
+                    let p = i32::try_from(p).map_err(|_| {
+                        invalid("Field 'partition_id' must be a 32-bit integer.".to_owned())
+                    })?;
+                    self.partition =
+                        Some(Partition::new(p.into()).ok_or(FormatError::NegativePartition)?);
+                }
+            }
+            "headers" => self.headers = headers(value)?,
+            "key" => self.key = side(Side::Key, value)?,
+            "value" => self.value = side(Side::Value, value)?,
+            "timestamp" => self.timestamp_ms = timestamp(value)?,
+            other if skip.contains(&other) => {}
+            other => return Err(invalid(format!("Unrecognized field: {other}"))),
+        }
+        Ok(())
     }
 }
 
@@ -408,35 +421,52 @@ fn side<'a>(side: Side, raw: &'a RawValue) -> Result<Option<SideSpec<'a>>, Forma
     match Kind::of(raw) {
         Kind::Null => return Ok(None),
         Kind::Object => {}
-        kind => {
-            return Err(invalid(format!(
-                "Field '{name}' must be an object, found {}.",
-                kind.name()
-            )))
-        }
+        kind => return Err(not_an_object(side, kind)),
     }
     let fields =
         parse_object(raw.get().as_bytes(), || format!("'{name}'")).map_err(as_record_error)?;
-    let at = |field: &str| format!("{name}.{field}");
-    let mut data_type = None;
-    let mut subject = None;
-    let mut strategy = None;
-    let mut schema_id = None;
-    let mut schema_version = None;
-    let mut schema = None;
-    let mut data = None;
+    let mut given = SideFields::default();
     for (field, value) in &fields {
-        match field.as_ref() {
+        given.set(side, field.as_ref(), value)?;
+    }
+    given.spec(side)
+}
+
+fn not_an_object(side: Side, kind: Kind) -> FormatError {
+    invalid(format!(
+        "Field '{}' must be an object, found {}.",
+        side.as_str(),
+        kind.name()
+    ))
+}
+
+/// The fields of one `key` or `value` as given, each read for its type.
+#[derive(Default)]
+struct SideFields<'a> {
+    data_type: Option<DataType>,
+    subject: Option<String>,
+    strategy: Option<SubjectNameStrategy>,
+    schema_id: Option<i32>,
+    schema_version: Option<i32>,
+    schema: Option<String>,
+    data: Option<&'a RawValue>,
+}
+
+impl<'a> SideFields<'a> {
+    /// Reads one field (a later one of the same name replaces it).
+    fn set(&mut self, side: Side, field: &str, value: &'a RawValue) -> Result<(), FormatError> {
+        let at = |field: &str| format!("{}.{field}", side.as_str());
+        match field {
             "type" => {
                 let name = match side {
                     Side::Key => "key.type",
                     Side::Value => "value.type",
                 };
-                data_type = one_of(name, value, &DataType::ALL, DataType::as_str)?;
+                self.data_type = one_of(name, value, &DataType::ALL, DataType::as_str)?;
             }
-            "subject" => subject = string(&at("subject"), value)?,
+            "subject" => self.subject = string(&at("subject"), value)?,
             "subject_name_strategy" => {
-                strategy = one_of(
+                self.strategy = one_of(
                     &at("subject_name_strategy"),
                     value,
                     &[
@@ -447,103 +477,119 @@ fn side<'a>(side: Side, raw: &'a RawValue) -> Result<Option<SideSpec<'a>>, Forma
                     SubjectNameStrategy::as_str,
                 )?;
             }
-            "schema_id" => schema_id = schema_number(&at("schema_id"), value)?,
-            "schema_version" => schema_version = schema_number(&at("schema_version"), value)?,
-            "schema" => schema = string(&at("schema"), value)?,
-            "data" => data = Some(*value),
+            "schema_id" => self.schema_id = schema_number(&at("schema_id"), value)?,
+            "schema_version" => self.schema_version = schema_number(&at("schema_version"), value)?,
+            "schema" => self.schema = string(&at("schema"), value)?,
+            "data" => self.data = Some(value),
             other => return Err(invalid(format!("Unrecognized field: {}", at(other)))),
         }
+        Ok(())
     }
-    let data: &RawValue = match data {
-        Some(data) => data,
-        None => null(),
-    };
-    let forbidden = |why: String| invalid(format!("Field '{name}': {why}"));
-    // Confluent's checks, in its order.
-    if strategy.is_some() && subject.is_some() {
-        return Err(forbidden(
-            "Only one of 'subject_name_strategy' or 'subject' can be used.".to_owned(),
-        ));
-    }
-    let selectors = [
-        schema_id.is_some(),
-        schema_version.is_some(),
-        schema.is_some(),
-    ];
-    if selectors.iter().filter(|s| **s).count() > 1 {
-        return Err(forbidden(
-            "Only one of 'schema_id', 'schema_version' or 'schema' can be used.".to_owned(),
-        ));
-    }
-    let selector = match (schema_id, schema_version, schema) {
-        (Some(id), _, _) => Selector::Id(id),
-        (_, Some(version), _) => Selector::Version(version),
-        (_, _, Some(text)) => Selector::Text(text),
-        _ => Selector::Latest,
-    };
-    let format = match data_type {
-        Some(plain) if plain.schema_format().is_none() => {
-            let given = [
-                ("subject_name_strategy", strategy.is_some()),
-                ("subject", subject.is_some()),
-                ("schema_id", schema_id.is_some()),
-                ("schema_version", schema_version.is_some()),
-                ("schema", matches!(selector, Selector::Text(_))),
-            ];
-            if let Some((field, _)) = given.iter().find(|(_, given)| *given) {
-                return Err(forbidden(format!(
-                    "'type={}' cannot be used with '{field}'.",
-                    plain.as_str()
-                )));
-            }
-            return Ok(Some(SideSpec::Plain {
-                data_type: plain,
-                data,
-            }));
-        }
-        Some(schema_type) => {
-            let registered = match &selector {
-                Selector::Id(id) => Some(format!("'schema_id={id}'")),
-                Selector::Version(v) => Some(format!("'schema_version={v}'")),
-                Selector::Text(_) => None,
-                Selector::Latest => {
-                    return Err(forbidden(format!(
-                        "'type={}' needs 'schema', the schema's text; a registered schema \
-                         is named by 'schema_id' or 'schema_version' without 'type'.",
-                        schema_type.as_str()
-                    )))
-                }
-            };
-            if let Some(registered) = registered {
-                return Err(forbidden(format!(
-                    "{registered} cannot be used with 'type={}': a registered schema is \
-                     named without 'type'.",
-                    schema_type.as_str()
-                )));
-            }
-            schema_type.schema_format()
-        }
-        None if matches!(selector, Selector::Text(_)) => {
-            return Err(forbidden(
-                "'schema' needs 'type' (AVRO, JSONSCHEMA or PROTOBUF).".to_owned(),
-            ))
-        }
-        None => None,
-    };
-    let subject = match (subject, strategy) {
-        (Some(subject), _) => SubjectChoice::Named(subject),
-        (None, strategy) => {
-            SubjectChoice::Strategy(strategy.unwrap_or(SubjectNameStrategy::TopicName))
-        }
-    };
-    Ok(Some(SideSpec::Schema {
-        request: SchemaRequest {
-            format,
+
+    /// How the side is to be written, once all its fields are read: Confluent's rules for
+    /// which fields go together.
+    fn spec(self, side: Side) -> Result<Option<SideSpec<'a>>, FormatError> {
+        let name = side.as_str();
+        let SideFields {
+            data_type,
             subject,
-            selector,
-        },
-        data,
-    }))
+            strategy,
+            schema_id,
+            schema_version,
+            schema,
+            data,
+        } = self;
+        let data: &RawValue = match data {
+            Some(data) => data,
+            None => null(),
+        };
+        let forbidden = |why: String| invalid(format!("Field '{name}': {why}"));
+        // Confluent's checks, in its order.
+        if strategy.is_some() && subject.is_some() {
+            return Err(forbidden(
+                "Only one of 'subject_name_strategy' or 'subject' can be used.".to_owned(),
+            ));
+        }
+        let selectors = [
+            schema_id.is_some(),
+            schema_version.is_some(),
+            schema.is_some(),
+        ];
+        if selectors.iter().filter(|s| **s).count() > 1 {
+            return Err(forbidden(
+                "Only one of 'schema_id', 'schema_version' or 'schema' can be used.".to_owned(),
+            ));
+        }
+        let selector = match (schema_id, schema_version, schema) {
+            (Some(id), _, _) => Selector::Id(id),
+            (_, Some(version), _) => Selector::Version(version),
+            (_, _, Some(text)) => Selector::Text(text),
+            _ => Selector::Latest,
+        };
+        let format = match data_type {
+            Some(plain) if plain.schema_format().is_none() => {
+                let given = [
+                    ("subject_name_strategy", strategy.is_some()),
+                    ("subject", subject.is_some()),
+                    ("schema_id", schema_id.is_some()),
+                    ("schema_version", schema_version.is_some()),
+                    ("schema", matches!(selector, Selector::Text(_))),
+                ];
+                if let Some((field, _)) = given.iter().find(|(_, given)| *given) {
+                    return Err(forbidden(format!(
+                        "'type={}' cannot be used with '{field}'.",
+                        plain.as_str()
+                    )));
+                }
+                return Ok(Some(SideSpec::Plain {
+                    data_type: plain,
+                    data,
+                }));
+            }
+            Some(schema_type) => {
+                let registered = match &selector {
+                    Selector::Id(id) => Some(format!("'schema_id={id}'")),
+                    Selector::Version(v) => Some(format!("'schema_version={v}'")),
+                    Selector::Text(_) => None,
+                    Selector::Latest => {
+                        return Err(forbidden(format!(
+                            "'type={}' needs 'schema', the schema's text; a registered schema \
+                             is named by 'schema_id' or 'schema_version' without 'type'.",
+                            schema_type.as_str()
+                        )))
+                    }
+                };
+                if let Some(registered) = registered {
+                    return Err(forbidden(format!(
+                        "{registered} cannot be used with 'type={}': a registered schema is \
+                         named without 'type'.",
+                        schema_type.as_str()
+                    )));
+                }
+                schema_type.schema_format()
+            }
+            None if matches!(selector, Selector::Text(_)) => {
+                return Err(forbidden(
+                    "'schema' needs 'type' (AVRO, JSONSCHEMA or PROTOBUF).".to_owned(),
+                ))
+            }
+            None => None,
+        };
+        let subject = match (subject, strategy) {
+            (Some(subject), _) => SubjectChoice::Named(subject),
+            (None, strategy) => {
+                SubjectChoice::Strategy(strategy.unwrap_or(SubjectNameStrategy::TopicName))
+            }
+        };
+        Ok(Some(SideSpec::Schema {
+            request: SchemaRequest {
+                format,
+                subject,
+                selector,
+            },
+            data,
+        }))
+    }
 }
 
 /// A schema id or version: a 32-bit integer, as the registry's.

@@ -396,25 +396,32 @@ fn write_line(
     timestamp: Option<&str>,
     sides: &Sides,
 ) {
-    use std::io::Write as _;
-
+    // Numbers through itoa rather than `fmt` (serde_json's own way of writing them).
+    let mut number = itoa::Buffer::new();
     out.extend_from_slice(prefix);
-    // Writing into a Vec cannot fail.
-    let _ = write!(
-        out,
-        "{},\"offset\":{}",
-        delivered.partition, delivered.offset
-    );
+    out.extend_from_slice(number.format(delivered.partition).as_bytes());
+    out.extend_from_slice(b",\"offset\":");
+    out.extend_from_slice(number.format(delivered.offset).as_bytes());
     if let Some(at) = timestamp {
-        let _ = write!(out, ",\"timestamp\":\"{at}\"");
+        out.extend_from_slice(b",\"timestamp\":\"");
+        out.extend_from_slice(at.as_bytes());
+        out.push(b'"');
     }
     for (name, side) in [
         (&b",\"key\":"[..], &sides.key),
         (&b",\"value\":"[..], &sides.value),
     ] {
-        if let Some(side) = side {
-            out.extend_from_slice(name);
+        let Some(side) = side else { continue };
+        out.extend_from_slice(name);
+        if side.schema.is_some() {
             serde_json::to_writer(&mut *out, &DataBody::of(side)).expect("a result serializes");
+        } else {
+            // `DataBody` without its schema fields: a type name needs no escaping.
+            out.extend_from_slice(b"{\"type\":\"");
+            out.extend_from_slice(side.data_type.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"size\":");
+            out.extend_from_slice(number.format(side.size).as_bytes());
+            out.push(b'}');
         }
     }
     out.extend_from_slice(b"}\r\n");

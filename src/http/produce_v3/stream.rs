@@ -104,6 +104,7 @@ pub(super) async fn start(
         // produce spans (tracing on) are children of its server span, which lasts as long.
         reader: actix_web::rt::spawn(reader.run(ends_at).instrument(tracing::Span::current())),
         logged: false,
+        written: Written::default(),
         _in_flight: in_flight,
         open: metrics.streams_open.clone(),
     })
@@ -133,11 +134,11 @@ async fn first_bytes(payload: &mut web::Payload, timeout: Duration) -> Result<By
 }
 
 /// A record between its reading and its line: its place among the stream's records in
-/// flight, and its bytes in the in-flight byte budget.
+/// flight, and its bytes in the in-flight byte budget (with the whitespace before it).
 struct Slot {
-    _place: OwnedSemaphorePermit,
-    _bytes: Option<OwnedSemaphorePermit>,
-    gauge: prometheus::IntGauge,
+    place: OwnedSemaphorePermit,
+    bytes: Option<OwnedSemaphorePermit>,
+    _counted: Counted,
 }
 
 impl Slot {
@@ -148,16 +149,45 @@ impl Slot {
     ) -> Slot {
         gauge.inc();
         Slot {
-            _place: place,
-            _bytes: bytes,
-            gauge: gauge.clone(),
+            place,
+            bytes,
+            _counted: Counted(gauge.clone()),
         }
     }
 }
 
-impl Drop for Slot {
+/// A record counted in the stream records gauge until it is dropped.
+struct Counted(prometheus::IntGauge);
+
+impl Drop for Counted {
     fn drop(&mut self) {
-        self.gauge.dec();
+        self.0.dec();
+    }
+}
+
+/// The places and budget of the records whose lines went into one chunk of the response,
+/// given back together when it is dropped: each give-back takes its semaphore's lock, once
+/// per chunk rather than twice per record.
+#[derive(Default)]
+struct Written {
+    places: Option<OwnedSemaphorePermit>,
+    bytes: Option<OwnedSemaphorePermit>,
+}
+
+impl Written {
+    fn add(&mut self, slot: Slot) {
+        let Slot { place, bytes, .. } = slot;
+        merge(&mut self.places, Some(place));
+        merge(&mut self.bytes, bytes);
+    }
+}
+
+/// Permits of one semaphore, held as one.
+fn merge(into: &mut Option<OwnedSemaphorePermit>, permit: Option<OwnedSemaphorePermit>) {
+    match (into.as_mut(), permit) {
+        (Some(held), Some(permit)) => held.merge(permit),
+        (None, permit) => *into = permit,
+        (Some(_), None) => {}
     }
 }
 
@@ -165,7 +195,7 @@ impl Drop for Slot {
 enum Item {
     /// A line decided without Kafka: a record that could not be read or encoded, a late
     /// one, or the line that ends the stream (no slot).
-    Line { line: Vec<u8>, _slot: Option<Slot> },
+    Line { line: Vec<u8>, slot: Option<Slot> },
     /// Records in the pipeline: their outcomes to come, in order.
     Sent {
         outcomes: RecordOutcomes,
@@ -233,7 +263,7 @@ impl Reader {
                 if let Some(error) = last {
                     self.send(Item::Line {
                         line: error_line(&error),
-                        _slot: None,
+                        slot: None,
                     });
                 }
                 return;
@@ -250,8 +280,8 @@ impl Reader {
         loop {
             if let Some(next) = self.take_record() {
                 return match next {
-                    Ok(bytes) => {
-                        let slot = self.slot(place, bytes.len());
+                    Ok((bytes, held)) => {
+                        let slot = self.slot(place, held);
                         Next::Record(bytes, slot)
                     }
                     Err(end) => Next::End(end),
@@ -283,8 +313,8 @@ impl Reader {
                 return None;
             };
             match self.take_record()? {
-                Ok(bytes) => {
-                    let slot = self.slot(place, bytes.len());
+                Ok((bytes, held)) => {
+                    let slot = self.slot(place, held);
                     run.push((bytes, slot));
                 }
                 Err(end) => return Some(end),
@@ -293,9 +323,10 @@ impl Reader {
         None
     }
 
-    /// The next whole record in the buffer (`Ok`), the end of the stream (`Err`, with its
+    /// The next whole record in the buffer (`Ok`, with the number of bytes it takes from
+    /// the buffer, whitespace before it included), the end of the stream (`Err`, with its
     /// last line), or `None` when more bytes are needed.
-    fn take_record(&mut self) -> Option<Result<Bytes, Option<ApiError>>> {
+    fn take_record(&mut self) -> Option<Result<(Bytes, usize), Option<ApiError>>> {
         let too_large = ApiError::RecordTooLarge {
             limit: self.max_record_bytes,
         };
@@ -304,10 +335,12 @@ impl Reader {
                 if end - start > self.max_record_bytes {
                     return Some(Err(Some(too_large)));
                 }
-                self.release(start);
+                // The whitespace before the record stays in the budget with the record: one
+                // give-back for both.
+                let _ = self.buffer.split_to(start);
                 let record = self.buffer.split_to(end - start).freeze();
                 self.splitter.reset();
-                Some(Ok(record))
+                Some(Ok((record, end)))
             }
             Scan::More { idle } => {
                 self.release(idle);
@@ -331,7 +364,8 @@ impl Reader {
         }
     }
 
-    /// A record of `len` bytes just taken from the buffer: its place, and its budget.
+    /// A record just taken from the buffer, `len` bytes with the whitespace before it: its
+    /// place, and its budget.
     fn slot(&mut self, place: OwnedSemaphorePermit, len: usize) -> Slot {
         let bytes = self.held.as_mut().and_then(|held| held.split(len));
         Slot::new(place, bytes, &self.in_flight_gauge)
@@ -369,7 +403,7 @@ impl Reader {
             match step {
                 Step::Failed(error) => self.send(Item::Line {
                     line: error_line(&error),
-                    _slot: slots.next(),
+                    slot: slots.next(),
                 }),
                 Step::Sent { outcomes, sides } => {
                     let records = sides.into_iter().zip(slots.by_ref()).collect();
@@ -397,6 +431,8 @@ pub(super) struct ResultLines {
     reader: actix_web::rt::task::JoinHandle<()>,
     /// Whether librdkafka's detail of a failure was logged (once per stream).
     logged: bool,
+    /// The records whose lines are in the chunk being gathered.
+    written: Written,
     _in_flight: InFlightGuard,
     open: prometheus::IntGauge,
 }
@@ -408,7 +444,8 @@ impl ResultLines {
             if let Some((outcomes, records)) = &mut self.current {
                 match outcomes.poll_next_unpin(cx) {
                     Poll::Ready(Some(outcome)) => {
-                        let (sides, _slot) = records.pop_front().expect("one record per outcome");
+                        let (sides, slot) = records.pop_front().expect("one record per outcome");
+                        self.written.add(slot);
                         match outcome {
                             Ok(delivered) => {
                                 self.lines.write(out, &delivered, &sides);
@@ -426,7 +463,12 @@ impl ResultLines {
                 continue;
             }
             match self.received.poll_recv(cx) {
-                Poll::Ready(Some(Item::Line { line, .. })) => out.extend_from_slice(&line),
+                Poll::Ready(Some(Item::Line { line, slot })) => {
+                    out.extend_from_slice(&line);
+                    if let Some(slot) = slot {
+                        self.written.add(slot);
+                    }
+                }
                 Poll::Ready(Some(Item::Sent { outcomes, records })) => {
                     self.current = Some((outcomes, records));
                 }
@@ -444,6 +486,8 @@ impl Stream for ResultLines {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut out = Vec::new();
         let over = self.gather(cx, &mut out);
+        // The chunk's records leave the stream's places and the budget together.
+        self.written = Written::default();
         if !out.is_empty() {
             Poll::Ready(Some(Ok(Bytes::from(out))))
         } else if over {
