@@ -19,9 +19,11 @@ use actix_web::Error;
 use crate::config::{CorsOrigin, CorsSettings};
 use crate::error::ApiError;
 
-/// Response headers a page may read besides the CORS-safelisted ones.
-const EXPOSED_HEADERS: [&str; 6] = [
+/// Response headers a page may read besides the CORS-safelisted ones (`traceparent`: the
+/// server span's, when tracing is on).
+const EXPOSED_HEADERS: [&str; 7] = [
     "x-request-id",
+    "traceparent",
     "retry-after",
     "ratelimit-limit",
     "ratelimit-remaining",

@@ -201,6 +201,7 @@ async fn answers_to_an_allowed_origin_carry_the_headers_a_page_needs() {
             "ratelimit-remaining",
             "ratelimit-reset",
             "retry-after",
+            "traceparent",
             "www-authenticate",
             "x-request-id"
         ])
