@@ -104,7 +104,6 @@ pub(super) async fn start(
         // produce spans (tracing on) are children of its server span, which lasts as long.
         reader: actix_web::rt::spawn(reader.run(ends_at).instrument(tracing::Span::current())),
         logged: false,
-        written: Written::default(),
         _in_flight: in_flight,
         open: metrics.streams_open.clone(),
     })
@@ -166,7 +165,7 @@ impl Drop for Counted {
 }
 
 /// The places and budget of the records whose lines went into one chunk of the response,
-/// given back together when it is dropped: each give-back takes its semaphore's lock, once
+/// given back together when it is dropped (at the end of each poll of the response body): each give-back takes its semaphore's lock, once
 /// per chunk rather than twice per record.
 #[derive(Default)]
 struct Written {
@@ -431,21 +430,20 @@ pub(super) struct ResultLines {
     reader: actix_web::rt::task::JoinHandle<()>,
     /// Whether librdkafka's detail of a failure was logged (once per stream).
     logged: bool,
-    /// The records whose lines are in the chunk being gathered.
-    written: Written,
     _in_flight: InFlightGuard,
     open: prometheus::IntGauge,
 }
 
 impl ResultLines {
-    /// Appends the lines ready to be written to `out`; true when the stream is over.
-    fn gather(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> bool {
+    /// Appends the lines ready to be written to `out`, their records' slots to `written`;
+    /// true when the stream is over.
+    fn gather(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>, written: &mut Written) -> bool {
         while out.len() < MAX_CHUNK {
             if let Some((outcomes, records)) = &mut self.current {
                 match outcomes.poll_next_unpin(cx) {
                     Poll::Ready(Some(outcome)) => {
                         let (sides, slot) = records.pop_front().expect("one record per outcome");
-                        self.written.add(slot);
+                        written.add(slot);
                         match outcome {
                             Ok(delivered) => {
                                 self.lines.write(out, &delivered, &sides);
@@ -466,7 +464,7 @@ impl ResultLines {
                 Poll::Ready(Some(Item::Line { line, slot })) => {
                     out.extend_from_slice(&line);
                     if let Some(slot) = slot {
-                        self.written.add(slot);
+                        written.add(slot);
                     }
                 }
                 Poll::Ready(Some(Item::Sent { outcomes, records })) => {
@@ -485,9 +483,10 @@ impl Stream for ResultLines {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut out = Vec::new();
-        let over = self.gather(cx, &mut out);
-        // The chunk's records leave the stream's places and the budget together.
-        self.written = Written::default();
+        // Dropped at the end of this poll: the chunk's records leave the stream's places
+        // and the budget together.
+        let mut written = Written::default();
+        let over = self.gather(cx, &mut out, &mut written);
         if !out.is_empty() {
             Poll::Ready(Some(Ok(Bytes::from(out))))
         } else if over {
