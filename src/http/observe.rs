@@ -178,9 +178,16 @@ pub async fn observe(
     }
 
     let request = response.request();
-    let route = request
-        .app_data::<RouteTemplate>()
-        .map_or("unmatched", |r| r.0);
+    let matched;
+    let route = match request.app_data::<RouteTemplate>() {
+        Some(template) => template.0,
+        // Refused before routing (authentication, the allowlists, shedding, draining): the
+        // route its path would have taken, looked up in the route table for these only.
+        None => {
+            matched = request.match_pattern();
+            matched.as_deref().unwrap_or("unmatched")
+        }
+    };
     let method = request.method().as_str();
     let method_label = method_label(request.method());
     let status = response.status();

@@ -370,6 +370,15 @@ async fn api_keys_valid_wrong_and_disabled() {
         ),
         1.0
     );
+    // Refused before routing, yet counted under the route the path names.
+    assert_eq!(
+        sample(
+            &m,
+            r#"kafka_rest_http_requests_total{method="POST",route="/topics/{topic}",status="401"}"#
+        ),
+        2.0,
+        "{m}"
+    );
     assert_eq!(
         sample(
             &m,

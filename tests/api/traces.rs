@@ -175,8 +175,8 @@ async fn a_partners_trace_continues_through_the_proxy_into_the_records() {
         .unwrap();
     assert_eq!(r.status(), 401);
     let spans = collector.trace(refused_trace, 2).await;
-    // Refused before routing: the route is "unmatched", as in the access log.
-    let server = one(&spans, "POST unmatched");
+    // Refused before routing, the span still names the route the path matches.
+    let server = one(&spans, "POST /topics/{topic}");
     assert_eq!(server.kind, 2, "server");
     assert_eq!(server.attribute("error.type"), Some("40101"));
     assert_eq!(server.attribute("kafka_rest.error_code"), Some("40101"));
@@ -198,6 +198,7 @@ async fn a_partners_trace_continues_through_the_proxy_into_the_records() {
     assert_eq!(access.len(), 2, "{stdout}");
     assert_eq!(access[0]["trace_id"], PARTNER_TRACE);
     assert_eq!(access[1]["trace_id"], refused_trace);
+    assert_eq!(access[1]["route"], "/topics/{topic}");
 }
 
 #[actix_web::test]
