@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers shared by scripts/load-check.sh, scripts/profile.sh and scripts/bench-ab.sh
 # (sourced).
 
