@@ -340,7 +340,7 @@ impl ProduceService {
             .await;
         Outcomes::new(
             deliveries,
-            records,
+            &records,
             Arc::clone(&self.metrics),
             topic.clone(),
             caller.principal.map(|p| p.id.to_string()),

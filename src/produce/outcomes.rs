@@ -21,10 +21,13 @@ use crate::metrics::Metrics;
 /// kind when this is dropped (label lookups hash every label, so not one per record).
 ///
 /// It owns what it needs (no borrow of the request): an API v3 stream hands it from the
-/// task that reads the records to the response that writes their results.
+/// task that reads the records to the response that writes their results. Of the records
+/// it keeps only their sizes: librdkafka holds its own copy of each record until delivered,
+/// and a stream's records in flight would otherwise be held twice.
 pub struct Outcomes {
     deliveries: Deliveries,
-    records: Vec<Record>,
+    /// Each record's key + value bytes, for `kafka_rest_record_bytes_total`.
+    sizes: Vec<u64>,
     /// The first record not handed out yet.
     next: usize,
     tally: Tally,
@@ -46,7 +49,7 @@ struct Tally {
 impl Outcomes {
     pub(super) fn new(
         deliveries: Deliveries,
-        records: Vec<Record>,
+        records: &[Record],
         metrics: Arc<Metrics>,
         topic: TopicName,
         principal: Option<String>,
@@ -55,7 +58,7 @@ impl Outcomes {
     ) -> Outcomes {
         Outcomes {
             deliveries,
-            records,
+            sizes: records.iter().map(|r| r.size_bytes() as u64).collect(),
             next: 0,
             tally: Tally::default(),
             metrics,
@@ -79,7 +82,7 @@ impl Outcomes {
         match outcome {
             Ok(_) => {
                 self.tally.written += 1;
-                self.tally.written_bytes += self.records[self.next].size_bytes() as u64;
+                self.tally.written_bytes += self.sizes[self.next];
             }
             Err(e) => {
                 let code = error::record_error_code(e);
