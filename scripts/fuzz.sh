@@ -44,7 +44,7 @@ for t in "${targets[@]}"; do
     [[ " $known" == *" $t "* ]] || { echo "no fuzz target $t; targets: $known" >&2; exit 2; }
 done
 
-home=${KRP_FUZZ_DIR:-$HOME/.cache/kafka-rest-proxy/fuzz}
+home=$(realpath -m "${KRP_FUZZ_DIR:-$HOME/.cache/kafka-rest-proxy/fuzz}")
 triple=$(rustc -vV | sed -n 's/^host: //p')
 bin_dir=$PWD/fuzz/target/$triple/release
 
@@ -85,10 +85,14 @@ run_session() {
     local dict
     dict=$(dict_for "$t")
     started=$(date +%s)
+    # An empty environment and a directory of its own: the config target layers KRP_*
+    # variables of the process over its input (a variable of the caller's, KRP_FUZZ_DIR
+    # itself, would change what every input does), and a path in an input is read relative
+    # to the working directory.
     # shellcheck disable=SC2086 # $dict is one flag or none
-    setsid "$bin_dir/$t" "$dir/corpus" $dict -max_total_time="$cap" -timeout=10 \
+    (cd "$dir" && exec setsid env -i "$bin_dir/$t" "$dir/corpus" $dict -max_total_time="$cap" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$dir/artifacts/" \
-        >"$log" 2>&1 &
+        >"$log" 2>&1) &
     pid=$!
     trap 'kill -INT -- -'"$pid"' 2>/dev/null' INT TERM
     while kill -0 "$pid" 2>/dev/null; do
@@ -135,13 +139,13 @@ run_session() {
 # files not named by their SHA-1 (regression inputs, named for what they caught) are kept
 # as they are.
 shrink() {
-    local t=$1 committed=fuzz/corpus/$1 work=$home/$1/corpus before after
+    local t=$1 committed=$PWD/fuzz/corpus/$1 work=$home/$1/corpus before after
     local merged
     merged=$(mktemp -d)
     mkdir -p "$work"
     before=$(find -H "$committed" "$work" -type f -printf '%f\n' | sort -u | wc -l)
-    "$bin_dir/$t" -merge=1 -timeout=10 -rss_limit_mb=2048 "$merged" "$committed" "$work" \
-        >"$home/$t/cmin.log" 2>&1
+    (cd "$home/$t" && exec env -i "$bin_dir/$t" -merge=1 -timeout=10 -rss_limit_mb=2048 \
+        "$merged" "$committed" "$work") >"$home/$t/cmin.log" 2>&1
     find "$committed" -maxdepth 1 -type f ! -regex '.*/[0-9a-f]\{40\}' -exec cp -t "$merged" {} +
     find "$committed" -maxdepth 1 -type f -delete
     cp -t "$committed" "$merged"/*
