@@ -146,7 +146,8 @@ shrink() {
     before=$(find -H "$committed" "$work" -type f -printf '%f\n' | sort -u | wc -l)
     (cd "$home/$t" && exec env -i "$bin_dir/$t" -merge=1 -timeout=10 -rss_limit_mb=2048 \
         "$merged" "$committed" "$work") >"$home/$t/cmin.log" 2>&1
-    find "$committed" -maxdepth 1 -type f ! -regex '.*/[0-9a-f]\{40\}' -exec cp -t "$merged" {} +
+    find "$committed" -maxdepth 1 -type f -regextype posix-extended ! -regex '.*/[0-9a-f]{40}' \
+        -exec cp -t "$merged" {} +
     find "$committed" -maxdepth 1 -type f -delete
     cp -t "$committed" "$merged"/*
     # Later sessions resume from the minimized set.
