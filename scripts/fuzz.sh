@@ -16,7 +16,8 @@
 # $KRP_FUZZ_DIR (default ~/.cache/kafka-rest-proxy/fuzz/<target>/). The first run installs
 # cargo-fuzz and builds the targets (~25 minutes on 2 cores); later runs rebuild what
 # changed. Exits 1 when a session found a crash, a hang, a timeout or an OOM: its input is
-# named on stderr.
+# named on stderr. Ctrl-C (or SIGTERM, for a script started in the background, which
+# ignores SIGINT) stops the session and still writes its summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
