@@ -165,8 +165,8 @@ impl Drop for Counted {
 }
 
 /// The places and budget of the records whose lines went into one chunk of the response,
-/// given back together when it is dropped (at the end of each poll of the response body): each give-back takes its semaphore's lock, once
-/// per chunk rather than twice per record.
+/// given back together when it is dropped (at the end of each poll of the response body):
+/// each give-back takes its semaphore's lock, once per chunk rather than twice per record.
 #[derive(Default)]
 struct Written {
     places: Option<OwnedSemaphorePermit>,
